@@ -1,0 +1,55 @@
+"""The environment manifest stored with every record: versions, interpreter, machine, commit."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+KEY_PACKAGES = (
+    "advbench", "numpy", "scipy", "torch", "scikit-learn", "pandas", "qiskit", "qiskit-aer",
+    "causal-learn", "pgmpy", "networkx", "torch-geometric", "gymnasium",
+)
+
+
+def package_versions(names: tuple[str, ...] = KEY_PACKAGES) -> dict[str, str]:
+    found = {}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+@lru_cache(maxsize=1)
+def git_commit() -> dict[str, Any]:
+    """The commit of the checkout advbench runs from (``ADVBENCH_COMMIT`` overrides, e.g. under asv)."""
+    forced = os.environ.get("ADVBENCH_COMMIT")
+    if forced:
+        return {"commit": forced, "dirty": None}
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=5, check=True).stdout.strip()
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=5).stdout.strip()
+        return {"commit": commit, "dirty": bool(status)}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def manifest(hardware: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "implementation": sys.implementation.name,
+        "platform": platform.platform(),
+        "hardware": hardware,
+        "packages": package_versions(),
+        **git_commit(),
+    }

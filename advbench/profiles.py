@@ -1,0 +1,116 @@
+"""Hardware profiles: where a run executes, whether that is possible here, and what gets recorded.
+
+``available()`` must stay cheap and must not import torch or qiskit (``advbench list`` calls it);
+``activate()`` does the real work once a run is about to start.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from advbench.errors import UsageError, unknown
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def default_threads() -> int:
+    """Threads a run may use: ``ADVBENCH_THREADS`` or every core this process may run on."""
+    env = os.environ.get("ADVBENCH_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    kind: str  # "torch" or "quantum"
+    torch_device: str = "cpu"
+    simulator: Mapping[str, Any] = field(default_factory=dict)  # for quantum profiles
+
+    # ---- cheap checks (no heavy imports) ----
+    def available(self) -> tuple[bool, str]:
+        if self.kind == "quantum":
+            if importlib.util.find_spec("qiskit_aer") is None:
+                return False, "qiskit-aer is not installed (pip install 'advbench[quantum]')"
+            return True, "qiskit-aer installed"
+        if importlib.util.find_spec("torch") is None:
+            return False, "torch is not installed"
+        if self.torch_device == "cuda":
+            if not (Path("/proc/driver/nvidia").exists() or Path("/dev/nvidia0").exists()):
+                return False, "no NVIDIA driver on this machine"
+        return True, "ok"
+
+    # ---- the real thing, at run time ----
+    def activate(self, seed: int) -> dict[str, Any]:
+        """Seed and configure the libraries this profile uses; return what to record about it."""
+        ok, why = self.available()
+        if not ok:
+            raise UsageError(f"profile {self.name!r} is not available here: {why}")
+        threads = default_threads()
+        info: dict[str, Any] = {"profile": self.name, "cpu": cpu_model(), "threads": threads,
+                                "machine": platform.machine(), "system": platform.system()}
+        if importlib.util.find_spec("torch") is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+            torch.manual_seed(seed)
+            if self.torch_device == "cuda":
+                if not torch.cuda.is_available():
+                    raise UsageError("profile 'cuda' is not available here: torch sees no CUDA device")
+                torch.cuda.manual_seed_all(seed)
+                torch.cuda.reset_peak_memory_stats()
+                props = torch.cuda.get_device_properties(0)
+                info.update(gpu=props.name, gpu_memory_bytes=props.total_memory,
+                            cuda=torch.version.cuda, driver=_nvidia_driver())
+        if self.kind == "quantum":
+            from importlib.metadata import version
+
+            info.update(simulator=dict(self.simulator), qiskit=version("qiskit"), qiskit_aer=version("qiskit-aer"))
+        return info
+
+
+def _nvidia_driver() -> str | None:
+    try:
+        text = Path("/proc/driver/nvidia/version").read_text()
+        return text.split("Kernel Module")[1].split()[0] if "Kernel Module" in text else text.strip()
+    except (OSError, IndexError):
+        return None
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile("cpu", "PyTorch on the CPU, all cores this process may use (ADVBENCH_THREADS to cap)", "torch", "cpu"),
+        Profile("cuda", "PyTorch on the first CUDA device", "torch", "cuda"),
+        Profile("aer-statevector", "qiskit-aer, exact expectation values", "quantum",
+                simulator={"method": "statevector", "shots": None, "noise": None}),
+        Profile("aer-shots", "qiskit-aer, 1024 measurement shots, seeded", "quantum",
+                simulator={"method": "statevector", "shots": 1024, "noise": None}),
+        Profile("aer-noisy", "qiskit-aer, 1024 shots with the noise model of GenericBackendV2(seed=...)", "quantum",
+                simulator={"method": "density_matrix", "shots": 1024, "noise": "GenericBackendV2"}),
+    )
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise unknown("profile", name, PROFILES)
+    return PROFILES[name]

@@ -1,0 +1,124 @@
+"""The static description of a task: frozen dataclasses, importable without torch.
+
+A :class:`TaskSpec` is to advbench what ``gymnasium.envs.registration.EnvSpec`` is to gymnasium:
+everything the CLI needs to list, validate and describe a task, plus a string entry point to the
+code that builds its data and scores a solution. Reading a spec never imports the heavy code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping
+
+BUDGETS = ("quick", "full")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One number a task reports for a solution."""
+
+    name: str
+    unit: str
+    higher_is_better: bool
+    description: str = ""
+
+    def lower_is_better_form(self, value: float) -> float:
+        """The value in the orientation asv gates on (asv flags *increases* as regressions)."""
+        return value if not self.higher_is_better else -value
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether ``a`` is strictly better than ``b``."""
+        return a > b if self.higher_is_better else a < b
+
+
+@dataclass(frozen=True)
+class Target:
+    """A quality bar: ``metric`` of ``variant`` must reach ``threshold`` on ``budget``."""
+
+    metric: str
+    threshold: float
+    budget: str
+    variant: str
+
+    def met(self, value: float | None, metric: Metric) -> bool:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return False
+        return value >= self.threshold if metric.higher_is_better else value <= self.threshold
+
+    def describe(self, metric: Metric) -> str:
+        op = ">=" if metric.higher_is_better else "<="
+        return f"{self.variant}: {self.metric} {op} {self.threshold:g} ({self.budget})"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a method may spend on one variant of a task.
+
+    ``limits`` holds the task's own units (optimiser steps, circuit evaluations...); methods read
+    them from the run context. ``max_seconds`` is a wall-clock cap on training, enforced by the
+    harness at every checkpoint. ``variants`` are the variants a run on this budget covers by
+    default.
+    """
+
+    name: str
+    max_seconds: float
+    limits: Mapping[str, float]
+    variants: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything about a task that can be known without building its data."""
+
+    name: str
+    version: int
+    title: str
+    summary: str
+    variants: Mapping[str, str]  # variant name -> one-line description
+    metrics: tuple[Metric, ...]
+    primary_metric: str
+    targets: tuple[Target, ...]
+    budgets: Mapping[str, Budget]
+    profiles: tuple[str, ...]
+    throughput_unit: str
+    entry_point: str  # "module:attribute" of the Task implementation, resolved lazily
+    reference_method: str = "reference"
+    floor_method: str = "floor"
+    solution: str = ""  # what a method must hand to ctx.checkpoint, in words
+    data: str = ""  # where the data comes from, in words
+    extras: tuple[str, ...] = field(default_factory=tuple)  # pip extras the task needs
+
+    def __post_init__(self) -> None:
+        names = [m.name for m in self.metrics]
+        if self.primary_metric not in names:
+            raise ValueError(f"{self.name}: primary metric {self.primary_metric!r} not in {names}")
+        for t in self.targets:
+            if t.metric not in names:
+                raise ValueError(f"{self.name}: target on unknown metric {t.metric!r}")
+            if t.variant not in self.variants:
+                raise ValueError(f"{self.name}: target on unknown variant {t.variant!r}")
+            if t.budget not in BUDGETS:
+                raise ValueError(f"{self.name}: target on unknown budget {t.budget!r}")
+        for b in self.budgets.values():
+            for v in b.variants:
+                if v not in self.variants:
+                    raise ValueError(f"{self.name}: budget {b.name} names unknown variant {v!r}")
+
+    @property
+    def id(self) -> str:
+        """Versioned id, as gymnasium writes them: ``transformer-v1``."""
+        return f"{self.name}-v{self.version}"
+
+    def metric(self, name: str) -> Metric:
+        for m in self.metrics:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    @property
+    def primary(self) -> Metric:
+        return self.metric(self.primary_metric)
+
+    def targets_for(self, budget: str, variant: str) -> list[Target]:
+        return [t for t in self.targets if t.budget == budget and t.variant == variant]

@@ -1,0 +1,1 @@
+"""Reference baselines and floor methods: one readable file per technique."""

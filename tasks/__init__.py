@@ -1,0 +1,1 @@
+"""Task implementations: one module per task (data, metrics, targets, budgets, evaluation)."""
