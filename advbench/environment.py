@@ -30,7 +30,7 @@ def package_versions(names: tuple[str, ...] = KEY_PACKAGES) -> dict[str, str]:
 @lru_cache(maxsize=1)
 def git_commit() -> dict[str, Any]:
     """The commit of the checkout advbench runs from (``ADVBENCH_COMMIT`` overrides, e.g. under asv)."""
-    forced = os.environ.get("ADVBENCH_COMMIT")
+    forced = os.environ.get("ADVBENCH_COMMIT") or os.environ.get("ASV_COMMIT")
     if forced:
         return {"commit": forced, "dirty": None}
     root = Path(__file__).resolve().parent.parent

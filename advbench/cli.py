@@ -1,0 +1,357 @@
+"""The ``advbench`` command line.
+
+Start-up stays light: typer, rich and the registry (entry-point names and task specs). torch,
+qiskit, pandas and the task and method modules are imported only by the commands that run them.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Any, Callable, List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from advbench.errors import UsageError
+
+app = typer.Typer(
+    name="advbench",
+    help="Benchmark suite and leaderboard harness for advanced machine-learning techniques.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+class BudgetName(str, Enum):
+    quick = "quick"
+    full = "full"
+
+
+class Format(str, Enum):
+    md = "md"
+    csv = "csv"
+    json = "json"
+
+
+def usage_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Bad input: one line on stderr, exit code 2, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except UsageError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2)
+
+    return wrapper
+
+
+def _registry():
+    from advbench.registry import default_registry
+
+    reg = default_registry()
+    for line in reg.refused:
+        err.print(f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True)
+    return reg
+
+
+@app.command("list")
+@usage_errors
+def list_cmd() -> None:
+    """Tasks, their methods and profiles, and which profiles are available here."""
+    from advbench.profiles import PROFILES
+
+    reg = _registry()
+    table = Table(title="tasks", title_justify="left")
+    for col in ("task", "variants", "primary metric", "methods", "profiles"):
+        table.add_column(col)
+    for name in reg.task_names():
+        try:
+            spec = reg.spec(name)
+        except Exception as exc:  # a broken plugin must not hide the other tasks
+            table.add_row(name, "", "", "", f"[red]cannot load: {exc.__class__.__name__}: {exc}[/]")
+            continue
+        methods = []
+        for m in reg.methods(name):
+            tag = " (reference)" if m == spec.reference_method else " (floor)" if m == spec.floor_method else ""
+            methods.append(m + tag)
+        arrow = "↑" if spec.primary.higher_is_better else "↓"
+        table.add_row(spec.id, ", ".join(spec.variants), f"{spec.primary_metric} {arrow}", "\n".join(methods),
+                      ", ".join(spec.profiles))
+    out.print(table)
+    ptable = Table(title="hardware profiles", title_justify="left")
+    for col in ("profile", "available here", "description"):
+        ptable.add_column(col)
+    for p in PROFILES.values():
+        ok, why = p.available()
+        ptable.add_row(p.name, "yes" if ok else f"no: {why}", p.description)
+    out.print(ptable)
+
+
+@app.command()
+@usage_errors
+def info(task: str = typer.Argument(..., help="Task name, e.g. transformer or transformer-v1")) -> None:
+    """A task's data, metrics, targets, budgets, profiles and methods."""
+    reg = _registry()
+    spec = reg.spec(task)
+    out.print(f"[bold]{spec.id}[/] — {spec.title}", highlight=False)
+    out.print(spec.summary, highlight=False)
+    out.print(f"data: {spec.data}", highlight=False)
+    out.print(f"solution: {spec.solution}", highlight=False)
+    out.print(f"implementation: {spec.entry_point} (registered by {reg.source(spec.name)})", highlight=False)
+    t = Table(title="variants", title_justify="left")
+    t.add_column("variant"), t.add_column("description")
+    for v, d in spec.variants.items():
+        t.add_row(v, d)
+    out.print(t)
+    t = Table(title="metrics", title_justify="left")
+    for c in ("metric", "unit", "better", "description"):
+        t.add_column(c)
+    for m in spec.metrics:
+        star = " (primary)" if m.name == spec.primary_metric else ""
+        t.add_row(m.name + star, m.unit, "higher" if m.higher_is_better else "lower", m.description)
+    out.print(t)
+    t = Table(title="budgets and targets", title_justify="left")
+    for c in ("budget", "variants", "limits", "time cap (s)", "targets"):
+        t.add_column(c)
+    for b in spec.budgets.values():
+        targets = [tg.describe(spec.metric(tg.metric)) for tg in spec.targets if tg.budget == b.name]
+        t.add_row(b.name, ", ".join(b.variants), ", ".join(f"{k}={v:g}" for k, v in b.limits.items()),
+                  f"{b.max_seconds:g}", "\n".join(targets))
+    out.print(t)
+    out.print(f"profiles: {', '.join(spec.profiles)}; throughput unit: {spec.throughput_unit}", highlight=False)
+    methods = reg.methods(spec.name)
+    out.print("methods: " + ", ".join(f"{m} [{e.source}]" for m, e in methods.items()), highlight=False)
+
+
+@app.command()
+@usage_errors
+def run(
+    task: Optional[List[str]] = typer.Option(None, "--task", "-t", help="Task to run (repeatable)."),
+    all_tasks: bool = typer.Option(False, "--all", help="Run every registered task."),
+    method: Optional[str] = typer.Option(None, "--method", "-m", help="Method name (default: the task's reference)."),
+    profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Hardware profile (default: the task's first)."),
+    budget: BudgetName = typer.Option(BudgetName.quick, "--budget", "-b", help="quick (CI) or full (leaderboard)."),
+    variant: Optional[List[str]] = typer.Option(None, "--variant", help="Variant(s) to run (default: the budget's)."),
+    seeds: int = typer.Option(1, "--seeds", min=1, help="Number of seeds."),
+    seed: int = typer.Option(0, "--seed", min=0, help="First seed."),
+    results: Path = typer.Option(Path("results"), "--results", help="Results directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print the records as JSON on stdout."),
+    check_targets: bool = typer.Option(False, "--check-targets", help="Exit 1 if any quality target is missed."),
+    asv: bool = typer.Option(False, "--asv", help="Run the selection under airspeed velocity (asv) instead."),
+) -> None:
+    """Run methods on tasks and write one record per run under RESULTS/runs/."""
+    from advbench import runner
+
+    reg = _registry()
+    names = reg.task_names() if all_tasks else list(task or [])
+    if not names:
+        raise UsageError(f"name a task with --task or use --all. Valid tasks: {', '.join(reg.task_names())}")
+    plan = []
+    for name in names:  # validate everything before running anything
+        spec, entry, prof = runner.check_run_args(reg, name, method, profile, budget.value)
+        for v in runner.resolve_variants(spec, budget.value, variant):
+            for s in range(seed, seed + seeds):
+                plan.append((spec, entry, prof, v, s))
+    if asv:
+        _run_asv(sorted({p[0].name for p in plan}), method, profile, budget.value, seeds, results)
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    recs = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), console=err, transient=as_json) as progress:
+        for spec, entry, prof, v, s in plan:
+            bar = progress.add_task(f"{spec.name}:{entry.name} {v} {prof.name} seed {s}", total=1.0)
+            rec = runner.run(spec.name, entry.name, profile=prof.name, budget=budget.value, seed=s, variant=v,
+                             results_dir=results, registry=reg,
+                             on_progress=lambda d, t, bar=bar: progress.update(bar, completed=d / max(t, 1)))
+            progress.update(bar, completed=1.0)
+            recs.append(rec)
+            if rec["status"] == "error":
+                err.print(f"[red]{spec.name}:{entry.name} seed {s} failed:[/] {rec['error']}", highlight=False)
+    if as_json:
+        sys.stdout.write(json.dumps(recs, indent=1, default=str) + "\n")
+    else:
+        _print_records(recs)
+    if any(r["status"] == "error" for r in recs):
+        raise typer.Exit(1)
+    if check_targets and not all(r["targets_met"] or not r["targets"] for r in recs):
+        err.print("[red]a quality target was missed[/]")
+        raise typer.Exit(1)
+
+
+def _print_records(recs: list[dict[str, Any]]) -> None:
+    t = Table(title="runs", title_justify="left")
+    for c in ("task", "variant", "method", "profile", "budget", "seed", "status", "primary", "targets",
+              "time to target (s)", "train (s)", "throughput", "peak RSS"):
+        t.add_column(c)
+    for r in recs:
+        prim = r["metrics"].get(r["primary_metric"])
+        targets = "n/a" if not r["targets"] else ("met" if r["targets_met"] else "missed")
+        ttt = r["time_to_target_seconds"]
+        thr = r["throughput"]["value"]
+        t.add_row(r["task"], r["variant"], r["method"], r["profile"], r["budget"], str(r["seed"]), r["status"],
+                  f"{r['primary_metric']}={prim:.4g}" if prim is not None else "—", targets,
+                  f"{ttt:.1f}" if ttt is not None else "—", f"{r['timings']['train_seconds']:.1f}",
+                  f"{thr:.4g} {r['throughput']['unit']}" if thr else "—",
+                  f"{r['memory']['peak_rss_bytes'] / 2**20:.0f} MiB")
+    out.print(t)
+    if recs and recs[-1].get("path"):
+        out.print(f"records written under {Path(recs[-1]['path']).parents[3]}/runs/", highlight=False)
+
+
+def _run_asv(tasks: list[str], method: Optional[str], profile: Optional[str], budget: str, seeds: int,
+             results: Path) -> None:
+    """Run the generated asv modules of ``tasks`` on the current environment and commit."""
+    root = Path.cwd()
+    if not (root / "asv.conf.json").exists():
+        raise UsageError("--asv needs asv.conf.json in the current directory (run from the repository root)")
+    env = dict(os.environ, ADVBENCH_ASV_BUDGET=budget, ADVBENCH_ASV_SEEDS=str(seeds))
+    if profile:
+        env["ADVBENCH_ASV_PROFILE"] = profile
+    if method:
+        env["ADVBENCH_ASV_METHODS"] = method
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    bench = "|".join(f"^bench_{t.replace('-', '_')}\\." for t in tasks)
+    cmd = [sys.executable, "-m", "asv", "run", "-E", f"existing:{sys.executable}", "--bench", bench,
+           "--show-stderr"]
+    if commit:
+        cmd += ["--set-commit-hash", commit]
+    err.print("running: " + " ".join(cmd), highlight=False)
+    code = subprocess.run(cmd, env=env).returncode
+    raise typer.Exit(code)
+
+
+@app.command()
+@usage_errors
+def leaderboard(
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="Only this task."),
+    profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Only this profile."),
+    budget: Optional[BudgetName] = typer.Option(None, "--budget", "-b", help="Only this budget."),
+    fmt: Format = typer.Option(Format.md, "--format", "-f", help="md (also written to RESULTS/LEADERBOARD.md), csv or json."),
+    results: Path = typer.Option(Path("results"), "--results", help="Results directory."),
+    write: bool = typer.Option(True, "--write/--no-write", help="With md: write RESULTS/LEADERBOARD.md."),
+) -> None:
+    """Rank methods per task and hardware profile from the stored records."""
+    from advbench import leaderboard as lb
+    from advbench.profiles import get_profile
+
+    reg = _registry()
+    if task:
+        task = reg.spec(task).name
+    if profile:
+        get_profile(profile)
+    problems: list[str] = []
+    df = lb.load(results, problems)
+    for p in problems:
+        err.print(f"[yellow]warning:[/] {p}", highlight=False, soft_wrap=True)
+    if not df.empty:
+        if task:
+            df = df[df["task"] == task]
+        if profile:
+            df = df[df["profile"] == profile]
+        if budget:
+            df = df[df["budget"] == budget.value]
+    specs = {}
+    for name in (set(df["task"]) if not df.empty else set()):
+        try:
+            specs[name] = reg.spec(name)
+        except UsageError:
+            continue
+    rows = lb.aggregate(df, {n: s.primary.higher_is_better for n, s in specs.items()})
+    if fmt is Format.json:
+        sys.stdout.write(json.dumps(lb.flat(rows), indent=1, default=str) + "\n")
+        return
+    if fmt is Format.csv:
+        import pandas as pd
+
+        sys.stdout.write(pd.DataFrame(lb.flat(rows)).to_csv(index=False))
+        return
+    targets = {(s.name, t.variant, t.budget): "; ".join(x.describe(s.metric(x.metric)) for x in s.targets
+                                                       if (x.variant, x.budget) == (t.variant, t.budget))
+               for s in specs.values() for t in s.targets}
+    text = lb.to_markdown(rows, {n: s.title for n, s in specs.items()}, targets)
+    sys.stdout.write(text + "\n")
+    if write and not (task or profile or budget):
+        from advbench.records import write_atomic
+
+        path = Path(results) / "LEADERBOARD.md"
+        write_atomic(path, text + "\n")
+        err.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
+@usage_errors
+def gate(
+    baseline: Path = typer.Option(..., "--baseline", help="Results directory with the accepted records."),
+    candidate: Path = typer.Option(..., "--candidate", help="Results directory with the new records."),
+    tolerance: float = typer.Option(0.02, "--tolerance", min=0.0,
+                                    help="Allowed worsening of the primary metric, relative to its magnitude."),
+) -> None:
+    """Direction-aware regression gate: exit 1 if a candidate is worse than the baseline."""
+    from advbench import leaderboard as lb
+
+    reg = _registry()
+    for d in (baseline, candidate):
+        if not (d / "runs").is_dir():
+            raise UsageError(f"{d} holds no runs/ folder of advbench records")
+    base = {tuple(r[k] for k in lb.GROUP): r for r in lb.aggregate(lb.load(baseline))}
+    cand = lb.aggregate(lb.load(candidate))
+    failures, compared = [], 0
+    for r in cand:
+        key = tuple(r[k] for k in lb.GROUP)
+        if key not in base or r["mean"] is None or base[key]["mean"] is None:
+            continue
+        compared += 1
+        hib = reg.spec(r["task"]).primary.higher_is_better
+        old, new = base[key]["mean"], r["mean"]
+        slack = tolerance * max(abs(old), 1e-12)
+        worse = new < old - slack if hib else new > old + slack
+        lost_target = (base[key]["targets_met"] or 0) > 0 and r["targets_met"] == 0
+        name = "/".join(str(x) for x in key)
+        if worse or lost_target:
+            failures.append(f"{name}: {r['primary_metric']} {old:.4g} -> {new:.4g}"
+                            + (" (target no longer met)" if lost_target else ""))
+        else:
+            out.print(f"ok   {name}: {r['primary_metric']} {old:.4g} -> {new:.4g}", highlight=False)
+    for f in failures:
+        out.print(f"[red]FAIL[/] {f}", highlight=False)
+    out.print(f"{compared} groups compared, {len(failures)} regressions", highlight=False)
+    if failures:
+        raise typer.Exit(1)
+
+
+@app.command("asv-suite")
+@usage_errors
+def asv_suite(
+    directory: Path = typer.Option(Path("benchmarks"), "--dir", help="asv benchmark_dir."),
+    check: bool = typer.Option(False, "--check", help="Only check that the modules are up to date (exit 1 if not)."),
+) -> None:
+    """Generate one asv benchmark module per registered task."""
+    from advbench.asv_suite import write_modules
+
+    stale = write_modules(_registry(), directory, check=check)
+    for path in stale:
+        out.print(("stale: " if check else "wrote: ") + str(path), highlight=False)
+    if check and stale:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

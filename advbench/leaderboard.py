@@ -1,0 +1,194 @@
+"""Leaderboards over the results store: per task, variant, hardware profile and budget.
+
+Each (task version, variant, profile, budget, method) group aggregates the latest record of every
+seed. The accuracy board ranks methods by the task's primary metric (mean and 95% confidence
+interval over seeds, Student's t); the speed board shows time-to-target, training time,
+throughput and peak memory for the same groups.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from advbench import records
+
+# Two-sided 95% Student-t quantiles for n-1 degrees of freedom (no scipy needed for a table).
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
+        10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042}
+
+GROUP = ["task", "task_version", "variant", "profile", "budget", "method"]
+
+
+def t95(dof: int) -> float:
+    if dof <= 0:
+        return float("nan")
+    keys = [k for k in _T95 if k <= dof]
+    return _T95[max(keys)] if dof <= 30 else 1.960
+
+
+def ci95(values: list[float]) -> float:
+    """Half-width of the 95% confidence interval of the mean (NaN for one seed)."""
+    n = len(values)
+    if n < 2:
+        return float("nan")
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return t95(n - 1) * sd / math.sqrt(n)
+
+
+def load(results_dir: Path, problems: list[str] | None = None):
+    """The latest successful record per (group, seed), as a pandas DataFrame (one row a record)."""
+    import pandas as pd
+
+    rows = []
+    for rec in records.iter_records(Path(results_dir), problems):
+        if rec["status"] == "error":
+            continue
+        rows.append({
+            "task": rec["task"], "task_version": rec["task_version"], "variant": rec["variant"],
+            "profile": rec["profile"], "budget": rec["budget"], "method": rec["method"],
+            "role": rec.get("method_role", ""), "seed": rec["seed"], "created": rec["created_utc"],
+            "status": rec["status"], "primary_metric": rec["primary_metric"],
+            "primary": rec["metrics"].get(rec["primary_metric"]),
+            "metrics": rec["metrics"], "targets": rec.get("targets", []),
+            "targets_met": rec.get("targets_met", False),
+            "time_to_target": rec.get("time_to_target_seconds"),
+            "train_seconds": rec["timings"]["train_seconds"],
+            "throughput": (rec.get("throughput") or {}).get("value"),
+            "throughput_unit": (rec.get("throughput") or {}).get("unit", ""),
+            "peak_rss": (rec.get("memory") or {}).get("peak_rss_bytes"),
+            "peak_cuda": (rec.get("memory") or {}).get("peak_cuda_bytes"),
+            "commit": (rec.get("environment") or {}).get("commit"),
+        })
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    df = df.sort_values("created").drop_duplicates(GROUP + ["seed"], keep="last")
+    return df.reset_index(drop=True)
+
+
+def _mean(values) -> float | None:
+    vals = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return sum(vals) / len(vals) if vals else None
+
+
+def aggregate(df, higher_is_better: dict[str, bool] | None = None) -> list[dict[str, Any]]:
+    """One row per group, ranked within (task, version, variant, profile, budget)."""
+    if df.empty:
+        return []
+    rows = []
+    for key, g in df.groupby(GROUP, sort=True):
+        prim = [float(v) for v in g["primary"] if v is not None]
+        names = sorted({k for m in g["metrics"] for k in m})
+        reached = [v for v in g["time_to_target"] if v is not None and not math.isnan(v)]
+        commits = sorted({c[:10] for c in g["commit"] if isinstance(c, str) and c})
+        has_targets = any(len(t) for t in g["targets"])
+        rows.append({
+            **dict(zip(GROUP, key)),
+            "role": g["role"].iloc[-1],
+            "primary_metric": g["primary_metric"].iloc[-1],
+            "seeds": len(g),
+            "mean": sum(prim) / len(prim) if prim else None,
+            "ci95": ci95(prim),
+            "metrics": {n: _mean(m.get(n) for m in g["metrics"]) for n in names},
+            "targets_met": int(sum(bool(x) for x in g["targets_met"])) if has_targets else None,
+            "time_to_target": (sum(reached) / len(reached)) if reached else None,
+            "reached": len(reached),
+            "train_seconds": _mean(g["train_seconds"]),
+            "throughput": _mean(g["throughput"]),
+            "throughput_unit": g["throughput_unit"].iloc[-1],
+            "peak_rss": max((int(v) for v in g["peak_rss"] if v is not None and not math.isnan(v)), default=None),
+            "peak_cuda": max((int(v) for v in g["peak_cuda"] if v is not None and not math.isnan(v)), default=None),
+            "commit": ",".join(commits),
+        })
+    higher_is_better = higher_is_better or {}
+    board_key = lambda r: (r["task"], r["task_version"], r["variant"], r["profile"], r["budget"])  # noqa: E731
+    rows.sort(key=board_key)
+    for _, group in _groupby(rows, board_key):
+        hib = higher_is_better.get(group[0]["task"], True)
+        group.sort(key=lambda r: (r["mean"] is None, -(r["mean"] or 0) if hib else (r["mean"] or 0)))
+        for i, r in enumerate(group, 1):
+            r["rank"] = i
+    rows.sort(key=lambda r: (board_key(r), r["rank"]))
+    return rows
+
+
+def _groupby(rows, key):
+    out: dict[Any, list] = {}
+    for r in rows:
+        out.setdefault(key(r), []).append(r)
+    return out.items()
+
+
+# ------------------------------------------------------------------ formatting
+def _fmt(x: float | None, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return f"{x:.{digits}f}" if abs(x) < 1e4 else f"{x:.3g}"
+
+
+def _bytes(x: int | None) -> str:
+    if x is None:
+        return "—"
+    return f"{x / 2**20:.0f} MiB"
+
+
+def _met(r: dict[str, Any]) -> str:
+    return "n/a" if r["targets_met"] is None else f"{r['targets_met']}/{r['seeds']}"
+
+
+def accuracy_table(rows: list[dict[str, Any]]) -> list[list[str]]:
+    metric_names = sorted({n for r in rows for n in r["metrics"]} - {rows[0]["primary_metric"]}) if rows else []
+    head = ["rank", "method", "role", f"{rows[0]['primary_metric']} (mean ± 95% CI)", *metric_names, "targets met", "seeds"]
+    body = [[str(r["rank"]), r["method"], r["role"],
+             f"{_fmt(r['mean'])} ± {_fmt(r['ci95'])}" if r["seeds"] > 1 else _fmt(r["mean"]),
+             *(_fmt(r["metrics"].get(n)) for n in metric_names), _met(r), str(r["seeds"])] for r in rows]
+    return [head, *body]
+
+
+def speed_table(rows: list[dict[str, Any]]) -> list[list[str]]:
+    unit = rows[0]["throughput_unit"] if rows else ""
+    head = ["method", "time to target (s)", "train (s)", f"throughput ({unit})", "peak RSS", "peak CUDA", "commit"]
+    body = [[r["method"], f"{_fmt(r['time_to_target'], 1)} ({r['reached']}/{r['seeds']} reached)"
+             if r["targets_met"] is not None else "n/a", _fmt(r["train_seconds"], 1), _fmt(r["throughput"], 1),
+             _bytes(r["peak_rss"]), _bytes(r["peak_cuda"]), r["commit"] or "—"] for r in rows]
+    return [head, *body]
+
+
+def markdown_table(table: list[list[str]]) -> str:
+    head, *body = table
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def to_markdown(rows: list[dict[str, Any]], titles: dict[str, str] | None = None,
+                targets: dict[tuple[str, str, str], str] | None = None) -> str:
+    titles, targets = titles or {}, targets or {}
+    out = ["# advbench leaderboard", "",
+           "Generated by `advbench leaderboard` from the run records under `results/runs/`. "
+           "Per task, variant, hardware profile and budget: methods ranked by the task's primary metric "
+           "(mean ± 95% CI over seeds), then the speed board for the same runs. Time to target is training "
+           "time (evaluation excluded) until the first evaluation that met the primary target.", ""]
+    boards = _groupby(rows, lambda r: (r["task"], r["task_version"]))
+    for (task, version), task_rows in boards:
+        out += [f"## {task}-v{version}" + (f" — {titles[task]}" if task in titles else ""), ""]
+        for (variant, profile, budget), g in _groupby(task_rows, lambda r: (r["variant"], r["profile"], r["budget"])):
+            out += [f"### {variant} · {profile} · {budget}", ""]
+            if (task, variant, budget) in targets:
+                out += [f"Target: {targets[(task, variant, budget)]}", ""]
+            out += ["Accuracy", "", markdown_table(accuracy_table(g)), "", "Speed", "",
+                    markdown_table(speed_table(g)), ""]
+    return "\n".join(out)
+
+
+def flat(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows for CSV/JSON: metrics spread into columns."""
+    out = []
+    for r in rows:
+        row = {k: v for k, v in r.items() if k != "metrics"}
+        row.update({f"metric.{k}": v for k, v in r["metrics"].items()})
+        out.append(row)
+    return out

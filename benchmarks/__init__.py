@@ -1,0 +1,1 @@
+"""asv benchmark suite: one generated module per task (see advbench/asv_suite.py)."""

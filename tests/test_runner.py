@@ -1,0 +1,106 @@
+"""The runner: records, targets, time-to-target, the time cap, failures, determinism, the store."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from advbench import records
+from advbench.errors import UsageError
+from advbench.runner import run
+
+
+def test_record_has_everything_a_leaderboard_needs(toy_registry, tmp_path):
+    rec = run("toy", "estimate", budget="quick", seed=1, results_dir=tmp_path, registry=toy_registry)
+    assert rec["status"] == "ok" and rec["task_id"] == "toy-v3" and rec["variant"] == "easy"
+    assert rec["method_role"] == "reference" and rec["seed"] == 1
+    assert set(rec["metrics"]) == {"abs_error", "hit"}
+    (target,) = rec["targets"]
+    assert target["metric"] == "abs_error" and target["direction"] == "lower"
+    assert target["met"] is (rec["metrics"]["abs_error"] <= 0.1) and rec["targets_met"] is target["met"]
+    assert rec["throughput"]["unit"] == "samples/s" and rec["throughput"]["work"] == 2000
+    assert rec["memory"]["peak_rss_bytes"] > 10 * 2**20
+    env = rec["environment"]
+    assert env["python"] and "numpy" in env["packages"] and "advbench" in env["packages"]
+    assert env["hardware"]["threads"] >= 1 and "commit" in env
+    assert rec["config"]["budget"]["limits"] == {"samples": 2000}
+    on_disk = json.loads(open(rec["path"]).read())
+    assert on_disk["metrics"] == rec["metrics"] and on_disk["run_id"] == rec["run_id"]
+
+
+def test_time_to_target_is_first_checkpoint_meeting_target(toy_registry):
+    rec = run("toy", "estimate", budget="quick", seed=0, results_dir=None, registry=toy_registry)
+    curve = rec["curve"]
+    first = next(p for p in curve if p["metrics"]["abs_error"] <= 0.1)
+    assert rec["time_to_target_seconds"] == first["train_seconds"]
+    assert [p["train_seconds"] for p in curve] == sorted(p["train_seconds"] for p in curve)
+
+
+def test_seeded_runs_are_deterministic(toy_registry):
+    a = run("toy", "estimate", budget="quick", seed=7, results_dir=None, registry=toy_registry)
+    b = run("toy", "estimate", budget="quick", seed=7, results_dir=None, registry=toy_registry)
+    c = run("toy", "estimate", budget="quick", seed=8, results_dir=None, registry=toy_registry)
+    assert a["metrics"] == b["metrics"] and a["metrics"] != c["metrics"]
+
+
+def test_time_cap_stops_method_and_scores_last_checkpoint(toy_registry):
+    rec = run("toy", "slow", budget="quick", seed=0, results_dir=None, registry=toy_registry)
+    assert rec["status"] == "time_cap"
+    assert 1.0 < rec["timings"]["train_seconds"] < 3.0
+    assert rec["metrics"]["abs_error"] == rec["curve"][-1]["metrics"]["abs_error"]
+
+
+def test_method_exception_is_recorded_not_raised(toy_registry, tmp_path):
+    rec = run("toy", "crash", budget="quick", seed=0, results_dir=tmp_path, registry=toy_registry)
+    assert rec["status"] == "error" and "RuntimeError: boom" in rec["error"] and not rec["targets_met"]
+
+
+def test_method_never_sees_heldout(toy_registry):
+    rec = run("toy", "cheat", budget="quick", seed=0, results_dir=None, registry=toy_registry)
+    assert rec["metrics"]["abs_error"] > 0.1  # the held-out mean is not reachable from train
+
+
+def test_bad_names_are_usage_errors_with_suggestions(toy_registry):
+    with pytest.raises(UsageError, match=r"did you mean 'estimate'"):
+        run("toy", "estimat", results_dir=None, registry=toy_registry)
+    with pytest.raises(UsageError, match=r"unknown variant 'medium'.*Valid variants: easy, hard"):
+        run("toy", "estimate", variant="medium", results_dir=None, registry=toy_registry)
+    with pytest.raises(UsageError, match=r"does not support profile 'cuda'"):
+        run("toy", "estimate", profile="cuda", results_dir=None, registry=toy_registry)
+    with pytest.raises(UsageError, match=r"unknown budget 'slow'"):
+        run("toy", "estimate", budget="slow", results_dir=None, registry=toy_registry)
+    with pytest.raises(UsageError, match=r"installed at version v3, not v2"):
+        run("toy-v2", "estimate", results_dir=None, registry=toy_registry)
+
+
+def test_versioned_id_is_accepted(toy_registry):
+    rec = run("toy-v3", "zero", results_dir=None, registry=toy_registry)
+    assert rec["task_version"] == 3 and rec["method_role"] == "floor"
+
+
+def test_interrupted_write_leaves_old_record_intact(tmp_path, monkeypatch):
+    path = tmp_path / "a.json"
+    records.write_atomic(path, '{"old": true}')
+
+    def broken_replace(src, dst):
+        raise KeyboardInterrupt  # as if the user pressed Ctrl-C at the worst moment
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(KeyboardInterrupt):
+        records.write_atomic(path, '{"new": true}')
+    assert json.loads(path.read_text()) == {"old": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]  # no temporary file left behind
+
+
+def test_store_skips_unreadable_files_and_reports_them(toy_registry, tmp_path):
+    rec = run("toy", "estimate", seed=0, results_dir=tmp_path, registry=toy_registry)
+    folder = tmp_path / "runs" / "toy-v3" / "estimate"
+    (folder / "truncated.json").write_text('{"schema_version": 1, "task": ')
+    (folder / "foreign.json").write_text('{"hello": "world"}')
+    (folder / "future.json").write_text(json.dumps({**rec, "schema_version": 99}))
+    problems: list[str] = []
+    found = list(records.iter_records(tmp_path, problems))
+    assert [r["run_id"] for r in found] == [rec["run_id"]]
+    assert len(problems) == 3 and any("schema version 99" in p for p in problems)
