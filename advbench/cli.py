@@ -222,6 +222,9 @@ def _run_asv(tasks: list[str], method: Optional[str], profile: Optional[str], bu
     if profile:
         env["ADVBENCH_ASV_PROFILE"] = profile
     if method:
+        if method not in ("reference", "floor"):
+            raise UsageError(f"--asv runs the asv suite, which tracks the reference and floor methods only, "
+                             f"not {method!r}. Valid methods with --asv: floor, reference")
         env["ADVBENCH_ASV_METHODS"] = method
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     bench = "|".join(f"^bench_{t.replace('-', '_')}\\." for t in tasks)
@@ -229,7 +232,10 @@ def _run_asv(tasks: list[str], method: Optional[str], profile: Optional[str], bu
            "--show-stderr"]
     if commit:
         cmd += ["--set-commit-hash", commit]
-    err.print("running: " + " ".join(cmd), highlight=False)
+    if not (Path.home() / ".asv-machine.json").exists():
+        # asv asks about the machine interactively the first time; record its defaults instead.
+        subprocess.run([sys.executable, "-m", "asv", "machine", "--yes"], env=env, check=False)
+    err.print("running: " + " ".join(cmd), highlight=False, soft_wrap=True)
     code = subprocess.run(cmd, env=env).returncode
     raise typer.Exit(code)
 
