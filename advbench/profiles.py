@@ -51,6 +51,8 @@ class Profile:
             if importlib.util.find_spec("qiskit_aer") is None:
                 return False, "qiskit-aer is not installed (pip install 'advbench[quantum]')"
             return True, "qiskit-aer installed"
+        if self.torch_device == "cpu":
+            return True, "ok"  # tasks without torch (pc) run here too; torch is seeded when installed
         if importlib.util.find_spec("torch") is None:
             return False, "torch is not installed"
         if self.torch_device == "cuda":

@@ -152,8 +152,13 @@ def run(task: str, method: str | None = None, *, profile: str | None = None, bud
                 status, error = "error", "method returned no solution and never called ctx.checkpoint"
             else:
                 t1 = time.perf_counter()
-                metrics = evaluate(solution)
+                try:
+                    metrics = evaluate(solution)
+                except Exception as exc:  # e.g. a plugin's solution of the wrong type
+                    status = "error"
+                    error = "evaluation failed: " + "".join(traceback.format_exception_only(type(exc), exc)).strip()
                 eval_seconds = time.perf_counter() - t1
+            if status != "error":
                 last = ctx.curve[-1] if ctx.curve else None
                 if last is None or last["metrics"] != metrics or last["work"] != ctx.work:
                     ctx.curve.append({"step": "final", "train_seconds": train_seconds, "work": ctx.work,
@@ -186,7 +191,7 @@ def run(task: str, method: str | None = None, *, profile: str | None = None, bud
         "primary_metric": spec.primary_metric,
         "metrics": metrics,
         "targets": targets,
-        "targets_met": bool(targets) and all(t["met"] for t in targets),
+        "targets_met": all(t["met"] for t in targets) if targets else None,  # None: no target applies
         "time_to_target_seconds": primary_targets[0]["time_to_target_seconds"] if primary_targets else None,
         "timings": {"setup_seconds": setup_seconds, "train_seconds": train_seconds,
                     "eval_seconds": eval_seconds, "checkpoint_eval_seconds": ctx.eval_seconds},

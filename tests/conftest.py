@@ -11,6 +11,6 @@ def toy_registry() -> Registry:
     """The installed registry plus the in-process toy task and its methods."""
     reg = Registry()
     reg.register_task(toy_task.SPEC)
-    for name in ("estimate", "zero", "crash", "slow", "cheat"):
+    for name in ("estimate", "zero", "crash", "slow", "cheat", "wrong_type"):
         reg.register_method("toy", name, f"toy_task:{name}")
     return reg

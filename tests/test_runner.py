@@ -104,3 +104,14 @@ def test_store_skips_unreadable_files_and_reports_them(toy_registry, tmp_path):
     found = list(records.iter_records(tmp_path, problems))
     assert [r["run_id"] for r in found] == [rec["run_id"]]
     assert len(problems) == 3 and any("schema version 99" in p for p in problems)
+
+
+def test_solution_the_task_cannot_score_is_an_error_record(toy_registry, tmp_path):
+    rec = run("toy", "wrong_type", seed=0, results_dir=tmp_path, registry=toy_registry)
+    assert rec["status"] == "error" and rec["error"].startswith("evaluation failed: ValueError")
+    assert rec["metrics"] == {} and rec["path"]
+
+
+def test_no_target_on_a_variant_means_targets_met_is_none(toy_registry):
+    rec = run("toy", "estimate", budget="full", variant="hard", results_dir=None, registry=toy_registry)
+    assert rec["targets"] == [] and rec["targets_met"] is None

@@ -78,3 +78,7 @@ def slow(train, ctx):
 def cheat(train, ctx):
     """Tries to reach the held-out answer through the training object: must find nothing."""
     return getattr(train, "heldout", 0.0)
+
+
+def wrong_type(train, ctx):
+    return "not a number"

@@ -1,0 +1,336 @@
+"""PC, stable variant — reference baseline for the ``pc`` task. One file, top to bottom.
+
+PC (Spirtes & Glymour 1991) finds the Markov equivalence class (CPDAG) of a causal DAG from
+conditional-independence (CI) tests, in three steps:
+
+1. Skeleton: start from the complete undirected graph; at level d = 0, 1, 2, ... remove the edge
+   x — y if x and y test independent given some set S of d other neighbours of x (or of y).
+   The separating sets found are remembered.
+2. V-structures: for every unshielded triple x — y — z (x, z not adjacent), orient x -> y <- z if
+   y is in no separating set of x and z.
+3. Meek's rules R1-R3, to a fixpoint: orient what must be oriented to create no new v-structure
+   and no cycle.
+
+This implementation follows PC-stable (Colombo & Maathuis 2014) and causal-learn's ``pc`` with its
+defaults (``stable=True, uc_rule=0, uc_priority=2``), so that both give the same CPDAG on the
+same data; the tests check that. Only numpy and scipy: causal-learn is a test-time peer.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from itertools import combinations
+from typing import Any, Callable
+
+import numpy as np
+from scipy.special import chdtrc, ndtr  # chi2.sf(x, k) == chdtrc(k, x); norm.sf(z) == ndtr(-z)
+
+from advbench.tasks.pc import Dataset, Graph
+
+
+# ---------------------------------------------------------------------------------------------
+# Hyperparameters
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Config:
+    alpha: float = 0.01  # significance level: p > alpha means "independent", the edge goes
+    test: str = "auto"  # "chisq", "fisherz", or "auto": chisq on discrete data, fisherz on continuous
+    stable: bool = True  # freeze adjacencies per level, so the output does not depend on column order
+    # Largest conditioning set tried. None: the budget's limits["max_condition_set"], else no cap.
+    max_condition_set: int | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Conditional-independence tests: each maps (x, y, S) to a p-value
+# ---------------------------------------------------------------------------------------------
+
+class ChiSquare:
+    """Pearson's chi-square test of X _||_ Y | S on discrete data, one contingency table per
+    configuration of S, with causal-learn's degrees of freedom: every configuration s of S that
+    occurs contributes (|X|_s - 1)(|Y|_s - 1), where |X|_s counts only the values of X seen with s.
+    Empty rows and columns are dropped because their expected counts are 0; counting them would
+    inflate the degrees of freedom and make sparse tables look independent."""
+
+    # Above this many cells, count over the configurations of S that occur rather than all of them.
+    DENSE_CELLS = 100_000
+
+    def __init__(self, data: np.ndarray) -> None:
+        # Re-code each column as 0..k-1 over the values actually seen: unseen states add nothing.
+        codes = [np.unique(col, return_inverse=True)[1] for col in np.asarray(data).T]
+        self.codes = np.ascontiguousarray(np.stack(codes).astype(np.int64))  # (p, n): one row per variable
+        self.card = self.codes.max(axis=1) + 1
+
+    def __call__(self, x: int, y: int, S: tuple[int, ...]) -> float:
+        cx, cy = int(self.card[x]), int(self.card[y])
+        # Encode each sample's configuration of S as one integer (mixed radix)...
+        s = np.zeros(self.codes.shape[1], np.int64)
+        n_conf = 1
+        for v in S:
+            s = s * self.card[v] + self.codes[v]
+            n_conf *= int(self.card[v])
+        if n_conf * cx * cy > self.DENSE_CELLS:  # ...and renumber the ones that occur if there are many
+            _, s = np.unique(s, return_inverse=True)
+            n_conf = int(s.max()) + 1
+        # ...so one bincount fills every table at once: counts[s, x, y].
+        cell = (s * cx + self.codes[x]) * cy + self.codes[y]
+        counts = np.bincount(cell, minlength=n_conf * cx * cy).reshape(n_conf, cx, cy)
+        nx = counts.sum(axis=2)  # (conf, x) margins
+        ny = counts.sum(axis=1)  # (conf, y) margins
+        ns = nx.sum(axis=1)
+        seen = ns > 0
+        counts, nx, ny, ns = counts[seen], nx[seen], ny[seen], ns[seen]
+        expected = nx[:, :, None] * ny[:, None, :] / ns[:, None, None]
+        nonzero = expected > 0  # where expected is 0 the count is 0 too
+        stat = float((((counts - expected) ** 2)[nonzero] / expected[nonzero]).sum())
+        dof = int(((cx - 1 - (nx == 0).sum(axis=1)) * (cy - 1 - (ny == 0).sum(axis=1))).sum())
+        return 1.0 if dof == 0 else float(chdtrc(dof, stat))
+
+
+class FisherZ:
+    """Fisher's z test of zero partial correlation, for linear-Gaussian data.
+
+    The partial correlation of x and y given S comes from the inverse of the correlation matrix
+    restricted to (x, y, S); z = atanh(r) is about N(0, 1 / (n - |S| - 3)) under independence."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        data = np.asarray(data, dtype=np.float64)
+        self.n = data.shape[0]
+        self.corr = np.corrcoef(data.T)
+
+    def __call__(self, x: int, y: int, S: tuple[int, ...]) -> float:
+        idx = [x, y, *S]
+        prec = np.linalg.inv(self.corr[np.ix_(idx, idx)])
+        r = -prec[0, 1] / np.sqrt(abs(prec[0, 0] * prec[1, 1]))
+        r = float(np.clip(r, -1 + 1e-15, 1 - 1e-15))  # |r| = 1 for deterministic relations
+        z = np.sqrt(self.n - len(S) - 3) * abs(np.arctanh(r))
+        return float(2 * ndtr(-z))
+
+
+class CachedTest:
+    """Remembers p-values: stable PC asks about (x, y | S) from x's side and again from y's."""
+
+    def __init__(self, test: Callable[[int, int, tuple[int, ...]], float]) -> None:
+        self.test = test
+        self.cache: dict[tuple[int, int, tuple[int, ...]], float] = {}
+        self.n_tests = 0  # tests actually computed (the task's throughput unit)
+
+    def __call__(self, x: int, y: int, S: tuple[int, ...]) -> float:
+        key = (min(x, y), max(x, y), tuple(sorted(S)))
+        p = self.cache.get(key)
+        if p is None:
+            p = self.cache[key] = self.test(key[0], key[1], key[2])
+            self.n_tests += 1
+        return p
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 1: the skeleton
+# ---------------------------------------------------------------------------------------------
+
+def skeleton(ci: CachedTest, p: int, cfg: Config, max_k: int | None,
+             after_level: Callable[[int], bool] | None = None) -> tuple[np.ndarray, dict, int]:
+    """Return (adjacency, separating sets, levels run).
+
+    ``sepsets[(x, y)]`` (x < y) is the union of *every* conditioning set that separated x and y at
+    the level where their edge went, from x's side and from y's: a collider x -> m <- y needs m in
+    none of them. Taking all of them, not the first found, makes step 2 independent of the order
+    in which subsets are tried (and is what causal-learn does). ``after_level(depth)`` may return
+    False to stop early (time cap).
+    """
+    adj = ~np.eye(p, dtype=bool)
+    sepsets: dict[tuple[int, int], set[int]] = {}
+    depth = 0
+    while adj.sum(axis=1).max() - 1 >= depth and (max_k is None or depth <= max_k):
+        # PC-stable: the neighbour sets used at this level are those at its start. Removing edges
+        # on the fly (original PC) makes the result depend on the order of the variables.
+        neighbours = [np.flatnonzero(adj[x]) for x in range(p)]
+        to_remove: set[tuple[int, int]] = set()
+        for x in range(p):
+            for y in neighbours[x]:
+                if not cfg.stable:
+                    if not adj[x, y]:
+                        continue
+                    neighbours[x] = np.flatnonzero(adj[x])
+                others = [int(v) for v in neighbours[x] if v != y]
+                separated, found = False, set()
+                for S in combinations(others, depth):
+                    if ci(x, int(y), S) > cfg.alpha:
+                        separated = True
+                        found.update(S)
+                        if not cfg.stable:
+                            break
+                if separated:
+                    pair = (min(x, int(y)), max(x, int(y)))
+                    sepsets.setdefault(pair, set()).update(found)
+                    if cfg.stable:
+                        to_remove.add(pair)
+                    else:
+                        adj[x, y] = adj[y, x] = False
+        for a, b in to_remove:  # only now, after every pair at this level was tested
+            adj[a, b] = adj[b, a] = False
+        depth += 1
+        if after_level is not None and not after_level(depth):
+            break
+    return adj, sepsets, depth
+
+
+# ---------------------------------------------------------------------------------------------
+# Steps 2 and 3: orientation. g[i, j] = 1 means "i -> j is allowed": i -> j is g[i, j] = 1,
+# g[j, i] = 0; i — j is g[i, j] = g[j, i] = 1 (the convention of advbench.tasks.pc.Graph).
+# ---------------------------------------------------------------------------------------------
+
+def is_directed(g: np.ndarray, i: int, j: int) -> bool:
+    return bool(g[i, j] and not g[j, i])
+
+
+def is_undirected(g: np.ndarray, i: int, j: int) -> bool:
+    return bool(g[i, j] and g[j, i])
+
+
+def orient(g: np.ndarray, i: int, j: int) -> None:
+    g[i, j], g[j, i] = 1, 0
+
+
+def is_ancestor(g: np.ndarray, a: int, b: int) -> bool:
+    """Is there a directed path a -> ... -> b (or a == b)?"""
+    directed = (g == 1) & (g.T == 0)
+    seen = np.zeros(len(g), bool)
+    seen[a] = True
+    frontier = [a]
+    while frontier:
+        nxt = np.flatnonzero(directed[frontier].any(axis=0) & ~seen)
+        seen[nxt] = True
+        frontier = list(nxt)
+    return bool(seen[b])
+
+
+def adjacent_pairs(g: np.ndarray) -> list[tuple[int, int]]:
+    """Every ordered adjacent pair (a, b), in the order causal-learn enumerates them (pairs with a
+    tail at b first, then those with an arrowhead at b). When sample errors make rules conflict,
+    the rule applied first wins, so the same order gives the same CPDAG edge for edge."""
+    p = len(g)
+    tails = [(c, r) for r in range(p) for c in range(p) if g[r, c]]
+    heads = [(c, r) for r in range(p) for c in range(p) if g[c, r] and not g[r, c]]
+    return tails + heads
+
+
+def triples(g: np.ndarray) -> tuple[list, list, list]:
+    """(unshielded triples a-b-c, triangles a-b-c, kites (i, j, k, l)) over the skeleton of g."""
+    skel = (g | g.T).astype(bool)
+    pairs = adjacent_pairs(g)
+    starting_at = defaultdict(list)
+    for a, b in pairs:
+        starting_at[a].append(b)
+    unshielded, triangles = [], []
+    for a, b in pairs:
+        for c in starting_at[b]:
+            if c != a:
+                (triangles if skel[a, c] else unshielded).append((a, b, c))
+    # Kite: i — j — l, i — k — l, i — l, with j and k not adjacent (Meek's R3 pattern).
+    by_ends = defaultdict(list)
+    for i, j, l in triangles:
+        by_ends[(i, l)].append(j)
+    kites = [(i, j, k, l) for i, j, l in triangles for k in by_ends[(i, l)] if j < k and not skel[j, k]]
+    return unshielded, triangles, kites
+
+
+def orient_v_structures(adj: np.ndarray, sepsets: dict[tuple[int, int], set[int]]) -> np.ndarray:
+    """x -> y <- z for every unshielded x — y — z with y outside sepset(x, z).
+
+    Where two v-structures disagree about an edge, the one found first stands: a triple is skipped
+    if y -> x or y -> z is already oriented (causal-learn's ``uc_priority=2``). This keeps the
+    graph free of bidirected edges."""
+    g = adj.astype(np.int8)
+    unshielded, _, _ = triples(g)
+    for x, y, z in unshielded:
+        if x < z and y not in sepsets[(x, z)]:
+            if not is_directed(g, y, x) and not is_directed(g, y, z):
+                orient(g, x, y)
+                orient(g, z, y)
+    return g
+
+
+def meek(g: np.ndarray) -> np.ndarray:
+    """Meek's rules R1-R3, swept in turn until nothing changes. No rule may close a cycle."""
+    g = g.copy()
+    unshielded, triangles, kites = triples(g)
+    changed = True
+    while changed:
+        changed = False
+        # R1: i -> j — k, i and k not adjacent  =>  j -> k (else j would be a new collider).
+        for i, j, k in unshielded:
+            if is_directed(g, i, j) and is_undirected(g, j, k) and not is_ancestor(g, k, j):
+                orient(g, j, k)
+                changed = True
+        # R2: i -> j -> k and i — k  =>  i -> k (else a cycle).
+        for i, j, k in triangles:
+            if is_directed(g, i, j) and is_directed(g, j, k) and is_undirected(g, i, k) \
+                    and not is_ancestor(g, k, i):
+                orient(g, i, k)
+                changed = True
+        # R3: i — j -> l, i — k -> l, i — l, j and k not adjacent  =>  i -> l.
+        for i, j, k, l in kites:
+            if is_undirected(g, i, j) and is_undirected(g, i, k) and is_directed(g, j, l) \
+                    and is_directed(g, k, l) and is_undirected(g, i, l) and not is_ancestor(g, l, i):
+                orient(g, i, l)
+                changed = True
+    return g
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole algorithm, and the entry points the harness calls
+# ---------------------------------------------------------------------------------------------
+
+def make_test(data: np.ndarray, test: str) -> CachedTest:
+    if test == "chisq":
+        return CachedTest(ChiSquare(data))
+    if test == "fisherz":
+        return CachedTest(FisherZ(data))
+    raise ValueError(f"unknown CI test {test!r}: use 'chisq' or 'fisherz'")
+
+
+def pc(data: np.ndarray, test: str, cfg: Config | None = None, max_k: int | None = None,
+       after_level: Callable[[int], bool] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Run PC on ``data`` (n, p); return the CPDAG matrix (Graph convention) and run statistics."""
+    cfg = cfg or Config()
+    ci = make_test(data, test)
+    adj, sepsets, levels = skeleton(ci, data.shape[1], cfg, max_k, after_level)
+    g = meek(orient_v_structures(adj, sepsets))
+    return g, {"ci_tests": ci.n_tests, "levels": levels, "sepsets": sepsets, "skeleton": adj}
+
+
+def discover(train: Dataset, ctx: Any) -> Graph:
+    """``pc:reference``: PC-stable with alpha 0.01; chi-square on discrete data, Fisher-z otherwise."""
+    cfg = Config()
+    test = cfg.test if cfg.test != "auto" else ("chisq" if train.kind == "discrete" else "fisherz")
+    max_k = cfg.max_condition_set
+    if max_k is None and ctx.limits.get("max_condition_set") is not None:
+        max_k = int(ctx.limits["max_condition_set"])
+    ctx.record_config(**asdict(cfg), test_used=test, max_condition_set_used=max_k)
+
+    ci = make_test(train.data, test)
+    counted = 0
+
+    def after_level(depth: int) -> bool:  # report work per level; stop refining once time is up
+        nonlocal counted
+        ctx.count(ci.n_tests - counted)
+        counted = ci.n_tests
+        ctx.progress(depth, len(train.nodes) - 1)
+        return ctx.time_left() > 0
+
+    adj, sepsets, levels = skeleton(ci, len(train.nodes), cfg, max_k, after_level)
+    g = meek(orient_v_structures(adj, sepsets))
+    ctx.count(ci.n_tests - counted)
+    ctx.record_config(levels=levels, ci_tests=ci.n_tests)
+    est = Graph(train.nodes, g)
+    ctx.checkpoint(est)  # scores it with the clock paused; raises BudgetExhausted past the time cap
+    return est
+
+
+def empty_graph(train: Dataset, ctx: Any) -> Graph:
+    """``pc:floor``: no edges at all (skeleton F1 0; SHD = the number of edges of the true CPDAG)."""
+    est = Graph.empty(train.nodes)
+    ctx.checkpoint(est)
+    return est
