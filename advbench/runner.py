@@ -174,7 +174,7 @@ def run(task: str, method: str | None = None, *, profile: str | None = None, bud
         m = spec.metric(t.metric)
         value = metrics.get(t.metric)
         targets.append({"metric": t.metric, "threshold": t.threshold,
-                        "direction": "higher" if m.higher_is_better else "lower",
+                        "direction": "at most" if t.upper_bound(m) else "at least",
                         "value": value, "met": bool(status != "error" and t.met(value, m)),
                         "time_to_target_seconds": time_to_target(ctx.curve, t.metric, t, m)})
     primary_targets = [t for t in targets if t["metric"] == spec.primary_metric]

@@ -34,20 +34,28 @@ class Metric:
 
 @dataclass(frozen=True)
 class Target:
-    """A quality bar: ``metric`` of ``variant`` must reach ``threshold`` on ``budget``."""
+    """A quality bar: ``metric`` of ``variant`` must reach ``threshold`` on ``budget``.
+
+    The bar points the metric's own way unless ``at_most`` says otherwise: a negative control
+    (accuracy that must stay near chance) is an upper bound on a higher-is-better metric.
+    """
 
     metric: str
     threshold: float
     budget: str
     variant: str
+    at_most: bool | None = None  # None: follow the metric's direction
+
+    def upper_bound(self, metric: Metric) -> bool:
+        return (not metric.higher_is_better) if self.at_most is None else self.at_most
 
     def met(self, value: float | None, metric: Metric) -> bool:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return False
-        return value >= self.threshold if metric.higher_is_better else value <= self.threshold
+        return value <= self.threshold if self.upper_bound(metric) else value >= self.threshold
 
     def describe(self, metric: Metric) -> str:
-        op = ">=" if metric.higher_is_better else "<="
+        op = "<=" if self.upper_bound(metric) else ">="
         return f"{self.variant}: {self.metric} {op} {self.threshold:g} ({self.budget})"
 
 

@@ -18,7 +18,7 @@ def test_record_has_everything_a_leaderboard_needs(toy_registry, tmp_path):
     assert rec["method_role"] == "reference" and rec["seed"] == 1
     assert set(rec["metrics"]) == {"abs_error", "hit"}
     (target,) = rec["targets"]
-    assert target["metric"] == "abs_error" and target["direction"] == "lower"
+    assert target["metric"] == "abs_error" and target["direction"] == "at most"
     assert target["met"] is (rec["metrics"]["abs_error"] <= 0.1) and rec["targets_met"] is target["met"]
     assert rec["throughput"]["unit"] == "samples/s" and rec["throughput"]["work"] == 2000
     assert rec["memory"]["peak_rss_bytes"] > 10 * 2**20

@@ -1,0 +1,114 @@
+"""gnn: the GCN layer and pooling against PyG on identical inputs; folds, leakage control, targets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pyg_nn = pytest.importorskip("torch_geometric.nn")
+
+from advbench.baselines import gnn as bg  # noqa: E402
+from advbench.tasks import gnn as tg  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def family_problem():
+    return tg.GNNTask().build(variant="family", seed=3, budget=tg.SPEC.budgets["quick"])
+
+
+def test_gcn_layer_matches_pyg_gcnconv_with_copied_weights(family_problem):
+    graphs = list(family_problem.train.graphs[:7])
+    x, edge_index, batch, n = bg.collate(graphs, "cpu")
+    torch.manual_seed(0)
+    ours = bg.GCNLayer(x.size(1), 16)
+    with torch.no_grad():
+        ours.bias.normal_()
+    peer = pyg_nn.GCNConv(x.size(1), 16, cached=False)
+    with torch.no_grad():
+        peer.lin.weight.copy_(ours.weight)
+        peer.bias.copy_(ours.bias)
+    torch.testing.assert_close(ours(x, edge_index), peer(x, edge_index), atol=1e-5, rtol=1e-5)
+
+
+def test_gcn_layer_matches_dense_normalised_adjacency(family_problem):
+    g = family_problem.train.graphs[0]
+    x = torch.as_tensor(g.x)
+    A = np.zeros((g.num_nodes, g.num_nodes))
+    A[g.edge_index[0], g.edge_index[1]] = 1.0
+    A_hat = A + np.eye(g.num_nodes)
+    d = A_hat.sum(1)
+    norm = torch.as_tensor(A_hat / np.sqrt(np.outer(d, d)), dtype=torch.float32)
+    layer = bg.GCNLayer(x.size(1), 8)
+    expected = norm @ x @ layer.weight.T + layer.bias
+    torch.testing.assert_close(layer(x, torch.as_tensor(g.edge_index)), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_mean_pool_matches_pyg_and_batching_keeps_graphs_apart(family_problem):
+    graphs = list(family_problem.train.graphs[:9])
+    x, edge_index, batch, n = bg.collate(graphs, "cpu")
+    h = torch.randn(x.size(0), 5)
+    torch.testing.assert_close(bg.mean_pool(h, batch, n), pyg_nn.global_mean_pool(h, batch), atol=1e-6, rtol=1e-6)
+    torch.manual_seed(0)
+    model = bg.GCN(x.size(1), 4, bg.Config()).eval()
+    with torch.no_grad():
+        together = model(x, edge_index, batch, n)
+        one_by_one = torch.cat([model(*bg.collate([g], "cpu")) for g in graphs])
+    torch.testing.assert_close(together, one_by_one, atol=1e-5, rtol=1e-5)  # batch offsets are right
+
+
+def test_edges_are_undirected_and_features_are_capped_degrees(family_problem):
+    for g in family_problem.train.graphs[:50]:
+        pairs = set(map(tuple, g.edge_index.T))
+        assert all((b, a) in pairs for a, b in pairs)
+        deg = np.bincount(g.edge_index[0], minlength=g.num_nodes)
+        assert np.array_equal(g.x.argmax(1), np.minimum(deg, tg.MAX_DEGREE)) and g.x.sum() == g.num_nodes
+
+
+def test_folds_split_by_graph_are_stratified_and_the_seed_picks_the_fold():
+    task = tg.GNNTask()
+    a = task.build(variant="family", seed=0, budget=None)
+    b = task.build(variant="family", seed=1, budget=None)
+    assert a.description["test_fold"] == 0 and b.description["test_fold"] == 1
+    assert np.bincount(a.heldout["labels"]).tolist() == [25, 25, 25, 25]
+    # Held-out graphs are not among the method's graphs, and carry no label.
+    train_keys = {g.edge_index.tobytes() for g in a.train.graphs}
+    assert not any(g.edge_index.tobytes() in train_keys for g in a.heldout["graphs"])
+    assert all(g.y == -1 for g in a.heldout["graphs"])
+    assert len(a.train.graphs) + len(a.heldout["graphs"]) == 1000
+
+
+def test_floor_is_chance(tmp_path):
+    from advbench.runner import run
+
+    rec = run("gnn", "floor", variant="family", seed=0, results_dir=tmp_path)
+    assert rec["metrics"]["accuracy"] == pytest.approx(0.25)
+
+
+@pytest.mark.slow
+def test_quick_target_family(tmp_path):
+    from advbench.runner import run
+
+    rec = run("gnn", "reference", budget="quick", variant="family", seed=0, results_dir=tmp_path)
+    assert rec["status"] == "ok" and rec["targets_met"], rec["metrics"]
+
+
+@pytest.mark.slow
+def test_csl_negative_control_stays_at_chance(tmp_path):
+    """4-regular circulant graphs are indistinguishable to a GCN: above 0.2 would mean leakage."""
+    from advbench.runner import run
+
+    rec = run("gnn", "reference", budget="quick", variant="csl", seed=0, results_dir=tmp_path)
+    assert rec["metrics"]["accuracy"] <= 0.2 and rec["metrics"]["train_accuracy"] <= 0.2
+
+
+@pytest.mark.parametrize("impl", ["advbench", "torch_geometric"])
+def test_bench_gcn_layer(benchmark, impl, family_problem):
+    x, edge_index, batch, n = bg.collate(list(family_problem.train.graphs[:64]), "cpu")
+    layer = bg.GCNLayer(x.size(1), 64) if impl == "advbench" else pyg_nn.GCNConv(x.size(1), 64)
+    benchmark.group = "GCN layer forward+backward, 64 graphs"
+
+    def step():
+        layer(x, edge_index).sum().backward()
+
+    benchmark(step)
