@@ -1,0 +1,232 @@
+"""qnn: the circuit against qiskit's own estimator, the profiles' simulators, the targets, integrity."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("qiskit_aer")
+pytest.importorskip("sklearn")
+
+from advbench.context import RunContext  # noqa: E402
+from advbench.profiles import get_profile  # noqa: E402
+from advbench.runner import run  # noqa: E402
+from advbench.spec import Budget  # noqa: E402
+from advbench.tasks.qnn import (  # noqa: E402
+    SPEC,
+    CircuitClassifier,
+    Classifier,
+    ConstantClassifier,
+    Heldout,
+    QNNTask,
+    TrainData,
+    ansatz,
+    executor_for,
+    load_variant,
+    parameter_values,
+)
+
+EXACT = get_profile("aer-statevector")
+SHOTS = get_profile("aer-shots")
+NOISY = get_profile("aer-noisy")
+
+
+def random_values(seed: int, rows: int, layers: int = 2):
+    """Features in [0, pi] and one weight vector in [-pi, pi], as circuit.parameters-ordered rows."""
+    rng = np.random.default_rng(seed)
+    qc = ansatz(4, layers)
+    X = rng.uniform(0, np.pi, (rows, 4))
+    w = rng.uniform(-np.pi, np.pi, 2 * layers * 4)
+    return qc, X, w, parameter_values(qc, X, w)
+
+
+def test_spec_imports_no_qiskit_or_sklearn():
+    code = ("import sys, advbench.tasks.qnn as m; assert m.SPEC.name == 'qnn'; "
+            "heavy = [k for k in ('qiskit', 'qiskit_aer', 'sklearn', 'scipy') if k in sys.modules]; "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_parameter_values_follow_circuit_parameter_order():
+    qc, X, w, values = random_values(0, 3)
+    for j, p in enumerate(qc.parameters):
+        expected = X[:, p.index] if p.vector.name == "x" else np.full(3, w[p.index])
+        np.testing.assert_array_equal(values[:, j], expected)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_exact_profile_matches_qiskit_statevector_estimator(seed):
+    """The task's and baseline's exact expectations equal qiskit's reference estimator to 1e-9."""
+    from qiskit.primitives import StatevectorEstimator
+    from qiskit.quantum_info import SparsePauliOp
+
+    qc, X, w, values = random_values(seed, 8)
+    ours = CircuitClassifier(4, 2, tuple(w)).expectations(X, executor_for(EXACT))
+    z0 = SparsePauliOp("IIIZ")  # qiskit is little-endian: the last letter is qubit 0
+    peer = StatevectorEstimator().run([(qc, z0, values)]).result()[0].data.evs
+    np.testing.assert_allclose(ours, peer, rtol=0, atol=1e-9)
+    assert np.ptp(ours) > 0.1  # not trivially constant
+
+
+def test_batched_equals_one_at_a_time():
+    qc, X, w, values = random_values(3, 12)
+    ex = executor_for(EXACT)
+    batched = ex.expect_z(qc, values)
+    single = np.array([ex.expect_z(qc, row)[0] for row in values])
+    np.testing.assert_allclose(batched, single, rtol=0, atol=1e-12)
+    assert ex.circuits == 24
+
+
+def test_shots_within_sampling_error_and_reproducible():
+    qc, X, w, values = random_values(4, 40)
+    exact = executor_for(EXACT).expect_z(qc, values)
+    a = executor_for(SHOTS, seed=7).expect_z(qc, values)
+    b = executor_for(SHOTS, seed=7).expect_z(qc, values)
+    c = executor_for(SHOTS, seed=8).expect_z(qc, values)
+    np.testing.assert_array_equal(a, b)  # same seed, same shots
+    assert not np.array_equal(a, c)
+    shots = SHOTS.simulator["shots"]
+    assert np.all(np.abs(a * shots - np.round(a * shots)) < 1e-9)  # multiples of 1/shots: real counts
+    sigma = np.sqrt(np.maximum(1 - exact**2, 1e-3) / shots)  # std of the mean of +-1 outcomes
+    assert np.all(np.abs(a - exact) < 5 * sigma + 1e-9)
+    assert np.abs(a - exact).max() > 0  # it does sample
+    # Successive calls draw fresh shots; a fork with the same seed replays them.
+    ex = executor_for(SHOTS, seed=7)
+    first, second = ex.expect_z(qc, values), ex.expect_z(qc, values)
+    assert not np.array_equal(first, second)
+    np.testing.assert_array_equal(ex.fork(7).expect_z(qc, values), first)
+
+
+def test_noisy_profile_stays_near_exact():
+    qc, X, w, values = random_values(5, 20)
+    exact = executor_for(EXACT).expect_z(qc, values)
+    noisy = executor_for(NOISY, seed=1).expect_z(qc, values)
+    assert np.abs(noisy - exact).max() < 0.25
+    np.testing.assert_array_equal(noisy, executor_for(NOISY, seed=1).expect_z(qc, values))
+
+
+def test_integrity_train_holds_no_test_rows():
+    task = QNNTask()
+    for variant in SPEC.variants:
+        split = load_variant(variant, seed=3)
+        assert not set(split.index_train) & set(split.index_test)
+        assert len(split.index_train) == 70 and len(split.index_test) == 30
+        problem = task.build(variant=variant, seed=3, budget=SPEC.budgets["quick"])
+        train, held = problem.train, problem.heldout
+        assert isinstance(train, TrainData) and isinstance(held, Heldout)
+        np.testing.assert_array_equal(train.X, split.X_train)
+        np.testing.assert_array_equal(held.X, split.X_test)
+        # Nothing the method gets is (or holds) the held-out arrays.
+        for f in dataclasses.fields(train):
+            value = getattr(train, f.name)
+            assert value is not held.X and value is not held.y
+            if isinstance(value, np.ndarray) and value.ndim == 2:
+                assert value.shape[0] == 70
+        # Scaler fitted on training rows: exactly [0, pi] there, stratified labels.
+        np.testing.assert_allclose(train.X.min(0), 0, atol=1e-12)
+        np.testing.assert_allclose(train.X.max(0), np.pi, atol=1e-12)
+        assert np.bincount(train.y).tolist() == [35, 35] and np.bincount(held.y).tolist() == [15, 15]
+
+
+def test_split_depends_on_seed():
+    assert not np.array_equal(load_variant("iris12", 0).index_test, load_variant("iris12", 1).index_test)
+
+
+def test_floor_accuracy_is_majority_share(tmp_path):
+    rec = run("qnn", "floor", profile="aer-statevector", budget="quick", variant="iris12", seed=2,
+              results_dir=tmp_path)
+    assert rec["status"] == "ok", rec["error"]
+    problem = QNNTask().build(variant="iris12", seed=2, budget=SPEC.budgets["quick"])
+    label = int(np.argmax(np.bincount(problem.train.y)))
+    assert rec["metrics"]["accuracy"] == pytest.approx(np.mean(problem.heldout.y == label))
+    assert rec["metrics"]["accuracy"] == pytest.approx(0.5)  # stratified: both classes have 15 test rows
+
+
+def test_solutions_implement_the_protocol():
+    assert isinstance(ConstantClassifier(1), Classifier)
+    assert isinstance(CircuitClassifier(4, 2, (0.0,) * 16), Classifier)
+    with pytest.raises(ValueError):
+        CircuitClassifier(4, 2, (0.0,) * 15)
+    task = QNNTask()
+    problem = task.build(variant="iris01", seed=0, budget=SPEC.budgets["quick"])
+    with pytest.raises(TypeError):
+        task.evaluate(object(), problem, EXACT)
+
+
+def test_evaluation_on_shots_is_deterministic():
+    task = QNNTask()
+    problem = task.build(variant="iris01", seed=0, budget=SPEC.budgets["quick"])
+    solution = CircuitClassifier(4, 2, tuple(np.random.default_rng(0).uniform(-1, 1, 16)))
+    assert task.evaluate(solution, problem, SHOTS) == task.evaluate(solution, problem, SHOTS)
+
+
+def _train_directly(profile, variant: str, evaluations: int, seed: int = 0, checkpoint_every: int = 50):
+    """The baseline on a RunContext with a small budget, without the runner."""
+    from advbench.baselines.qnn import Config, train
+
+    task = QNNTask()
+    budget = Budget("tiny", max_seconds=120, limits={"evaluations": evaluations}, variants=(variant,))
+    problem = task.build(variant=variant, seed=seed, budget=budget)
+    ctx = RunContext(spec=SPEC, variant=variant, seed=seed, budget=budget, profile=profile,
+                     evaluate=lambda s: task.evaluate(s, problem, profile))
+    solution = train(problem.train, ctx, Config(checkpoint_every=checkpoint_every))
+    return task, problem, ctx, solution
+
+
+def test_noisy_runs_end_to_end_on_a_small_budget():
+    task, problem, ctx, solution = _train_directly(NOISY, "iris01", evaluations=20, checkpoint_every=10)
+    assert isinstance(solution, CircuitClassifier)
+    assert ctx.work == 20 * len(problem.train.y)
+    assert [p["step"] for p in ctx.curve] == [10, 20]
+    metrics = task.evaluate(solution, problem, NOISY)
+    assert set(metrics) == {"accuracy", "train_accuracy"}
+    assert 0.0 <= metrics["accuracy"] <= 1.0
+    assert ctx.config["simulator"]["noise"] == "GenericBackendV2"
+
+
+@pytest.mark.slow
+def test_quick_target_via_harness(tmp_path):
+    rec = run("qnn", "reference", profile="aer-statevector", budget="quick", variant="iris01", seed=0,
+              results_dir=tmp_path)
+    assert rec["status"] == "ok", rec["error"]
+    assert rec["targets_met"], rec["targets"]
+    assert rec["throughput"]["unit"] == "circuits/s" and rec["throughput"]["value"] > 0
+    assert rec["throughput"]["work"] == 150 * 70
+    assert [p["step"] for p in rec["curve"]][:3] == [50, 100, 150]
+
+
+@pytest.mark.slow
+def test_noisy_accuracy_within_10_points_of_exact():
+    """The cross-profile bar: weights trained on exact expectations lose < 10 points on noisy Aer."""
+    task, problem, _, solution = _train_directly(EXACT, "iris12", evaluations=300, seed=0)
+    exact = task.evaluate(solution, problem, EXACT)["accuracy"]
+    noisy = task.evaluate(solution, problem, NOISY)["accuracy"]
+    assert exact >= 0.85
+    assert abs(exact - noisy) <= 0.10, (exact, noisy)
+
+
+# ---- micro-benchmarks (run once as tests under --benchmark-disable) ----
+
+
+@pytest.fixture(scope="module")
+def bench_batch():
+    qc, X, w, values = random_values(6, 70)  # one objective evaluation of the baseline: 70 training rows
+    ex = executor_for(EXACT)
+    ex.expect_z(qc, values[:1])  # transpile outside the timing
+    return ex, qc, values
+
+
+def test_bench_batched_circuits(benchmark, bench_batch):
+    ex, qc, values = bench_batch
+    out = benchmark(ex.expect_z, qc, values)
+    assert out.shape == (70,)
+
+
+def test_bench_one_at_a_time(benchmark, bench_batch):
+    ex, qc, values = bench_batch
+    out = benchmark(lambda: np.array([ex.expect_z(qc, row)[0] for row in values]))
+    assert out.shape == (70,)
