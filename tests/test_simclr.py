@@ -1,0 +1,64 @@
+"""simclr: NT-Xent against pytorch-metric-learning on identical embeddings; augmentations; targets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from advbench.baselines import simclr as bs  # noqa: E402
+from advbench.tasks import simclr as ts  # noqa: E402
+
+
+@pytest.mark.parametrize("n, dim, tau", [(8, 16, 0.5), (32, 64, 0.2), (3, 5, 1.0)])
+def test_nt_xent_matches_pytorch_metric_learning(n, dim, tau):
+    pml = pytest.importorskip("pytorch_metric_learning.losses")
+    g = torch.Generator().manual_seed(n)
+    z1, z2 = torch.randn(n, dim, generator=g, dtype=torch.float64), torch.randn(n, dim, generator=g, dtype=torch.float64)
+    expected = pml.NTXentLoss(temperature=tau)(torch.cat([z1, z2]), torch.arange(n).repeat(2))
+    torch.testing.assert_close(bs.nt_xent(z1, z2, tau), expected, atol=1e-6, rtol=1e-6)
+
+
+def test_nt_xent_is_small_for_matching_views_and_large_for_random_ones():
+    z = torch.nn.functional.normalize(torch.randn(16, 32), dim=1)
+    assert bs.nt_xent(z, z, 0.1) < 0.1 < bs.nt_xent(z, torch.randn(16, 32), 0.1)
+
+
+def test_augmentations_are_random_bounded_and_keep_most_of_the_digit():
+    problem = ts.SimCLRTask().build(variant="digits", seed=0, budget=None)
+    x = torch.as_tensor(problem.train[:64])
+    gen = torch.Generator().manual_seed(0)
+    cfg = bs.Config()
+    a, b = bs.augment(x, cfg, gen), bs.augment(x, cfg, gen)
+    assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1
+    assert not torch.allclose(a, b)  # two different views of each image
+    no_noise = bs.Config(noise_std=0.0, erase_prob=0.0, max_rotation_deg=0.0, max_shift_px=0.0)
+    torch.testing.assert_close(bs.augment(x, no_noise, gen), x, atol=1e-5, rtol=0)  # identity warp
+    corr = np.corrcoef(a.flatten().numpy(), x.flatten().numpy())[0, 1]
+    assert corr > 0.25  # strong augmentations (2 px is a quarter of the image) but still related
+
+
+def test_method_gets_images_without_labels_and_no_test_images():
+    problem = ts.SimCLRTask().build(variant="digits", seed=1, budget=None)
+    assert isinstance(problem.train, np.ndarray) and problem.train.shape[1:] == (1, 8, 8)
+    train_keys = {im.tobytes() for im in problem.train}
+    overlap = sum(im.tobytes() in train_keys for im in problem.heldout["x_test"])
+    # load_digits holds a few exact duplicate images; a split by index cannot keep those apart.
+    assert overlap <= 5 and len(problem.train) + len(problem.heldout["x_test"]) == 1797
+    assert len(problem.heldout["few"]) == 100
+
+
+def test_solution_probes_h_not_z():
+    enc = bs.FrozenEncoder(bs.ConvEncoder(bs.Config().feature_dim), "cpu")
+    assert enc.encode(np.zeros((3, 1, 8, 8), np.float32)).shape == (3, bs.Config().feature_dim)
+
+
+@pytest.mark.slow
+def test_quick_targets_and_simclr_beats_raw_pixels_with_few_labels(tmp_path):
+    from advbench.runner import run
+
+    rec = run("simclr", "reference", budget="quick", seed=0, results_dir=tmp_path)
+    assert rec["status"] == "ok" and rec["targets_met"], rec["metrics"]
+    raw = run("simclr", "raw-pixels", budget="quick", seed=0, results_dir=tmp_path)
+    assert rec["metrics"]["probe_acc_10_per_class"] > raw["metrics"]["probe_acc_10_per_class"] + 0.03
