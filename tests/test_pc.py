@@ -387,3 +387,20 @@ def test_spec_import_is_light():
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
     assert SPEC.entry_point == "advbench.tasks.pc:PCTask" and SPEC.profiles == ("cpu",)
+
+
+# ---- pytest-benchmark micro-benchmarks (disabled by default: `pytest --benchmark-enable -k bench`) ----
+@pytest.mark.parametrize("impl", ["advbench", "causal-learn"])
+def test_bench_skeleton_phase_child(benchmark, impl):
+    """PC's skeleton phase (the CI tests) on CHILD, n = 5000, chi-square, alpha 0.01, stable."""
+    train, _ = network("child", 5000, 0)
+    benchmark.group = "PC skeleton phase, CHILD n=5000"
+    if impl == "advbench":
+        benchmark(lambda: B.skeleton(B.make_test(train.data, "chisq"), train.data.shape[1], B.Config(), None))
+    else:
+        pytest.importorskip("causallearn")
+        from causallearn.utils.cit import CIT
+        from causallearn.utils.PCUtils import SkeletonDiscovery
+
+        benchmark(lambda: SkeletonDiscovery.skeleton_discovery(train.data, 0.01, CIT(train.data, "chisq"),
+                                                              stable=True, show_progress=False))
