@@ -28,8 +28,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
-out = Console()
-err = Console(stderr=True)
+# Piped output gets wide lines rather than 80-column wrapping (rich's default off a terminal).
+out = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
 class BudgetName(str, Enum):
@@ -194,15 +195,15 @@ def run(
 
 def _print_records(recs: list[dict[str, Any]]) -> None:
     t = Table(title="runs", title_justify="left")
-    for c in ("task", "variant", "method", "profile", "budget", "seed", "status", "primary", "targets",
-              "time to target (s)", "train (s)", "throughput", "peak RSS"):
+    for c in ("task:method", "variant", "profile", "budget", "seed", "status", "primary", "targets",
+              "to target (s)", "train (s)", "throughput", "peak RSS"):
         t.add_column(c)
     for r in recs:
         prim = r["metrics"].get(r["primary_metric"])
         targets = "n/a" if not r["targets"] else ("met" if r["targets_met"] else "missed")
         ttt = r["time_to_target_seconds"]
         thr = r["throughput"]["value"]
-        t.add_row(r["task"], r["variant"], r["method"], r["profile"], r["budget"], str(r["seed"]), r["status"],
+        t.add_row(f"{r['task']}:{r['method']}", r["variant"], r["profile"], r["budget"], str(r["seed"]), r["status"],
                   f"{r['primary_metric']}={prim:.4g}" if prim is not None else "—", targets,
                   f"{ttt:.1f}" if ttt is not None else "—", f"{r['timings']['train_seconds']:.1f}",
                   f"{thr:.4g} {r['throughput']['unit']}" if thr else "—",
