@@ -142,7 +142,10 @@ def run(
     task: Optional[List[str]] = typer.Option(None, "--task", "-t", help="Task to run (repeatable)."),
     all_tasks: bool = typer.Option(False, "--all", help="Run every registered task."),
     method: Optional[str] = typer.Option(None, "--method", "-m", help="Method name (default: the task's reference)."),
+    all_methods: bool = typer.Option(False, "--all-methods", help="Run every registered method of each task."),
     profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Hardware profile (default: the task's first)."),
+    all_profiles: bool = typer.Option(False, "--all-profiles",
+                                      help="Run on every profile of each task that is available here."),
     budget: BudgetName = typer.Option(BudgetName.quick, "--budget", "-b", help="quick (CI) or full (leaderboard)."),
     variant: Optional[List[str]] = typer.Option(None, "--variant", help="Variant(s) to run (default: the budget's)."),
     seeds: int = typer.Option(1, "--seeds", min=1, help="Number of seeds."),
@@ -159,12 +162,23 @@ def run(
     names = reg.task_names() if all_tasks else list(task or [])
     if not names:
         raise UsageError(f"name a task with --task or use --all. Valid tasks: {', '.join(reg.task_names())}")
+    if all_methods and method:
+        raise UsageError("give either --method or --all-methods, not both")
+    if all_profiles and profile:
+        raise UsageError("give either --profile or --all-profiles, not both")
+    from advbench.profiles import get_profile
+
     plan = []
     for name in names:  # validate everything before running anything
-        spec, entry, prof = runner.check_run_args(reg, name, method, profile, budget.value)
-        for v in runner.resolve_variants(spec, budget.value, variant):
-            for s in range(seed, seed + seeds):
-                plan.append((spec, entry, prof, v, s))
+        spec = reg.spec(name)
+        methods = list(reg.methods(spec.name)) if all_methods else [method]
+        profiles = ([p for p in spec.profiles if get_profile(p).available()[0]] if all_profiles else [profile])
+        for m in methods:
+            for p in profiles:
+                spec, entry, prof = runner.check_run_args(reg, name, m, p, budget.value)
+                for v in runner.resolve_variants(spec, budget.value, variant):
+                    for s in range(seed, seed + seeds):
+                        plan.append((spec, entry, prof, v, s))
     if asv:
         _run_asv(sorted({p[0].name for p in plan}), method, profile, budget.value, seeds, results)
         return

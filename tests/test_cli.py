@@ -54,6 +54,7 @@ def test_info_describes_a_task():
     (["run", "--task", "transformer", "--variant", "rev"], "did you mean 'reverse'?"),
     (["run", "--task", "transformer-v9"], "not v9"),
     (["run"], "name a task with --task or use --all"),
+    (["run", "--task", "pc", "--all-methods", "--method", "floor"], "not both"),
     (["info", "pcc"], "did you mean 'pc'?"),
     (["leaderboard", "--task", "nope"], "unknown task 'nope'"),
 ])
