@@ -328,8 +328,13 @@ def gate(
     for d in (baseline, candidate):
         if not (d / "runs").is_dir():
             raise UsageError(f"{d} holds no runs/ folder of advbench records")
-    base = {tuple(r[k] for k in lb.GROUP): r for r in lb.aggregate(lb.load(baseline))}
-    cand = lb.aggregate(lb.load(candidate))
+    base_df, cand_df = lb.load(baseline), lb.load(candidate)
+    if not base_df.empty and not cand_df.empty:
+        # Paired comparison: judge the candidate against the baseline's records of the same seeds.
+        keys = lb.GROUP + ["seed"]
+        base_df = base_df.merge(cand_df[keys], on=keys, how="inner")
+    base = {tuple(r[k] for k in lb.GROUP): r for r in lb.aggregate(base_df)}
+    cand = lb.aggregate(cand_df)
     failures, compared = [], 0
     for r in cand:
         key = tuple(r[k] for k in lb.GROUP)

@@ -131,3 +131,15 @@ def test_asv_check_passes():
     res = subprocess.run([sys.executable, "-m", "asv", "check", "-E", f"existing:{sys.executable}"], cwd=root,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0 and "No problems found" in res.stdout, res.stdout + res.stderr
+
+
+def test_pc_reproduces_the_committed_reference_leaderboard(tmp_path):
+    """PC is deterministic per seed: a fresh full run must match the records in results/ exactly."""
+    committed = Path(__file__).parents[1] / "results"
+    if not list((committed / "runs").glob("pc-v*/reference/*__full__seed0__*.json")):
+        pytest.skip("no committed full-budget pc records")
+    res = subprocess.run([*ADVBENCH, "run", "--task", "pc", "--budget", "full", "--seed", "0",
+                          "--results", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    gate = cli("gate", "--baseline", str(committed), "--candidate", str(tmp_path), "--tolerance", "0")
+    assert gate.exit_code == 0 and "4 groups compared, 0 regressions" in gate.output, gate.output
