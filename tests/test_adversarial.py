@@ -14,20 +14,6 @@ from advbench.baselines import adversarial as ab  # noqa: E402
 from advbench.tasks import adversarial as ta  # noqa: E402
 
 
-def registry():
-    """The installed registry, plus this task and its methods if pyproject does not list them yet."""
-    from advbench.registry import Registry
-
-    reg = Registry()
-    if "adversarial" not in reg.task_names():
-        reg.register_task(ta.SPEC)
-    methods = reg.methods("adversarial")
-    for name, fn in (("reference", "adversarial_training"), ("floor", "standard_training")):
-        if name not in methods:
-            reg.register_method("adversarial", name, f"advbench.baselines.adversarial:{fn}")
-    return reg
-
-
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
     """Tiny matmuls: one thread is faster, and two contend on a shared 2-core machine."""
@@ -171,7 +157,7 @@ def test_evaluate_metrics_are_consistent(trained, data):
 def test_quick_target_reference(tmp_path):
     from advbench.runner import run
 
-    rec = run("adversarial", "reference", budget="quick", seed=0, results_dir=tmp_path, registry=registry())
+    rec = run("adversarial", "reference", budget="quick", seed=0, results_dir=tmp_path)
     assert rec["status"] == "ok", rec["error"]
     assert rec["targets_met"], rec["metrics"]
     assert rec["time_to_target_seconds"] is not None

@@ -14,20 +14,6 @@ from advbench.baselines import edge as be  # noqa: E402
 from advbench.tasks import edge as te  # noqa: E402
 
 
-def registry():
-    """The installed registry, plus this task and its methods if pyproject does not list them yet."""
-    from advbench.registry import Registry
-
-    reg = Registry()
-    if "edge" not in reg.task_names():
-        reg.register_task(te.SPEC)
-    methods = reg.methods("edge")
-    for name, fn in (("reference", "compress"), ("floor", "fp32_only")):
-        if name not in methods:
-            reg.register_method("edge", name, f"advbench.baselines.edge:{fn}")
-    return reg
-
-
 class NullCtx:
     def count(self, n):
         pass
@@ -180,7 +166,7 @@ def test_evaluate_floor_and_compressed(fp32, int8, data, engine):
 def test_quick_target_reference(tmp_path):
     from advbench.runner import run
 
-    rec = run("edge", "reference", budget="quick", seed=0, results_dir=tmp_path, registry=registry())
+    rec = run("edge", "reference", budget="quick", seed=0, results_dir=tmp_path)
     assert rec["status"] == "ok", rec["error"]
     assert rec["targets_met"], rec["metrics"]
     assert rec["config"]["method"]["quant_path"].startswith("torch.ao.quantization eager")
