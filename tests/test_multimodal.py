@@ -1,0 +1,206 @@
+"""multimodal: attention against nn.MultiheadAttention; data that needs fusion; no leakage; targets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+
+from advbench.baselines import multimodal as bm  # noqa: E402
+from advbench.tasks import multimodal as tm  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def select_problem():
+    return tm.MultimodalTask().build(variant="select", seed=0, budget=tm.SPEC.budgets["quick"])
+
+
+@pytest.fixture(scope="module")
+def synergy_problem():
+    return tm.MultimodalTask().build(variant="synergy", seed=0, budget=tm.SPEC.budgets["full"])
+
+
+# ---------------------------------------------------------------- peer check
+def _peer(ours: bm.MultiHeadSelfAttention, d: int, heads: int) -> torch.nn.MultiheadAttention:
+    peer = torch.nn.MultiheadAttention(d, heads, batch_first=True).double()  # batch_first defaults to False
+    with torch.no_grad():
+        peer.in_proj_weight.copy_(torch.cat([ours.q_proj.weight, ours.k_proj.weight, ours.v_proj.weight]))
+        peer.in_proj_bias.copy_(torch.cat([ours.q_proj.bias, ours.k_proj.bias, ours.v_proj.bias]))
+        peer.out_proj.weight.copy_(ours.out_proj.weight)
+        peer.out_proj.bias.copy_(ours.out_proj.bias)
+    return peer
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-6)])
+def test_attention_matches_torch_multihead_attention(dtype, tol):
+    torch.manual_seed(0)
+    d, heads, b, t = 32, 4, 5, 11
+    ours = bm.MultiHeadSelfAttention(d, heads).double().eval()
+    peer = _peer(ours, d, heads).eval()
+    ours, peer = ours.to(dtype), peer.to(dtype)
+    x = torch.randn(b, t, d, dtype=dtype)
+    # key_padding_mask: True = ignore this key, the nn.MultiheadAttention convention. Each row keeps
+    # at least one key; row 0 ignores nothing.
+    mask = torch.rand(b, t) < 0.4
+    mask[:, 0] = False
+    mask[0] = False
+    with torch.no_grad():
+        expected, _ = peer(x, x, x, need_weights=False)
+        torch.testing.assert_close(ours(x), expected, atol=tol, rtol=tol)
+        expected_masked, _ = peer(x, x, x, key_padding_mask=mask, need_weights=False)
+        got_masked = ours(x, key_padding_mask=mask)
+    torch.testing.assert_close(got_masked, expected_masked, atol=tol, rtol=tol)
+    assert not torch.allclose(got_masked[1:], ours(x)[1:])  # the mask did something
+    # A masked key changes nothing: perturbing it leaves every output alone.
+    x2 = x.clone()
+    x2[mask] += 10.0
+    with torch.no_grad():
+        kept = ~mask
+        torch.testing.assert_close(ours(x2, key_padding_mask=mask)[kept], got_masked[kept], atol=tol, rtol=tol)
+
+
+def test_modality_embeddings_break_permutation_symmetry():
+    """Without type embeddings, swapping the image and audio inputs would be invisible when the
+    tokenizers coincide; with them the model tells the two apart."""
+    torch.manual_seed(0)
+    cfg = bm.Config(image_tokens=2, audio_tokens=2, dropout=0.0)
+    model = bm.AttentionFusion(cfg, tm.VOCAB_SIZE, tm.TEXT_LEN, 10).eval()
+    model.tokens.audio.load_state_dict(model.tokens.image.state_dict())  # identical tokenizers
+    a, b = torch.rand(3, 8, 8), torch.rand(3, 64)
+    text = torch.full((3, tm.TEXT_LEN), tm.FILLER_START)
+    with torch.no_grad():
+        out = model(a, b, text)
+        swapped = model(b.view(3, 8, 8), a.view(3, 64), text)
+        assert not torch.allclose(out, swapped, atol=1e-4)
+        model.type_emb.weight.zero_()
+        torch.testing.assert_close(model(a, b, text), model(b.view(3, 8, 8), a.view(3, 64), text), atol=1e-5, rtol=1e-5)
+
+
+def test_unimodal_model_ignores_the_masked_modalities(select_problem):
+    torch.manual_seed(0)
+    model = bm.AttentionFusion(bm.Config(modalities=("image",)), tm.VOCAB_SIZE, tm.TEXT_LEN, 10).eval()
+    tr = select_problem.train
+    image = torch.as_tensor(tr["image"][:16])
+    audio, text = torch.as_tensor(tr["audio"][:16]), torch.as_tensor(tr["text"][:16])
+    with torch.no_grad():
+        torch.testing.assert_close(model(image, audio, text), model(image, torch.randn_like(audio), text.flip(1)))
+
+
+# ---------------------------------------------------------------- data
+def test_image_pools_are_disjoint_and_train_sees_no_test_example(select_problem):
+    p = select_problem
+    h = p.heldout
+    assert set(p.train) == {"image", "audio", "text", "label"}  # no per-modality classes for the method
+    assert len(p.train["label"]) == tm.N_TRAIN and len(h["label"]) == tm.N_TEST
+    assert not set(h["train_pool"]) & set(h["test_pool"])
+    assert len(h["train_pool"]) + len(h["test_pool"]) == 1797
+    train_images = {im.tobytes() for im in p.train["image"]}
+    test_images = {im.tobytes() for im in h["image"]}
+    assert not train_images & test_images  # no test image appears among the method's images
+    assert not {a.tobytes() for a in p.train["audio"]} & {a.tobytes() for a in h["audio"]}
+    assert set(np.unique(h["image_index"])) <= set(h["test_pool"])
+
+
+def test_select_label_follows_the_instruction_token(select_problem):
+    h = select_problem.heldout
+    is_img = (h["text"] == tm.TOKENS["IMG"]).any(1)
+    is_aud = (h["text"] == tm.TOKENS["AUD"]).any(1)
+    assert np.all(is_img ^ is_aud)  # exactly one instruction, IMG or AUD
+    assert np.all((h["text"] == tm.TOKENS["IMG"]).sum(1) + (h["text"] == tm.TOKENS["AUD"]).sum(1) == 1)
+    assert np.array_equal(h["label"][is_img], h["digit"][is_img])
+    assert np.array_equal(h["label"][is_aud], h["audio_class"][is_aud])
+    assert 0.45 < is_img.mean() < 0.55
+    # The instruction sits anywhere: every position is used.
+    pos = np.argmax((h["text"] == tm.TOKENS["IMG"]) | (h["text"] == tm.TOKENS["AUD"]), axis=1)
+    assert set(pos) == set(range(tm.TEXT_LEN))
+
+
+def test_synergy_label_is_independent_of_each_single_modality(synergy_problem):
+    h = synergy_problem.heldout
+    assert np.array_equal(h["label"], (h["digit"] + h["audio_class"]) % 10)
+    assert np.all((h["text"] == tm.TOKENS["SUM"]).sum(1) == 1)
+    # Given the digit (or the audio class), the label is uniform over 10 classes: a chi-squared
+    # test of independence on the 10 × 10 contingency table does not reject (while it rejects
+    # hard for the pair that does determine the label, as a check that the test has power).
+    from scipy.stats import chi2_contingency
+
+    def table(a, b):
+        return np.histogram2d(a, b, bins=10, range=[[-0.5, 9.5], [-0.5, 9.5]])[0]
+
+    for given in ("digit", "audio_class"):
+        assert chi2_contingency(table(h[given], h["label"])).pvalue > 1e-3, given
+    assert chi2_contingency(table((h["digit"] + h["audio_class"]) % 10, h["label"])).pvalue < 1e-10
+    # And the best one-modality predictor (majority label per value) is at chance on fresh data.
+    fresh = tm.MultimodalTask().build(variant="synergy", seed=1, budget=None).heldout
+    for given in ("digit", "audio_class"):
+        table = np.array([np.bincount(h["label"][h[given] == v], minlength=10).argmax() for v in range(10)])
+        assert np.mean(table[fresh[given]] == fresh["label"]) < 0.15
+
+
+def test_audio_frequency_encodes_the_class(select_problem):
+    h = select_problem.heldout
+    peak = np.abs(np.fft.rfft(h["audio"], axis=1))[:, 1:20].argmax(1) + 1  # cycles per window
+    assert np.mean(peak - 2 == h["audio_class"]) > 0.85
+
+
+def test_build_is_deterministic_per_seed():
+    task = tm.MultimodalTask()
+    a = task.build(variant="select", seed=4, budget=None)
+    b = task.build(variant="select", seed=4, budget=None)
+    c = task.build(variant="select", seed=5, budget=None)
+    assert all(np.array_equal(a.train[k], b.train[k]) for k in a.train)
+    assert not np.array_equal(a.heldout["test_pool"], c.heldout["test_pool"])
+
+
+def test_evaluate_scores_an_oracle_and_a_constant(select_problem):
+    h = select_problem.heldout
+
+    class Oracle:
+        def predict(self, image, audio, text):
+            return h["label"]
+
+    class Constant:
+        def predict(self, image, audio, text):
+            return np.zeros(len(image), dtype=int)
+
+    task = tm.MultimodalTask()
+    assert task.evaluate(Oracle(), select_problem, None) == {"accuracy": 1.0, "macro_f1": 1.0}
+    m = task.evaluate(Constant(), select_problem, None)
+    assert m["accuracy"] == pytest.approx(np.mean(h["label"] == 0)) and m["macro_f1"] < 0.05
+
+
+def test_macro_f1_matches_sklearn():
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(0)
+    y, p = rng.integers(0, 10, 500), rng.integers(0, 10, 500)
+    p[:200] = y[:200]
+    assert tm.macro_f1(y, p) == pytest.approx(f1_score(y, p, average="macro"))
+
+
+# ---------------------------------------------------------------- harness
+@pytest.mark.slow
+def test_quick_target_select(tmp_path):
+    from advbench.runner import run
+
+    rec = run("multimodal", "reference", budget="quick", variant="select", seed=0, results_dir=tmp_path)
+    assert rec["status"] == "ok" and rec["targets_met"], rec["metrics"]
+
+
+@pytest.mark.slow
+def test_image_only_is_at_chance_on_synergy(synergy_problem):
+    """Unimodal ablation, negative control: the image alone says nothing about (digit + tone) mod 10."""
+
+    class Ctx:
+        seed, device, limits = 0, "cpu", {"epochs": 4}
+
+        def record_config(self, **kw): ...
+        def count(self, n): ...
+        def progress(self, done, total): ...
+        def checkpoint(self, solution, step=None): ...
+
+    solution = bm.image_only(synergy_problem.train, Ctx())
+    m = tm.MultimodalTask().evaluate(solution, synergy_problem, None)
+    assert m["accuracy"] <= 0.15, m
