@@ -300,7 +300,7 @@ def leaderboard(
 
         sys.stdout.write(pd.DataFrame(lb.flat(rows)).to_csv(index=False))
         return
-    targets = {(s.name, t.variant, t.budget): "; ".join(x.describe(s.metric(x.metric)) for x in s.targets
+    targets = {(s.name, t.variant, t.budget): "; ".join(x.describe(s.metric(x.metric), where=False) for x in s.targets
                                                        if (x.variant, x.budget) == (t.variant, t.budget))
                for s in specs.values() for t in s.targets}
     text = lb.to_markdown(rows, {n: s.title for n, s in specs.items()}, targets)

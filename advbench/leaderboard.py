@@ -126,7 +126,9 @@ def _groupby(rows, key):
 def _fmt(x: float | None, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "—"
-    return f"{x:.{digits}f}" if abs(x) < 1e4 else f"{x:.3g}"
+    x = x + 0.0  # no "-0.000"
+    text = f"{x:.{digits}f}" if abs(x) < 1e4 else f"{x:.3g}"
+    return "0." + "0" * digits if text.strip("-0.") == "" else text
 
 
 def _bytes(x: int | None) -> str:

@@ -54,9 +54,10 @@ class Target:
             return False
         return value <= self.threshold if self.upper_bound(metric) else value >= self.threshold
 
-    def describe(self, metric: Metric) -> str:
+    def describe(self, metric: Metric, *, where: bool = True) -> str:
         op = "<=" if self.upper_bound(metric) else ">="
-        return f"{self.variant}: {self.metric} {op} {self.threshold:g} ({self.budget})"
+        text = f"{self.metric} {op} {self.threshold:g}"
+        return f"{self.variant}: {text} ({self.budget})" if where else text
 
 
 @dataclass(frozen=True)
