@@ -115,11 +115,15 @@ def run(task: str, method: str | None = None, *, profile: str | None = None, bud
     bud = spec.budgets[budget]
 
     hardware = prof.activate(seed)
-    task_impl = load_object(spec.entry_point)()
-    method_fn = entry.load()
-
     t0 = time.perf_counter()
-    problem = task_impl.build(variant=variant, seed=seed, budget=bud)
+    try:
+        task_impl = load_object(spec.entry_point)()
+        method_fn = entry.load()
+        problem = task_impl.build(variant=variant, seed=seed, budget=bud)
+    except ModuleNotFoundError as exc:  # an extra that is not installed: say which
+        extras = ",".join(spec.extras) or "all"
+        raise UsageError(f"task {spec.name!r} needs the package {exc.name!r}, which is not installed: "
+                         f"pip install 'advbench[{extras}]'") from exc
     setup_seconds = time.perf_counter() - t0
 
     def evaluate(solution: Any) -> dict[str, float]:

@@ -115,3 +115,16 @@ def test_solution_the_task_cannot_score_is_an_error_record(toy_registry, tmp_pat
 def test_no_target_on_a_variant_means_targets_met_is_none(toy_registry):
     rec = run("toy", "estimate", budget="full", variant="hard", results_dir=None, registry=toy_registry)
     assert rec["targets"] == [] and rec["targets_met"] is None
+
+
+def test_missing_extra_is_a_clear_usage_error(toy_registry):
+    import dataclasses
+
+    import toy_task
+
+    spec = dataclasses.replace(toy_task.SPEC, name="toyless", entry_point="advbench_no_such_module:Task",
+                               extras=("quantum",))
+    toy_registry.register_task(spec)
+    toy_registry.register_method("toyless", "estimate", "toy_task:estimate")
+    with pytest.raises(UsageError, match=r"needs the package 'advbench_no_such_module'.*advbench\[quantum\]"):
+        run("toyless", "estimate", results_dir=None, registry=toy_registry)
