@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import platform
@@ -17,12 +18,10 @@ from advbench.errors import UsageError, unknown
 
 
 def cpu_model() -> str:
-    try:
+    with contextlib.suppress(OSError):  # not Linux: fall back to what platform knows
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
     return platform.processor() or platform.machine()
 
 

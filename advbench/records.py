@@ -8,6 +8,7 @@ reports) files that do not parse or are of another schema version; it never fail
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -34,10 +35,8 @@ def write_atomic(path: Path, data: str) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)  # leave nothing half-written behind
         raise
 
 

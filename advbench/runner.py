@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as _dt
 import gc
 import math
+import os
 import threading
 import time
 import traceback
@@ -35,13 +36,7 @@ class PeakRSS:
         self.interval = interval
         self.peak = 0
         self._stop = threading.Event()
-        self._page = 4096
-        try:
-            import os
-
-            self._page = os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            pass
+        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
     def _rss(self) -> int:
         try:
