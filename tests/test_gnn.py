@@ -112,3 +112,12 @@ def test_bench_gcn_layer(benchmark, impl, family_problem):
         layer(x, edge_index).sum().backward()
 
     benchmark(step)
+
+
+def test_seeded_torch_runs_are_deterministic():
+    from advbench.runner import run
+
+    a = run("gnn", "reference", budget="quick", variant="family", seed=4, results_dir=None)
+    b = run("gnn", "reference", budget="quick", variant="family", seed=4, results_dir=None)
+    assert a["metrics"] == b["metrics"]
+    assert [p["metrics"] for p in a["curve"]] == [p["metrics"] for p in b["curve"]]
