@@ -33,8 +33,7 @@ class RunContext:
         self.curve: list[dict[str, Any]] = []
         self.config: dict[str, Any] = {}
         self.work = 0.0
-        self.last_solution: Any = None
-        self.has_solution = False
+        self.last_solution: Any = None  # what the last checkpoint scored (used if the cap stops the method)
         self.eval_seconds = 0.0
         self._start = time.perf_counter()
         self._paused = 0.0
@@ -86,7 +85,7 @@ class RunContext:
         pause = time.perf_counter()
         train_seconds = pause - self._start - self._paused
         metrics = self._evaluate(solution)
-        self.last_solution, self.has_solution = solution, True
+        self.last_solution = solution
         self.curve.append({"step": step, "train_seconds": train_seconds, "work": self.work, "metrics": metrics})
         spent = time.perf_counter() - pause
         self._paused += spent

@@ -61,8 +61,7 @@ def load_object(target: str) -> Any:
 
 
 def _dist_name(ep: EntryPoint) -> str:
-    dist = getattr(ep, "dist", None)
-    name = getattr(dist, "name", None) or getattr(dist, "metadata", {}).get("Name", "") if dist else ""
+    name = getattr(getattr(ep, "dist", None), "name", None)
     return (name or "unknown").lower().replace("_", "-")
 
 
