@@ -133,7 +133,10 @@ def info(task: str = typer.Argument(..., help="Task name, e.g. transformer or tr
     out.print(t)
     out.print(f"profiles: {', '.join(spec.profiles)}; throughput unit: {spec.throughput_unit}", highlight=False)
     methods = reg.methods(spec.name)
-    out.print("methods: " + ", ".join(f"{m} [{e.source}]" for m, e in methods.items()), highlight=False)
+    out.print("methods: " + ", ".join(f"{m} ({e.source})" for m, e in methods.items()), highlight=False, markup=False)
+
+
+MAX_SEEDS = 1000
 
 
 @app.command()
@@ -148,15 +151,30 @@ def run(
                                       help="Run on every profile of each task that is available here."),
     budget: BudgetName = typer.Option(BudgetName.quick, "--budget", "-b", help="quick (CI) or full (leaderboard)."),
     variant: Optional[List[str]] = typer.Option(None, "--variant", help="Variant(s) to run (default: the budget's)."),
-    seeds: int = typer.Option(1, "--seeds", min=1, help="Number of seeds."),
-    seed: int = typer.Option(0, "--seed", min=0, help="First seed."),
+    seeds: int = typer.Option(1, "--seeds", min=1, max=MAX_SEEDS, help="Number of seeds."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**31 - 1, help="First seed."),
     results: Path = typer.Option(Path("results"), "--results", help="Results directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the records as JSON on stdout."),
     check_targets: bool = typer.Option(False, "--check-targets", help="Exit 1 if any quality target is missed."),
+    sealed: bool = typer.Option(False, "--sealed",
+                                help="Derive held-out data from the seed and the key in ADVBENCH_SEAL_KEY."),
+    force: bool = typer.Option(False, "--force", help="Run again even if an ok record of the same run exists."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=1024,
+                                          help="Threads per run (default: ADVBENCH_THREADS, else 1)."),
+    max_memory: Optional[float] = typer.Option(None, "--max-memory", min=0.05,
+                                               help="Memory cap per run in GiB (default: 75% of this machine's)."),
+    in_process: bool = typer.Option(False, "--in-process",
+                                    help="Debugging: run methods in this process (no isolation; never ranked)."),
     asv: bool = typer.Option(False, "--asv", help="Run the selection under airspeed velocity (asv) instead."),
 ) -> None:
-    """Run methods on tasks and write one record per run under RESULTS/runs/."""
-    from advbench import runner
+    """Run methods on tasks and write one record per run under RESULTS/runs/.
+
+    Each method runs in a fresh process that never receives held-out data; a run that crashes, hangs
+    or runs out of memory is recorded as such and the sweep goes on. Runs that already have an ok
+    record are skipped (resume) unless --force. Exit code 1 if any run failed.
+    """
+    from advbench import records, runner
+    from advbench.profiles import default_threads, get_profile
 
     reg = _registry()
     names = reg.task_names() if all_tasks else list(task or [])
@@ -166,7 +184,14 @@ def run(
         raise UsageError("give either --method or --all-methods, not both")
     if all_profiles and profile:
         raise UsageError("give either --profile or --all-profiles, not both")
-    from advbench.profiles import get_profile
+    if asv and (sealed or in_process):
+        raise UsageError("--asv runs the asv suite as configured; it takes neither --sealed nor --in-process")
+    threads = default_threads() if threads is None else threads
+    if sealed:
+        runner.seal_key()  # says how to set the key, before any work
+    if not asv:
+        records.check_writable(results)
+    memory_cap = int(max_memory * 2**30) if max_memory is not None else None
 
     plan = []
     for name in names:  # validate everything before running anything
@@ -177,30 +202,48 @@ def run(
             for p in profiles:
                 spec, entry, prof = runner.check_run_args(reg, name, m, p, budget.value)
                 for v in runner.resolve_variants(spec, budget.value, variant):
-                    for s in range(seed, seed + seeds):
-                        plan.append((spec, entry, prof, v, s))
+                    plan.append((spec, entry, prof, v))
     if asv:
         _run_asv(sorted({p[0].name for p in plan}), method, profile, budget.value, seeds, results)
         return
+    done = set() if force else records.completed(results)
+    isolation = "in-process" if in_process else "process"
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    recs = []
+    recs, skipped = [], 0
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   TimeElapsedColumn(), console=err, transient=as_json) as progress:
-        for spec, entry, prof, v, s in plan:
-            bar = progress.add_task(f"{spec.name}:{entry.name} {v} {prof.name} seed {s}", total=1.0)
-            rec = runner.run(spec.name, entry.name, profile=prof.name, budget=budget.value, seed=s, variant=v,
-                             results_dir=results, registry=reg,
-                             on_progress=lambda d, t, bar=bar: progress.update(bar, completed=d / max(t, 1)))
-            progress.update(bar, completed=1.0)
-            recs.append(rec)
-            if rec["status"] == "error":
-                err.print(f"[red]{spec.name}:{entry.name} seed {s} failed:[/] {rec['error']}", highlight=False)
+        for spec, entry, prof, v in plan:
+            for s in range(seed, seed + seeds):
+                key = (spec.name, spec.version, v, entry.name, prof.name, budget.value, s, sealed, isolation)
+                if key in done:
+                    skipped += 1
+                    continue
+                bar = progress.add_task(f"{spec.name}:{entry.name} {v} {prof.name} seed {s}", total=1.0)
+                rec = runner.run(spec.name, entry.name, profile=prof.name, budget=budget.value, seed=s, variant=v,
+                                 results_dir=results, registry=reg, sealed=sealed, isolation=isolation,
+                                 threads=threads, memory_cap=memory_cap,
+                                 on_progress=lambda d, t, bar=bar: progress.update(bar, completed=d / max(t, 1)))
+                progress.update(bar, completed=1.0)
+                recs.append(rec)
+                if rec["status"] != "ok":
+                    err.print(f"[red]{spec.name}:{entry.name} {v} seed {s}: {rec['status']}[/] "
+                              f"{(rec['error'] or '').splitlines()[0] if rec['error'] else ''}",
+                              highlight=False, soft_wrap=True)
+    if skipped:
+        err.print(f"skipped {skipped} run(s) that already have an ok record in {results} (--force to run them again)",
+                  highlight=False)
     if as_json:
         sys.stdout.write(json.dumps(recs, indent=1, default=str) + "\n")
-    else:
+    elif recs:
         _print_records(recs)
-    if any(r["status"] == "error" for r in recs):
+    failed = [r for r in recs if r["status"] != "ok"]
+    if failed:
+        err.print(f"[red]{len(failed)} of {len(recs)} run(s) failed:[/]", highlight=False)
+        for r in failed:
+            first = (r["error"] or "").splitlines()[0] if r["error"] else ""
+            err.print(f"  {r['task']}:{r['method']} {r['variant']} {r['profile']} seed {r['seed']}: "
+                      f"{r['status']}: {first}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     if check_targets and not all(r["targets_met"] or not r["targets"] for r in recs):
         err.print("[red]a quality target was missed[/]")
@@ -217,9 +260,10 @@ def _print_records(recs: list[dict[str, Any]]) -> None:
         targets = "n/a" if not r["targets"] else ("met" if r["targets_met"] else "missed")
         ttt = r["time_to_target_seconds"]
         thr = r["throughput"]["value"]
+        train = r["timings"]["train_seconds"]
         t.add_row(f"{r['task']}:{r['method']}", r["variant"], r["profile"], r["budget"], str(r["seed"]), r["status"],
                   f"{r['primary_metric']}={prim:.4g}" if prim is not None else "—", targets,
-                  f"{ttt:.1f}" if ttt is not None else "—", f"{r['timings']['train_seconds']:.1f}",
+                  f"{ttt:.1f}" if ttt is not None else "—", f"{train:.1f}" if train is not None else "—",
                   f"{thr:.4g} {r['throughput']['unit']}" if thr else "—",
                   f"{r['memory']['peak_rss_bytes'] / 2**20:.0f} MiB")
     out.print(t)
@@ -269,11 +313,14 @@ def leaderboard(
     from advbench import leaderboard as lb
     from advbench.profiles import get_profile
 
+    from advbench.records import check_readable
+
     reg = _registry()
     if task:
         task = reg.spec(task).name
     if profile:
         get_profile(profile)
+    check_readable(results)
     problems: list[str] = []
     df = lb.load(results, problems)
     for p in problems:
@@ -303,13 +350,16 @@ def leaderboard(
     targets = {(s.name, t.variant, t.budget): "; ".join(x.describe(s.metric(x.metric), where=False) for x in s.targets
                                                        if (x.variant, x.budget) == (t.variant, t.budget))
                for s in specs.values() for t in s.targets}
-    text = lb.to_markdown(rows, {n: s.title for n, s in specs.items()}, targets)
+    text = lb.to_markdown(rows, {n: s.title for n, s in specs.items()}, targets, results_dir=str(results))
     sys.stdout.write(text + "\n")
     if write and not (task or profile or budget):
         from advbench.records import write_atomic
 
         path = Path(results) / "LEADERBOARD.md"
-        write_atomic(path, text + "\n")
+        try:
+            write_atomic(path, text + "\n")
+        except OSError as exc:
+            raise UsageError(f"cannot write {path}: {exc.strerror or exc}; use --no-write to print only") from exc
         err.print(f"wrote {path}", highlight=False)
 
 
@@ -321,37 +371,59 @@ def gate(
     tolerance: float = typer.Option(0.02, "--tolerance", min=0.0,
                                     help="Allowed worsening of the primary metric, relative to its magnitude."),
 ) -> None:
-    """Direction-aware regression gate: exit 1 if a candidate is worse than the baseline."""
+    """Direction-aware regression gate: exit 1 if a candidate is worse than the baseline.
+
+    A candidate run that failed (crashed, out of memory, time cap, error) in a group the baseline
+    scored is a regression, and so is a baseline group missing from a task the candidate ran.
+    """
     from advbench import leaderboard as lb
+    from advbench.records import check_readable
 
     reg = _registry()
     for d in (baseline, candidate):
+        check_readable(d)
         if not (d / "runs").is_dir():
             raise UsageError(f"{d} holds no runs/ folder of advbench records")
-    base_df, cand_df = lb.load(baseline), lb.load(candidate)
-    if not base_df.empty and not cand_df.empty:
+    problems: list[str] = []
+    base_df, cand_df = lb.load(baseline, problems), lb.load(candidate, problems)
+    for p in problems:
+        err.print(f"[yellow]warning:[/] {p}", highlight=False, soft_wrap=True)
+    if cand_df.empty:
+        out.print(f"[red]FAIL[/] {candidate} holds no candidate records", highlight=False)
+        raise typer.Exit(1)
+    if not base_df.empty:
         # Paired comparison: judge the candidate against the baseline's records of the same seeds.
         keys = lb.GROUP + ["seed"]
         base_df = base_df.merge(cand_df[keys], on=keys, how="inner")
     base = {tuple(r[k] for k in lb.GROUP): r for r in lb.aggregate(base_df)}
-    cand = lb.aggregate(cand_df)
+    cand = {tuple(r[k] for k in lb.GROUP): r for r in lb.aggregate(cand_df)}
     failures, compared = [], 0
-    for r in cand:
-        key = tuple(r[k] for k in lb.GROUP)
-        if key not in base or r["mean"] is None or base[key]["mean"] is None:
+    for key, r in cand.items():
+        name = "/".join(str(x) for x in key)
+        if key not in base:
             continue
         compared += 1
+        if r["failed"]:
+            failures.append(f"{name}: candidate run(s) failed: {', '.join(r['failures'])}")
+            continue
+        if r["mean"] is None or base[key]["mean"] is None:
+            continue
         hib = reg.spec(r["task"]).primary.higher_is_better
         old, new = base[key]["mean"], r["mean"]
         slack = tolerance * max(abs(old), 1e-12)
         worse = new < old - slack if hib else new > old + slack
         lost_target = (base[key]["targets_met"] or 0) > 0 and r["targets_met"] == 0
-        name = "/".join(str(x) for x in key)
         if worse or lost_target:
             failures.append(f"{name}: {r['primary_metric']} {old:.4g} -> {new:.4g}"
                             + (" (target no longer met)" if lost_target else ""))
         else:
             out.print(f"ok   {name}: {r['primary_metric']} {old:.4g} -> {new:.4g}", highlight=False)
+    covered = lambda k: (k[0], k[1], *k[3:])  # noqa: E731 - a group without its variant
+    ran = {covered(k) for k in cand}  # the method, task, profile, budget... that the candidate ran
+    full_base = {tuple(r[k] for k in lb.GROUP) for r in lb.aggregate(lb.load(baseline))}
+    for key in sorted(full_base - set(cand), key=str):
+        if covered(key) in ran:
+            failures.append(f"{'/'.join(str(x) for x in key)}: missing from the candidate")
     for f in failures:
         out.print(f"[red]FAIL[/] {f}", highlight=False)
     out.print(f"{compared} groups compared, {len(failures)} regressions", highlight=False)

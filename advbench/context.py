@@ -1,7 +1,13 @@
-"""What a method receives besides its training data: seed, budget, profile, and ``checkpoint``."""
+"""What a method receives besides its training data: seed, budget, profile, and ``checkpoint``.
+
+The context lives in the method's process. It holds no evaluator, no held-out data and no scores:
+``checkpoint`` sends the solution's pickle to the harness and waits while the harness scores it
+elsewhere; the only answer is whether the budget's wall-time cap is spent.
+"""
 
 from __future__ import annotations
 
+import pickle
 import time
 from typing import Any, Callable, Mapping
 
@@ -13,30 +19,26 @@ class RunContext:
     """Handed to a method as ``method(train_data, ctx)``.
 
     A method calls ``ctx.checkpoint(solution)`` whenever it has something worth scoring. The
-    harness then pauses the training clock, scores the solution on held-out data the method never
-    sees, and stores the result on the run's curve; nothing about that score is returned, so a
+    harness then stops the training clock, scores the solution on held-out data the method never
+    sees, and keeps the score for the run's learning curve; nothing about it comes back, so a
     method cannot select or stop on held-out data (use your own validation split for that).
     ``checkpoint`` raises :class:`BudgetExhausted` once the budget's wall-time cap is spent; the
-    harness then scores the last checkpointed solution.
+    harness then scores the last checkpointed solution. Training time is measured by the harness,
+    not here: :meth:`elapsed` is this process's own estimate, for planning.
     """
 
     def __init__(self, *, spec: TaskSpec, variant: str, seed: int, budget: Budget, profile: Any,
-                 evaluate: Callable[[Any], dict[str, float]],
-                 on_progress: Callable[[float, float], None] | None = None) -> None:
+                 submit: Callable[[str, tuple], Any]) -> None:
         self.spec = spec
         self.variant = variant
         self.seed = seed
         self.budget = budget
         self.profile = profile
-        self._evaluate = evaluate
-        self._on_progress = on_progress
-        self.curve: list[dict[str, Any]] = []
-        self.config: dict[str, Any] = {}
+        self.__submit = submit  # name-mangled only to keep it out of the way; it holds nothing secret
         self.work = 0.0
-        self.last_solution: Any = None  # what the last checkpoint scored (used if the cap stops the method)
-        self.eval_seconds = 0.0
         self._start = time.perf_counter()
         self._paused = 0.0
+        self._last_progress = 0.0
 
     # ---- what the method reads ----
     @property
@@ -61,7 +63,7 @@ class RunContext:
         return np.random.default_rng([self.seed, stream])
 
     def elapsed(self) -> float:
-        """Training seconds so far (evaluation pauses excluded)."""
+        """Training seconds so far, as this process sees them (scoring pauses excluded)."""
         return time.perf_counter() - self._start - self._paused
 
     def time_left(self) -> float:
@@ -69,26 +71,53 @@ class RunContext:
 
     # ---- what the method reports ----
     def record_config(self, **config: Any) -> None:
-        """Hyperparameters as actually used; stored in the record."""
-        self.config.update(config)
+        """Hyperparameters as actually used; stored in the record (as plain data)."""
+        self.__submit("config", (_plain_config(config),))
 
     def count(self, n: float) -> None:
         """Add ``n`` units of work (samples, env steps, circuit evaluations) for the throughput."""
-        self.work += n
+        self.work += float(n)
 
     def progress(self, done: float, total: float) -> None:
-        if self._on_progress is not None:
-            self._on_progress(done, total)
+        now = time.perf_counter()
+        if now - self._last_progress > 0.2 or done >= total:  # a few updates a second is plenty
+            self._last_progress = now
+            self.__submit("progress", (float(done), float(total)))
 
     def checkpoint(self, solution: Any, step: float | None = None) -> None:
-        """Score ``solution`` on held-out data with the clock paused; enforce the time cap."""
+        """Have ``solution`` scored on held-out data with the clock stopped; enforce the time cap."""
+        blob = dump_solution(solution)
         pause = time.perf_counter()
-        train_seconds = pause - self._start - self._paused
-        metrics = self._evaluate(solution)
-        self.last_solution = solution
-        self.curve.append({"step": step, "train_seconds": train_seconds, "work": self.work, "metrics": metrics})
-        spent = time.perf_counter() - pause
-        self._paused += spent
-        self.eval_seconds += spent
-        if train_seconds > self.budget.max_seconds:
-            raise BudgetExhausted(f"{train_seconds:.1f} s > cap {self.budget.max_seconds:g} s")
+        exhausted = self.__submit("checkpoint", (_plain_step(step), self.work, blob))
+        self._paused += time.perf_counter() - pause
+        if exhausted:
+            raise BudgetExhausted(f"the budget's wall-time cap of {self.budget.max_seconds:g} s is spent")
+
+
+def dump_solution(solution: Any) -> bytes:
+    try:
+        return pickle.dumps(solution, protocol=5)
+    except Exception as exc:
+        raise TypeError(f"the solution ({type(solution).__qualname__}) cannot be pickled, so it cannot be "
+                        f"scored: {exc}. Define its class at module level (no lambdas or closures)") from exc
+
+
+def _plain_step(step: Any) -> Any:
+    if step is None or isinstance(step, (int, float, str)):
+        return step
+    try:
+        return float(step)
+    except (TypeError, ValueError):
+        return str(step)
+
+
+def _plain_config(config: dict[str, Any]) -> dict[str, Any]:
+    from advbench.solution import to_plain
+
+    out = {}
+    for k, v in config.items():
+        try:
+            out[str(k)] = to_plain(v)
+        except TypeError:
+            out[str(k)] = repr(v)
+    return out

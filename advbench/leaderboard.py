@@ -18,7 +18,10 @@ from advbench import records
 _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
         10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042}
 
-GROUP = ["task", "task_version", "variant", "profile", "budget", "method"]
+# Runs at different thread counts never share a row (their timings do not compare), nor do sealed
+# and unsealed runs (their held-out data differ).
+GROUP = ["task", "task_version", "variant", "profile", "budget", "threads", "sealed", "method"]
+BOARD = GROUP[:-1]
 
 
 def t95(dof: int) -> float:
@@ -39,34 +42,48 @@ def ci95(values: list[float]) -> float:
 
 
 def load(results_dir: Path, problems: list[str] | None = None):
-    """The latest successful record per (group, seed), as a pandas DataFrame (one row a record)."""
+    """The latest record per (group, seed), failed runs included, as a pandas DataFrame.
+
+    A failed re-run replaces an older success of the same seed: the board shows the failure
+    instead of hiding it. Records of ``--in-process`` (debugging) runs are left out and reported.
+    """
     import pandas as pd
 
-    rows = []
+    rows, in_process = [], 0
     for rec in records.iter_records(Path(results_dir), problems):
-        if rec["status"] == "error":
+        if rec.get("isolation") == "in-process" and rec["schema_version"] > 1:
+            in_process += 1
             continue
+        timings, throughput, memory = rec["timings"], rec.get("throughput") or {}, rec.get("memory") or {}
         rows.append({
             "task": rec["task"], "task_version": rec["task_version"], "variant": rec["variant"],
             "profile": rec["profile"], "budget": rec["budget"], "method": rec["method"],
+            "threads": int(rec.get("threads") or ((rec.get("environment") or {}).get("hardware") or {}).get("threads") or 0),
+            "sealed": bool(rec.get("sealed")),
             "role": rec.get("method_role", ""), "seed": rec["seed"], "created": rec["created_utc"],
-            "status": rec["status"], "primary_metric": rec["primary_metric"],
+            "status": rec["status"], "error": rec.get("error"), "primary_metric": rec["primary_metric"],
             "primary": rec["metrics"].get(rec["primary_metric"]),
-            "metrics": rec["metrics"], "targets": rec.get("targets", []),
+            "metrics": rec["metrics"], "targets": rec.get("targets") or [],
             "targets_met": rec.get("targets_met", False),
             "time_to_target": rec.get("time_to_target_seconds"),
-            "train_seconds": rec["timings"]["train_seconds"],
-            "throughput": (rec.get("throughput") or {}).get("value"),
-            "throughput_unit": (rec.get("throughput") or {}).get("unit", ""),
-            "peak_rss": (rec.get("memory") or {}).get("peak_rss_bytes"),
-            "peak_cuda": (rec.get("memory") or {}).get("peak_cuda_bytes"),
+            "train_seconds": timings.get("train_seconds"),
+            "throughput": throughput.get("value"),
+            "throughput_unit": throughput.get("unit", ""),
+            "peak_rss": memory.get("peak_rss_bytes"),
+            "peak_cuda": memory.get("peak_cuda_bytes"),
             "commit": (rec.get("environment") or {}).get("commit"),
         })
+    if in_process and problems is not None:
+        problems.append(f"left out {in_process} record(s) of --in-process runs (debugging only, never ranked)")
     df = pd.DataFrame(rows)
     if df.empty:
         return df
     df = df.sort_values("created").drop_duplicates(GROUP + ["seed"], keep="last")
     return df.reset_index(drop=True)
+
+
+def _isnan(v: Any) -> bool:
+    return isinstance(v, float) and math.isnan(v)
 
 
 def _mean(values) -> float | None:
@@ -79,17 +96,21 @@ def aggregate(df, higher_is_better: dict[str, bool] | None = None) -> list[dict[
     if df.empty:
         return []
     rows = []
-    for key, g in df.groupby(GROUP, sort=True):
-        prim = [float(v) for v in g["primary"] if v is not None]
+    for key, everything in df.groupby(GROUP, sort=True):
+        g = everything[everything["status"] == "ok"]  # only finished runs are scored on the board
+        failed = everything[everything["status"] != "ok"]
+        prim = [float(v) for v in g["primary"] if v is not None and not _isnan(v)]
         names = sorted({k for m in g["metrics"] for k in m})
-        reached = [v for v in g["time_to_target"] if v is not None and not math.isnan(v)]
-        commits = sorted({c[:10] for c in g["commit"] if isinstance(c, str) and c})
-        has_targets = any(len(t) for t in g["targets"])
+        reached = [v for v in g["time_to_target"] if v is not None and not _isnan(v)]
+        commits = sorted({c[:10] for c in everything["commit"] if isinstance(c, str) and c})
+        has_targets = any(len(t) for t in everything["targets"])
         rows.append({
             **dict(zip(GROUP, key)),
-            "role": g["role"].iloc[-1],
-            "primary_metric": g["primary_metric"].iloc[-1],
+            "role": everything["role"].iloc[-1],
+            "primary_metric": everything["primary_metric"].iloc[-1],
             "seeds": len(g),
+            "failed": len(failed),
+            "failures": [f"seed {s}: {st}" for s, st in zip(failed["seed"], failed["status"])],
             "mean": sum(prim) / len(prim) if prim else None,
             "ci95": ci95(prim),
             "metrics": {n: _mean(m.get(n) for m in g["metrics"]) for n in names},
@@ -98,13 +119,13 @@ def aggregate(df, higher_is_better: dict[str, bool] | None = None) -> list[dict[
             "reached": len(reached),
             "train_seconds": _mean(g["train_seconds"]),
             "throughput": _mean(g["throughput"]),
-            "throughput_unit": g["throughput_unit"].iloc[-1],
-            "peak_rss": max((int(v) for v in g["peak_rss"] if v is not None and not math.isnan(v)), default=None),
-            "peak_cuda": max((int(v) for v in g["peak_cuda"] if v is not None and not math.isnan(v)), default=None),
+            "throughput_unit": everything["throughput_unit"].iloc[-1],
+            "peak_rss": max((int(v) for v in g["peak_rss"] if v is not None and not _isnan(v)), default=None),
+            "peak_cuda": max((int(v) for v in g["peak_cuda"] if v is not None and not _isnan(v)), default=None),
             "commit": ",".join(commits),
         })
     higher_is_better = higher_is_better or {}
-    board_key = lambda r: (r["task"], r["task_version"], r["variant"], r["profile"], r["budget"])  # noqa: E731
+    board_key = lambda r: tuple(r[k] for k in BOARD)  # noqa: E731
     rows.sort(key=board_key)
     for _, group in _groupby(rows, board_key):
         hib = higher_is_better.get(group[0]["task"], True)
@@ -138,15 +159,18 @@ def _bytes(x: int | None) -> str:
 
 
 def _met(r: dict[str, Any]) -> str:
-    return "n/a" if r["targets_met"] is None else f"{r['targets_met']}/{r['seeds']}"
+    runs = r["seeds"] + r["failed"]
+    return "n/a" if r["targets_met"] is None else f"{r['targets_met']}/{runs}"
 
 
 def accuracy_table(rows: list[dict[str, Any]]) -> list[list[str]]:
     metric_names = sorted({n for r in rows for n in r["metrics"]} - {rows[0]["primary_metric"]}) if rows else []
-    head = ["rank", "method", "role", f"{rows[0]['primary_metric']} (mean ± 95% CI)", *metric_names, "targets met", "seeds"]
+    head = ["rank", "method", "role", f"{rows[0]['primary_metric']} (mean ± 95% CI)", *metric_names, "targets met",
+            "seeds", "failed"]
     body = [[str(r["rank"]), r["method"], r["role"],
              f"{_fmt(r['mean'])} ± {_fmt(r['ci95'])}" if r["seeds"] > 1 else _fmt(r["mean"]),
-             *(_fmt(r["metrics"].get(n)) for n in metric_names), _met(r), str(r["seeds"])] for r in rows]
+             *(_fmt(r["metrics"].get(n)) for n in metric_names), _met(r), str(r["seeds"]),
+             ", ".join(r["failures"]) if r["failed"] else "0"] for r in rows]
     return [head, *body]
 
 
@@ -167,18 +191,21 @@ def markdown_table(table: list[list[str]]) -> str:
 
 
 def to_markdown(rows: list[dict[str, Any]], titles: dict[str, str] | None = None,
-                targets: dict[tuple[str, str, str], str] | None = None) -> str:
+                targets: dict[tuple[str, str, str], str] | None = None, results_dir: str = "results") -> str:
     titles, targets = titles or {}, targets or {}
     out = ["# advbench leaderboard", "",
-           "Generated by `advbench leaderboard` from the run records under `results/runs/`. "
+           f"Generated by `advbench leaderboard` from the run records under `{Path(results_dir).as_posix()}/runs/`. "
            "Per task, variant, hardware profile and budget: methods ranked by the task's primary metric "
            "(mean ± 95% CI over seeds), then the speed board for the same runs. Time to target is training "
-           "time (evaluation excluded) until the first evaluation that met the primary target.", ""]
+           "time (evaluation excluded) until the first evaluation that met the primary target. Only runs that "
+           "finished (`ok`) are scored; the latest run of each seed counts, and failed ones are listed.", ""]
     boards = _groupby(rows, lambda r: (r["task"], r["task_version"]))
     for (task, version), task_rows in boards:
         out += [f"## {task}-v{version}" + (f" — {titles[task]}" if task in titles else ""), ""]
-        for (variant, profile, budget), g in _groupby(task_rows, lambda r: (r["variant"], r["profile"], r["budget"])):
-            out += [f"### {variant} · {profile} · {budget}", ""]
+        for (variant, profile, budget, threads, sealed), g in _groupby(
+                task_rows, lambda r: (r["variant"], r["profile"], r["budget"], r["threads"], r["sealed"])):
+            where = f"{threads} thread{'s' if threads != 1 else ''}" + (" · sealed" if sealed else "")
+            out += [f"### {variant} · {profile} · {budget} · {where}", ""]
             if (task, variant, budget) in targets:
                 out += [f"Target: {targets[(task, variant, budget)]}", ""]
             out += ["Accuracy", "", markdown_table(accuracy_table(g)), "", "Speed", "",
@@ -190,7 +217,8 @@ def flat(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows for CSV/JSON: metrics spread into columns."""
     out = []
     for r in rows:
-        row = {k: v for k, v in r.items() if k != "metrics"}
+        row = {k: v for k, v in r.items() if k not in ("metrics", "failures")}
+        row["failures"] = "; ".join(r["failures"])
         row.update({f"metric.{k}": v for k, v in r["metrics"].items()})
         out.append(row)
     return out

@@ -10,6 +10,7 @@ import contextlib
 import importlib.util
 import os
 import platform
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -25,15 +26,44 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def default_threads() -> int:
-    """Threads a run may use: ``ADVBENCH_THREADS`` or every core this process may run on."""
-    env = os.environ.get("ADVBENCH_THREADS")
-    if env:
-        return max(1, int(env))
+def available_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def default_threads() -> int:
+    """Threads one run may use: ``ADVBENCH_THREADS``, else 1.
+
+    One thread is the default because small models gain little from a second one and lose a lot
+    when threads outnumber free cores: gnn's quick budget took 90 s at 2 threads with the other
+    core busy, 7.7 s at 1 thread, with the same metrics. Runs side by side (``--jobs``) never
+    oversubscribe at 1 thread each; a lone run on an idle machine may ask for more.
+    """
+    env = os.environ.get("ADVBENCH_THREADS")
+    if env is None or env == "":
+        return 1
+    return parse_threads(env, "ADVBENCH_THREADS")
+
+
+def parse_threads(text: str, where: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise UsageError(f"{where}={text!r} is not a thread count. Valid values: integers 1 to {4 * available_cores()}")
+    return n
+
+
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+              "VECLIB_MAXIMUM_THREADS")
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """Environment that fixes BLAS/OpenMP threads of a process before any library loads."""
+    return {name: str(threads) for name in THREAD_ENV}
 
 
 @dataclass(frozen=True)
@@ -60,15 +90,19 @@ class Profile:
         return True, "ok"
 
     # ---- the real thing, at run time ----
-    def activate(self, seed: int) -> dict[str, Any]:
-        """Seed and configure the libraries this profile uses; return what to record about it."""
+    def activate(self, seed: int, threads: int | None = None, *, import_torch: bool = True) -> dict[str, Any]:
+        """Seed and configure the libraries this profile uses; return what to record about it.
+
+        ``import_torch=False`` (the method's process) seeds torch only if the method's module or
+        its data already imported it, so a method without torch does not pay for its import.
+        """
         ok, why = self.available()
         if not ok:
             raise UsageError(f"profile {self.name!r} is not available here: {why}")
-        threads = default_threads()
+        threads = default_threads() if threads is None else threads
         info: dict[str, Any] = {"profile": self.name, "cpu": cpu_model(), "threads": threads,
                                 "machine": platform.machine(), "system": platform.system()}
-        if importlib.util.find_spec("torch") is not None:
+        if ("torch" in sys.modules) if not import_torch else importlib.util.find_spec("torch") is not None:
             import torch
 
             torch.set_num_threads(threads)
@@ -99,7 +133,7 @@ def _nvidia_driver() -> str | None:
 PROFILES: dict[str, Profile] = {
     p.name: p
     for p in (
-        Profile("cpu", "PyTorch on the CPU, all cores this process may use (ADVBENCH_THREADS to cap)", "torch", "cpu"),
+        Profile("cpu", "PyTorch on the CPU, 1 thread per run (ADVBENCH_THREADS or --threads for more)", "torch", "cpu"),
         Profile("cuda", "PyTorch on the first CUDA device", "torch", "cuda"),
         Profile("aer-statevector", "qiskit-aer, exact expectation values", "quantum",
                 simulator={"method": "statevector", "shots": None, "noise": None}),

@@ -2,8 +2,9 @@
 
 Layout: ``<results>/runs/<task-id>/<method>/<variant>__<profile>__<budget>__seed<k>__<run-id>.json``.
 A file is written to a temporary name in the same folder, flushed to disk and renamed over its
-final name, so an interrupted run leaves either the whole record or nothing. Reading skips (and
-reports) files that do not parse or are of another schema version; it never fails on them.
+final name, so an interrupted run (even ``kill -9``) leaves either the whole record or nothing.
+Reading skips (and reports) files that do not parse, are of another schema version, or lack the
+fields a record must have; it never fails on them.
 """
 
 from __future__ import annotations
@@ -15,14 +16,24 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-SCHEMA_VERSION = 1
-REQUIRED = ("schema_version", "task", "task_version", "variant", "method", "profile", "budget", "seed",
-            "status", "metrics", "created_utc")
+from advbench.errors import UsageError
+
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)  # 1: before sealed runs (method in the harness process)
+REQUIRED = {"schema_version": int, "task": str, "task_version": int, "variant": str, "method": str,
+            "profile": str, "budget": str, "seed": int, "status": str, "metrics": dict, "created_utc": str,
+            "timings": dict, "primary_metric": str}
 
 
 def record_path(results_dir: Path, rec: dict[str, Any]) -> Path:
     name = f"{rec['variant']}__{rec['profile']}__{rec['budget']}__seed{rec['seed']}__{rec['run_id']}.json"
     return Path(results_dir) / "runs" / rec["task_id"] / rec["method"] / name
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_atomic(path: Path, data: str) -> None:
@@ -32,6 +43,7 @@ def write_atomic(path: Path, data: str) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(data)
             f.flush()
+            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp makes 0600; a record is no secret
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -56,6 +68,53 @@ def _jsonable(obj: Any) -> Any:
     return str(obj)
 
 
+def check_writable(results_dir: Path) -> None:
+    """Fail before any work if records could not be written under ``results_dir``."""
+    path = Path(results_dir)
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise UsageError(f"--results {path} is not a directory ({probe} is a file)")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"--results {path} is not writable ({probe} cannot be written to)")
+
+
+def check_readable(results_dir: Path) -> None:
+    """Fail clearly if ``results_dir`` is not an existing directory (never create it)."""
+    path = Path(results_dir)
+    if not path.exists():
+        raise UsageError(f"--results {path} does not exist")
+    if not path.is_dir():
+        raise UsageError(f"--results {path} is not a directory")
+
+
+def problem_with(rec: Any) -> str | None:
+    """Why ``rec`` is not a record this advbench can read, or None."""
+    if not isinstance(rec, dict):
+        return "not an advbench record"
+    for key, kind in REQUIRED.items():
+        if key not in rec:
+            return f"not an advbench record (no {key!r})"
+        if not isinstance(rec[key], kind) or (kind is int and isinstance(rec[key], bool)):
+            return f"field {key!r} is a {type(rec[key]).__name__}, not a {kind.__name__}"
+    if rec["schema_version"] not in READABLE_SCHEMAS:
+        return f"schema version {rec['schema_version']} (this advbench reads {', '.join(map(str, READABLE_SCHEMAS))})"
+    if not isinstance(rec["timings"].get("train_seconds", 0.0), (int, float, type(None))):
+        return "timings.train_seconds is not a number"
+    for name, value in rec["metrics"].items():
+        if not isinstance(value, (int, float, type(None))) or isinstance(value, bool):
+            return f"metric {name!r} is not a number"
+    for key in ("throughput", "memory", "environment"):
+        if key in rec and not isinstance(rec[key], (dict, type(None))):
+            return f"field {key!r} is not an object"
+    if "targets" in rec and not isinstance(rec["targets"], list):
+        return "field 'targets' is not a list"
+    return None
+
+
 def iter_records(results_dir: Path, problems: list[str] | None = None) -> Iterator[dict[str, Any]]:
     """Every valid record under ``results_dir/runs``; unreadable files go to ``problems``."""
     root = Path(results_dir) / "runs"
@@ -64,17 +123,27 @@ def iter_records(results_dir: Path, problems: list[str] | None = None) -> Iterat
     for path in sorted(root.rglob("*.json")):
         try:
             rec = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             if problems is not None:
                 problems.append(f"skipped {path}: {exc.__class__.__name__}: {exc}")
             continue
-        if not isinstance(rec, dict) or any(k not in rec for k in REQUIRED):
+        why = problem_with(rec)
+        if why is not None:
             if problems is not None:
-                problems.append(f"skipped {path}: not an advbench record")
+                problems.append(f"skipped {path}: {why}")
             continue
-        if rec["schema_version"] != SCHEMA_VERSION:
-            if problems is not None:
-                problems.append(f"skipped {path}: schema version {rec['schema_version']} (this advbench reads {SCHEMA_VERSION})")
-            continue
+        rec.setdefault("sealed", False)
+        rec.setdefault("isolation", "in-process" if rec["schema_version"] == 1 else "process")
         rec["_path"] = str(path)
         yield rec
+
+
+def run_key(rec: dict[str, Any]) -> tuple:
+    """What makes two runs the same run, for resuming a sweep."""
+    return (rec["task"], rec["task_version"], rec["variant"], rec["method"], rec["profile"], rec["budget"],
+            rec["seed"], bool(rec.get("sealed")), rec.get("isolation", "process"))
+
+
+def completed(results_dir: Path) -> set[tuple]:
+    """Keys of the runs that already have an ``ok`` record (see :func:`run_key`)."""
+    return {run_key(r) for r in iter_records(results_dir) if r["status"] == "ok"}

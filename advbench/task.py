@@ -1,27 +1,84 @@
-"""The contract between the harness and a task implementation.
+"""The contract between the harness and a task's held-out code.
 
-A task module (``tasks/<name>.py``) exports a :class:`~advbench.spec.TaskSpec` and a class that
-implements :class:`Task`. ``build`` makes the data for one variant and seed and splits it into what
-the method may see (``Problem.train``) and what only the task keeps (``Problem.heldout``);
-``evaluate`` scores a solution against the held-out part.
+A task is a package ``tasks/<name>/`` (installed as ``advbench.tasks.<name>``) of three modules:
+
+* ``__init__.py`` holds the :class:`~advbench.spec.TaskSpec` (``SPEC``) and nothing heavy, so that
+  ``advbench list`` reads it without importing numpy or torch;
+* ``contract.py`` is the public contract: the data types a method receives, the solution type it
+  returns, constants and helpers. Methods (baselines and plugins) import this and only this;
+* ``heldout.py`` builds the data and scores solutions. It is imported only by the harness process:
+  an import-linter contract keeps ``baselines/`` and ``examples/`` off it, and the processes that
+  run method code refuse to import it.
+
+``build`` makes the data of one variant and seed and splits it into the method's view
+(``Problem.train``, pickled to the method's process) and what only the harness keeps
+(``Problem.heldout``). Every random choice that decides held-out data comes from ``seal`` so that a
+sealed run (``advbench run --sealed``) cannot be rebuilt from its public seed.
+
+``evaluate`` scores a solution. The solution is not in the harness process: it lives in a scoring
+process that never receives held-out answers, and ``evaluate`` gets a
+:class:`~advbench.solution.SolutionHandle` to it. Send it held-out *inputs*, get back plain data
+(numpy arrays, numbers), and compute the metrics here, where the answers are.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from advbench.spec import Budget
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from advbench.profiles import Profile
+    from advbench.solution import SolutionHandle
 
 
 @dataclass
 class Problem:
     train: Any  # handed to the method: training (and validation) data, or an environment factory
-    heldout: Any  # never handed to the method
+    heldout: Any  # never leaves the harness process
     description: dict[str, Any] = field(default_factory=dict)  # sizes, sources: stored in the record
 
 
-class Task(Protocol):
-    def build(self, *, variant: str, seed: int, budget: Budget) -> Problem: ...
+@dataclass(frozen=True)
+class Seal:
+    """Where the random choices that decide held-out data come from.
 
-    def evaluate(self, solution: Any, problem: Problem, profile: Any) -> dict[str, float]: ...
+    Unsealed (``key is None``) they come from the public seed alone, exactly as before sealing
+    existed, so unsealed runs stay reproducible from their record. Sealed, they come from an HMAC
+    of the seed and the stream under a key the method's process never receives, so a method that
+    rebuilds the data from ``ctx.seed`` gets other held-out data than the harness scores on.
+    """
+
+    seed: int
+    key: bytes | None = None
+
+    @property
+    def sealed(self) -> bool:
+        return self.key is not None
+
+    def _keyed(self, stream: tuple[Any, ...], words: int) -> list[int]:
+        assert self.key is not None
+        digest = hmac.new(self.key, repr((self.seed, *stream)).encode(), hashlib.sha256).digest()
+        return [int.from_bytes(digest[4 * i: 4 * i + 4], "little") for i in range(words)]
+
+    def rng(self, *stream: int) -> "np.random.Generator":
+        """A numpy Generator for one held-out stream: ``default_rng([seed, *stream])`` unsealed."""
+        import numpy as np
+
+        return np.random.default_rng([self.seed, *stream] if self.key is None else self._keyed(stream, 8))
+
+    def random_state(self, public: int, *stream: Any) -> int:
+        """An integer seed for libraries that take one (scikit-learn's ``random_state``):
+        ``public`` unsealed, a keyed 31-bit integer sealed."""
+        return public if self.key is None else self._keyed(("random_state", public, *stream), 1)[0] >> 1
+
+
+class Task(Protocol):
+    def build(self, *, variant: str, seed: int, budget: Budget, seal: Seal) -> Problem: ...
+
+    def evaluate(self, solution: "SolutionHandle", problem: Problem, profile: "Profile") -> dict[str, float]: ...

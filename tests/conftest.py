@@ -2,15 +2,18 @@ from __future__ import annotations
 
 import pytest
 
-import toy_task
+import toy
 from advbench.registry import Registry
+
+TOY_METHODS = ("estimate", "zero", "crash", "slow", "hang", "exit_3", "hard_exit", "segfault", "hog_memory",
+               "nan", "wrong_type", "no_solution", "unpicklable", "train_while_scored")
 
 
 @pytest.fixture
 def toy_registry() -> Registry:
     """The installed registry plus the in-process toy task and its methods."""
     reg = Registry()
-    reg.register_task(toy_task.SPEC)
-    for name in ("estimate", "zero", "crash", "slow", "cheat", "wrong_type"):
-        reg.register_method("toy", name, f"toy_task:{name}")
+    reg.register_task(toy.SPEC)
+    for name in TOY_METHODS:
+        reg.register_method("toy", name.replace("_", "-"), f"toy_methods:{name}")
     return reg

@@ -1,0 +1,142 @@
+"""The processes that run method code: ``python -m advbench.sandbox {method|solution} FD``.
+
+* ``method``: runs one method on the training view it is sent, with a :class:`RunContext` whose
+  ``checkpoint`` sends solution pickles back. It never receives held-out data.
+* ``solution``: the scoring process; holds one solution at a time and answers the task's
+  questions about it (:func:`advbench.solution.serve`). It receives held-out inputs, never answers.
+
+Both are started fresh by the harness (never forked from it), with ``ADVBENCH_SEAL_KEY`` removed
+from their environment and the thread count fixed before any library loads. Both refuse to
+import a task's held-out module. They die with the harness (``PR_SET_PDEATHSIG``) and when
+their socket closes. Everything they send the harness is plain data (see
+:mod:`advbench.solution`): the harness never unpickles what a method wrote.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import os
+import signal
+import socket
+import sys
+import time
+import traceback
+from typing import Any
+
+
+class HeldoutImportBlocker(importlib.abc.MetaPathFinder):
+    """Refuses ``*.heldout`` modules and the task's implementation module in method processes.
+
+    Not a wall (a method can read any file it likes); it keeps honest code honest, and makes a
+    task whose training view needs held-out code fail loudly. Sealing is what protects the data.
+    """
+
+    def __init__(self, blocked: set[str]) -> None:
+        self.blocked = blocked
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
+        if fullname in self.blocked or fullname.rsplit(".", 1)[-1] == "heldout":
+            raise ImportError(f"{fullname} is a task's held-out code: a method may import only the task's "
+                              "contract module")
+        return None
+
+
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass  # not Linux: the closed socket still ends the process
+
+
+def _prepare(job: dict[str, Any]) -> None:
+    sys.path[:] = job["sys_path"]
+    sys.meta_path.insert(0, HeldoutImportBlocker(set(job["blocked_modules"])))
+
+
+def _run_method(conn: Any, job: dict[str, Any]) -> None:
+    from advbench.context import RunContext, dump_solution
+    from advbench.errors import BudgetExhausted
+    from advbench.profiles import get_profile
+    from advbench.registry import load_object
+    from advbench.solution import send_plain
+
+    def fail(text: str, work: float = 0.0) -> None:
+        send_plain(conn, ("error", text, work))
+
+    t0 = time.perf_counter()
+    try:
+        import pickle
+
+        method = load_object(job["method"])
+        train = pickle.loads(job["train"])
+        profile = get_profile(job["profile"])
+        profile.activate(job["seed"], threads=job["threads"], import_torch=False)
+    except BaseException as exc:  # noqa: BLE001 - report anything, including SystemExit at import
+        fail("could not start the method: " + _describe(exc))
+        return
+
+    def submit(kind: str, payload: tuple) -> Any:
+        send_plain(conn, (kind, *payload))
+        if kind == "checkpoint":
+            reply = conn.recv()  # from the harness: ("ack", exhausted)
+            return bool(reply[1])
+        return None
+
+    ctx = RunContext(spec=job["spec"], variant=job["variant"], seed=job["seed"], budget=job["budget"],
+                     profile=profile, submit=submit)
+    send_plain(conn, ("ready", time.perf_counter() - t0))
+    conn.recv()  # "go": the harness starts its training clock as it sends this
+    ctx._start = time.perf_counter()
+    try:
+        solution = method(train, ctx)
+        blob = None if solution is None else dump_solution(solution)
+        send_plain(conn, ("done", ctx.work, blob))
+    except BudgetExhausted:
+        send_plain(conn, ("done", ctx.work, None))
+    except BaseException as exc:  # noqa: BLE001 - sys.exit in a method is a method error, not ours
+        fail(_describe(exc), ctx.work)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"the method called sys.exit({exc.code!r})"
+    head = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    return head + "\n" + "".join(traceback.format_tb(exc.__traceback__, limit=-6))
+
+
+def _run_solution_host(conn: Any, job: dict[str, Any]) -> None:
+    from advbench.profiles import get_profile
+    from advbench.solution import send_plain, serve
+
+    t0 = time.perf_counter()
+    get_profile(job["profile"]).activate(job["seed"], threads=job["threads"], import_torch=False)
+    send_plain(conn, ("ready", time.perf_counter() - t0))
+    serve(conn)
+
+
+def main() -> None:
+    role, fd = sys.argv[1], int(sys.argv[2])
+    _die_with_parent()
+    from multiprocessing.connection import Connection
+
+    sock = socket.socket(fileno=fd)
+    conn = Connection(sock.detach())
+    job = conn.recv()  # from the harness, which is trusted
+    _prepare(job)
+    if role == "method":
+        _run_method(conn, job)
+    elif role == "solution":
+        _run_solution_host(conn, job)
+    else:
+        raise SystemExit(f"unknown role {role!r}")
+    conn.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # do not wait for threads a method may have left running
+
+
+if __name__ == "__main__":
+    main()

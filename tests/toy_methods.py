@@ -1,0 +1,100 @@
+"""Methods for the toy task, honest and otherwise, used by the harness tests."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+
+def estimate(train, ctx):
+    """Running mean, checkpointed every 100 samples."""
+    total, n = 0.0, 0
+    for _ in range(int(ctx.limits["samples"]) // 100):
+        x = train.draw(100)
+        total, n = total + x.sum(), n + 100
+        ctx.count(100)
+        ctx.checkpoint(total / n, step=n)
+    return total / n
+
+
+def zero(train, ctx):
+    return 0.0
+
+
+def crash(train, ctx):
+    raise RuntimeError("boom")
+
+
+def slow(train, ctx):
+    while True:
+        time.sleep(0.2)
+        ctx.checkpoint(float(train.draw(10).mean()))
+
+
+def hang(train, ctx):
+    """Checkpoints once, then sleeps for ever without checkpointing again."""
+    ctx.checkpoint(float(train.draw(100).mean()))
+    while True:
+        time.sleep(1.0)
+
+
+def exit_3(train, ctx):
+    import sys
+
+    sys.exit(3)
+
+
+def hard_exit(train, ctx):
+    ctx.checkpoint(float(train.draw(100).mean()))
+    os._exit(1)
+
+
+def segfault(train, ctx):
+    import ctypes
+
+    ctypes.string_at(0)
+
+
+def hog_memory(train, ctx):
+    """Allocates 64 MiB blocks, touching every page, until something stops it."""
+    import numpy as np
+
+    ctx.checkpoint(float(train.draw(100).mean()))
+    blocks = []
+    while True:
+        blocks.append(np.ones(8 * 2**20))
+
+
+def nan(train, ctx):
+    return math.nan
+
+
+def wrong_type(train, ctx):
+    return "not a number"
+
+
+def no_solution(train, ctx):
+    return None
+
+
+def unpicklable(train, ctx):
+    return lambda: 0.0
+
+
+def train_while_scored(train, ctx):
+    """Burns CPU in a thread while the harness scores its checkpoints: that time must count."""
+    import threading
+
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            sum(range(10000))
+
+    threading.Thread(target=spin, daemon=True).start()
+    value = float(train.draw(1000).mean())
+    for _ in range(3):
+        ctx.checkpoint(value)
+    stop.set()
+    return value
