@@ -78,8 +78,11 @@ def check_writable(results_dir: Path) -> None:
         probe = probe.parent
     if probe.exists() and not probe.is_dir():
         raise UsageError(f"--results {path} is not a directory ({probe} is a file)")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"--results {path} is not writable ({probe} cannot be written to)")
+    try:  # os.access says yes to root everywhere; a real file says what the kernel allows
+        with tempfile.TemporaryFile(dir=probe, prefix=".advbench-probe-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--results {path} is not writable ({probe}: {exc.strerror or exc})") from exc
 
 
 def check_readable(results_dir: Path) -> None:

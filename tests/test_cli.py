@@ -143,3 +143,106 @@ def test_pc_reproduces_the_committed_reference_leaderboard(tmp_path):
     assert res.returncode == 0, res.stderr
     gate = cli("gate", "--baseline", str(committed), "--candidate", str(tmp_path), "--tolerance", "0")
     assert gate.exit_code == 0 and "4 groups compared, 0 regressions" in gate.output, gate.output
+
+
+@pytest.mark.parametrize("args, env, message", [
+    (["run", "--task", "pc", "--results", "/proc/advbench-results"], {}, "is not writable"),
+    (["run", "--task", "pc", "--seeds", "100000000"], {}, "less than or equal to 1000"),
+    (["run", "--task", "pc"], {"ADVBENCH_THREADS": "abc"}, "ADVBENCH_THREADS='abc' is not a thread count"),
+    (["run", "--task", "pc", "--sealed"], {"ADVBENCH_SEAL_KEY": ""}, "needs a secret key of at least 16"),
+    (["leaderboard", "--results", "/nonexistent/advbench"], {}, "does not exist"),
+    (["gate", "--baseline", "/nonexistent/a", "--candidate", "/nonexistent/b"], {}, "does not exist"),
+])
+def test_bad_setup_exits_2_before_any_work(args, env, message, tmp_path):
+    import os
+
+    res = subprocess.run([*ADVBENCH, *args], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, **env}, cwd=tmp_path)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert message in res.stderr.replace("\n", " "), res.stderr
+    assert "Traceback" not in res.stderr and not list(tmp_path.iterdir())
+    assert not Path("/nonexistent").exists()
+
+
+def test_results_that_is_a_file_is_refused(tmp_path):
+    target = tmp_path / "results"
+    target.write_text("not a directory")
+    for args in (["run", "--task", "pc"], ["leaderboard"]):
+        res = subprocess.run([*ADVBENCH, *args, "--results", str(target)], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 2 and "is not a directory" in res.stderr and "Traceback" not in res.stderr
+    assert target.read_text() == "not a directory"
+
+
+def test_sweeps_resume_and_force_runs_again(tmp_path):
+    args = [*ADVBENCH, "run", "--task", "pc", "--method", "floor", "--variant", "sachs", "--seeds", "2",
+            "--results", str(tmp_path)]
+    assert subprocess.run(args, capture_output=True, text=True, timeout=300).returncode == 0
+    again = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "skipped 2 run(s)" in again.stderr
+    assert len(list((tmp_path / "runs").rglob("*.json"))) == 2
+    forced = subprocess.run([*args, "--force"], capture_output=True, text=True, timeout=300)
+    assert forced.returncode == 0 and len(list((tmp_path / "runs").rglob("*.json"))) == 4
+
+
+def test_kill_9_midway_then_rerun_leaves_every_seed_once(tmp_path):
+    import signal
+    import time
+
+    import psutil
+
+    args = [*ADVBENCH, "run", "--task", "pc", "--method", "floor", "--variant", "sachs", "--seeds", "5",
+            "--results", str(tmp_path)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while len(list(tmp_path.rglob("*.json"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signal.SIGKILL)  # at whatever moment the sweep is in
+    proc.wait()
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive  # method and scoring processes die with the harness
+    before = sorted(p.name for p in tmp_path.rglob("*.json"))
+    assert 2 <= len(before) < 5
+    for path in tmp_path.rglob("*.json"):
+        json.loads(path.read_text())  # every record on disk is whole
+    res = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    recs = [json.loads(p.read_text()) for p in tmp_path.rglob("*.json")]
+    assert sorted(r["seed"] for r in recs) == [0, 1, 2, 3, 4]
+    assert f"skipped {len(before)} run(s)" in res.stderr
+
+
+def test_a_failed_run_exits_1_with_a_summary_and_the_gate_fails_it(tmp_path):
+    from advbench.records import save
+
+    base = tmp_path / "base"
+    res = subprocess.run([*ADVBENCH, "run", "--task", "pc", "--variant", "sachs", "--json", "--results", str(base)],
+                         capture_output=True, text=True, timeout=300)
+    rec = json.loads(res.stdout)[0]
+    crashed = {**rec, "status": "crashed", "error": "the method's process died: killed by signal SIGSEGV",
+               "metrics": {}, "targets_met": False, "run_id": "crashed0001",
+               "created_utc": "2099-01-01T00:00:00+00:00"}
+    save(tmp_path / "cand", crashed)
+    gate = cli("gate", "--baseline", str(base), "--candidate", str(tmp_path / "cand"))
+    assert gate.exit_code == 1 and "candidate run(s) failed: seed 0: crashed" in gate.output, gate.output
+    # A failed re-run is what the board shows for that seed, not the older success.
+    save(base, crashed)
+    rows = json.loads(cli("leaderboard", "--results", str(base), "--format", "json").stdout)
+    (row,) = [r for r in rows if r["method"] == "reference"]
+    assert row["seeds"] == 0 and row["failed"] == 1 and "seed 0: crashed" in row["failures"]
+
+
+def test_leaderboard_skips_records_with_broken_nested_fields(tmp_path):
+    from advbench.records import save
+
+    res = subprocess.run([*ADVBENCH, "run", "--task", "pc", "--method", "floor", "--variant", "sachs", "--json",
+                          "--results", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    rec = json.loads(res.stdout)[0]
+    save(tmp_path, {**rec, "run_id": "broken00001", "timings": "soon"})
+    save(tmp_path, {**rec, "run_id": "broken00002", "metrics": [0.5]})
+    board = subprocess.run([*ADVBENCH, "leaderboard", "--results", str(tmp_path)], capture_output=True, text=True)
+    assert board.returncode == 0 and board.stderr.count("skipped") == 2 and "Traceback" not in board.stderr
+    import os
+    import stat
+
+    assert stat.S_IMODE(os.stat(tmp_path / "LEADERBOARD.md").st_mode) & 0o044  # readable by others (umask)

@@ -9,11 +9,18 @@ import numpy as np
 
 
 class Sampler:
-    def __init__(self, mean: float, sigma: float, seed: int) -> None:
-        self._mean, self._sigma, self._rng = mean, sigma, np.random.default_rng([seed, 1])
+    """Hands out draws made in advance by the harness: a sampler that kept the mean to draw from
+    would carry the held-out answer into the method's process (the hostile tests caught that)."""
+
+    def __init__(self, draws: np.ndarray) -> None:
+        self._draws, self._next = draws, 0
 
     def draw(self, n: int) -> np.ndarray:
-        return self._rng.normal(self._mean, self._sigma, size=n)
+        if self._next + n > len(self._draws):
+            self._next = 0  # past the budget: the same draws again, never new information
+        out = self._draws[self._next: self._next + n]
+        self._next += n
+        return out
 
 
 def estimate_of(solution: Any) -> float:

@@ -8,8 +8,11 @@ from toy.contract import Sampler
 
 class ToyTask:
     def build(self, *, variant, seed, budget, seal):
+        import numpy as np
+
         mean = float(seal.rng(2).uniform(-5, 5))
-        return Problem(train=Sampler(mean, 1.0 if variant == "easy" else 10.0, seed), heldout=mean,
+        draws = np.random.default_rng([seed, 1]).normal(mean, 1.0 if variant == "easy" else 10.0, size=20000)
+        return Problem(train=Sampler(draws), heldout=mean,
                        description={"variant": variant})
 
     def evaluate(self, solution, problem, profile):

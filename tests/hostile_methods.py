@@ -1,0 +1,180 @@
+"""Methods written as a hostile plugin author would: each tries one route to the held-out answer.
+
+Each collects every candidate it can reach, writes them to the JSON file named by
+``ADVBENCH_HOSTILE_DUMP`` (the test reads it) and hands in its best guess. The toy task's answer
+is a float (the Gaussian's mean); pc's is a CPDAG.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import json
+import os
+import sys
+import types
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+# ---------------------------------------------------------------------------------------------
+# Collecting: every float and every array reachable from a set of roots
+# ---------------------------------------------------------------------------------------------
+
+
+def _walk(roots: Iterable[Any], limit: int = 200_000) -> tuple[set[float], list[np.ndarray], list[str]]:
+    floats: set[float] = set()
+    arrays: list[np.ndarray] = []
+    kinds: list[str] = []
+    seen: set[int] = set()
+    stack = list(roots)
+    while stack and len(seen) < limit:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        name = type(obj).__name__
+        try:
+            if name in ("Problem", "Scorer", "Seal") or "heldout" in getattr(obj, "__dict__", {}):
+                kinds.append(name)
+        except Exception:  # noqa: BLE001 - odd objects (ctypes libraries...) answer oddly
+            pass
+        if isinstance(obj, float):
+            floats.add(obj)
+        elif isinstance(obj, np.ndarray):
+            if obj.dtype != object and obj.size < 10_000:
+                arrays.append(obj)
+        elif isinstance(obj, dict):
+            stack.extend(obj.values())
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            stack.extend(obj)
+        elif isinstance(obj, types.FunctionType) and obj.__closure__:
+            stack.extend(c.cell_contents for c in obj.__closure__ if _has_contents(c))
+        elif isinstance(obj, types.MethodType):
+            stack.append(obj.__func__)
+            stack.append(obj.__self__)
+        if hasattr(obj, "__dict__") and not isinstance(obj, type) and type(obj).__module__ != "builtins":
+            try:
+                stack.extend(vars(obj).values())
+            except TypeError:
+                pass
+    return floats, arrays, kinds
+
+
+def _has_contents(cell: Any) -> bool:
+    try:
+        cell.cell_contents
+        return True
+    except ValueError:
+        return False
+
+
+def _dump(route: str, floats: set[float], arrays: list[np.ndarray], kinds: list[str]) -> None:
+    path = os.environ.get("ADVBENCH_HOSTILE_DUMP")
+    if not path:
+        return
+    entry = {"route": route, "pid": os.getpid(), "floats": sorted(f for f in floats if np.isfinite(f)),
+             "arrays": [a.tolist() for a in arrays if a.ndim == 2 and a.shape[0] == a.shape[1] and a.shape[0] > 5],
+             "kinds": sorted(set(kinds))}
+    with open(path, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+
+
+def _frames() -> list[Any]:
+    out, frame = [], sys._getframe(1)
+    while frame is not None:
+        out.append(frame.f_locals)
+        out.append(frame.f_globals)
+        frame = frame.f_back
+    return out
+
+
+def _ctx_internals(ctx: Any) -> list[Any]:
+    roots = [vars(ctx)]
+    for name in dir(ctx):
+        try:
+            roots.append(getattr(ctx, name))
+        except Exception:  # noqa: BLE001
+            pass
+    for attr in ("curve", "_evaluate", "last_solution", "_RunContext__submit", "scores"):
+        roots.append(getattr(ctx, attr, None))
+    return roots
+
+
+def _everything(ctx: Any | None) -> tuple[set[float], list[np.ndarray], list[str]]:
+    roots: list[Any] = [*_frames(), *gc.get_objects()]
+    if ctx is not None:
+        roots += _ctx_internals(ctx)
+    return _walk(roots)
+
+
+# ---------------------------------------------------------------------------------------------
+# toy: routes inside the method's process
+# ---------------------------------------------------------------------------------------------
+
+
+def toy_scan_everything(train, ctx):
+    """Closures, frames, gc and ctx internals, before and after a checkpoint."""
+    ctx.checkpoint(0.0)
+    floats, arrays, kinds = _everything(ctx)
+    _dump("method:everything", floats, arrays, kinds)
+    return 0.0
+
+
+def toy_read_curve(train, ctx):
+    """A method that wants its held-out score after a checkpoint."""
+    ctx.checkpoint(1.234)
+    found = [getattr(ctx, name, None) for name in ("curve", "scores", "last_metrics", "metrics")]
+    _dump("method:curve", {float(x) for x in found if isinstance(x, float)}, [], [repr(found)])
+    return 0.0
+
+
+def toy_rebuild_from_seed(train, ctx):
+    """Load the task's held-out module from its file (the import is refused) and rebuild the answer."""
+    from advbench.task import Seal
+
+    try:
+        import toy.heldout  # noqa: F401
+        blocked = False
+    except ImportError:
+        blocked = True
+    toy_dir = Path(importlib.util.find_spec("toy").origin).parent
+    spec = importlib.util.spec_from_file_location("stolen_heldout", toy_dir / "heldout.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    problem = module.ToyTask().build(variant=ctx.variant, seed=ctx.seed, budget=ctx.budget, seal=Seal(ctx.seed))
+    _dump("method:rebuild", {problem.heldout}, [], ["import blocked" if blocked else "import allowed"])
+    return problem.heldout
+
+
+class ScanningEstimate:
+    """A solution whose code scans the scoring process when the task asks it for its estimate."""
+
+    def estimate(self) -> float:
+        floats, arrays, kinds = _everything(None)
+        _dump("solution:everything", floats, arrays, kinds)
+        return 0.0
+
+
+def toy_scanning_solution(train, ctx):
+    return ScanningEstimate()
+
+
+# ---------------------------------------------------------------------------------------------
+# pc: the same routes on a real task (the answer is the CPDAG)
+# ---------------------------------------------------------------------------------------------
+
+
+def pc_scan_everything(train, ctx):
+    from advbench.tasks.pc.contract import Graph
+
+    empty = Graph.empty(train.nodes)
+    ctx.checkpoint(empty)
+    floats, arrays, kinds = _everything(ctx)
+    _dump("method:everything", floats, arrays, kinds)
+    p = len(train.nodes)
+    for a in arrays:  # hand in anything that looks like an adjacency matrix of the right size
+        if a.shape == (p, p) and np.isin(a, (0, 1)).all() and a.any() and not np.diagonal(a).any():
+            return Graph(train.nodes, a)
+    return empty

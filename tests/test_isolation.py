@@ -1,0 +1,145 @@
+"""Hostile methods: no route from a method's code to held-out answers or scores yields anything.
+
+These are permanent regression tests. Each hostile method (tests/hostile_methods.py) tries one
+route, dumps every float and array it could reach, and hands in its best guess; the test checks
+that the answer is not among them and that the score shows it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from advbench.runner import run
+from advbench.task import Seal
+
+HOSTILE = ("toy_scan_everything", "toy_read_curve", "toy_rebuild_from_seed", "toy_scanning_solution")
+KEY = "correct-horse-battery-staple-0123"
+
+
+@pytest.fixture
+def hostile(toy_registry, tmp_path, monkeypatch):
+    for name in HOSTILE:
+        toy_registry.register_method("toy", name, f"hostile_methods:{name}")
+    dump = tmp_path / "dump.jsonl"
+    monkeypatch.setenv("ADVBENCH_HOSTILE_DUMP", str(dump))
+    monkeypatch.setenv("ADVBENCH_SEAL_KEY", KEY)
+
+    def go(method: str, seed: int = 3, **kw):
+        rec = run("toy", method, seed=seed, results_dir=None, registry=toy_registry, **kw)
+        entries = [json.loads(line) for line in dump.read_text().splitlines()] if dump.exists() else []
+        dump.unlink(missing_ok=True)
+        return rec, entries
+
+    return go
+
+
+def answer(seed: int, key: bytes | None = None) -> float:
+    from toy.heldout import ToyTask
+
+    return ToyTask().build(variant="easy", seed=seed, budget=None, seal=Seal(seed, key)).heldout
+
+
+def test_the_method_process_holds_no_held_out_answer(hostile):
+    """Closures, frames, gc and the context's internals: every float the method can reach."""
+    rec, (entry,) = hostile("toy_scan_everything")
+    assert entry["route"] == "method:everything" and len(entry["floats"]) > 10  # it did look
+    assert answer(3) not in entry["floats"]
+    assert not {"Problem", "Scorer", "Seal"} & set(entry["kinds"])
+    assert rec["metrics"]["abs_error"] == pytest.approx(abs(answer(3)))  # its guess, 0.0, scored as such
+
+
+def test_a_method_cannot_read_its_held_out_score(hostile):
+    rec, (entry,) = hostile("toy_read_curve")
+    assert entry["floats"] == [] and entry["kinds"] == ["[None, None, None, None]"]
+    assert rec["curve"][0]["metrics"]  # the harness did score the checkpoint, and kept it
+
+
+def test_the_scoring_process_holds_no_held_out_answer(hostile):
+    rec, (entry,) = hostile("toy_scanning_solution")
+    assert entry["route"] == "solution:everything" and len(entry["floats"]) > 10
+    assert answer(3) not in entry["floats"]
+    assert not {"Problem", "Scorer"} & set(entry["kinds"])
+
+
+def test_rebuilding_the_data_from_the_seed_fails_when_sealed(hostile):
+    rec, (entry,) = hostile("toy_rebuild_from_seed")  # unsealed: reproducible from the seed, by design
+    assert entry["kinds"] == ["import blocked"] and rec["metrics"]["abs_error"] == 0.0
+    rec, (entry,) = hostile("toy_rebuild_from_seed", sealed=True)
+    assert entry["kinds"] == ["import blocked"]
+    assert rec["sealed"] is True and rec["metrics"]["abs_error"] > 0.1
+    assert rec["metrics"]["abs_error"] == pytest.approx(abs(answer(3) - answer(3, KEY.encode())))
+    import hashlib
+
+    assert rec["seal_key_sha256"] == hashlib.sha256(KEY.encode()).hexdigest()
+    assert KEY not in json.dumps(rec)
+
+
+def test_sealed_runs_need_a_real_key(toy_registry, monkeypatch):
+    from advbench.errors import UsageError
+
+    monkeypatch.setenv("ADVBENCH_SEAL_KEY", "short")
+    with pytest.raises(UsageError, match="at least 16 characters"):
+        run("toy", "estimate", results_dir=None, registry=toy_registry, sealed=True)
+
+
+def test_the_seal_key_never_reaches_method_processes(toy_registry, monkeypatch, tmp_path):
+    toy_registry.register_method("toy", "env", "hostile_methods:toy_scan_everything")
+    monkeypatch.setenv("ADVBENCH_SEAL_KEY", KEY)
+    import os
+
+    from advbench.runner import Child
+
+    child = Child("method", {"sys_path": [], "blocked_modules": []}, threads=1)
+    try:
+        environ = open(f"/proc/{child.pid}/environ", "rb").read().split(b"\0")
+    finally:
+        child.kill()
+    assert not [e for e in environ if e.startswith(b"ADVBENCH_SEAL_KEY=")]
+    assert b"OMP_NUM_THREADS=1" in environ and os.environ["ADVBENCH_SEAL_KEY"] == KEY
+
+
+def test_unsealed_data_is_reproducible_and_sealed_data_is_not(hostile):
+    assert answer(5) == answer(5) != answer(5, KEY.encode())
+    assert answer(5, KEY.encode()) == answer(5, KEY.encode()) != answer(5, b"another-key-of-16-chars")
+
+
+def test_only_plain_data_leaves_a_method_process():
+    """The harness decodes what method code sends with an unpickler that builds nothing else."""
+    import pickle
+
+    import numpy as np
+
+    from advbench.solution import dumps_plain, loads_plain
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    with pytest.raises(pickle.UnpicklingError, match="refused to build builtins.print"):
+        loads_plain(pickle.dumps(Evil()))
+    with pytest.raises(TypeError, match="cannot leave the scoring process"):
+        dumps_plain(Evil())
+    value = {"a": np.arange(3), "b": (1.5, "x", None), "c": [np.float32(2.0)]}
+    back = loads_plain(dumps_plain(value))
+    assert back["a"].tolist() == [0, 1, 2] and back["b"] == (1.5, "x", None) and back["c"] == [2.0]
+
+
+def test_pc_answers_are_out_of_reach_of_a_method(tmp_path, monkeypatch):
+    """On a real task: the method scans its process for the CPDAG and hands in whatever it finds."""
+    from advbench.registry import Registry
+
+    reg = Registry()
+    reg.register_method("pc", "scan", "hostile_methods:pc_scan_everything")
+    dump = tmp_path / "dump.jsonl"
+    monkeypatch.setenv("ADVBENCH_HOSTILE_DUMP", str(dump))
+    rec = run("pc", "scan", variant="sachs", results_dir=None, registry=reg)
+    (entry,) = [json.loads(line) for line in dump.read_text().splitlines()]
+    from advbench.tasks.pc.heldout import PCTask
+
+    truth = PCTask().build(variant="sachs", seed=0, budget=reg.spec("pc").budgets["quick"], seal=Seal(0)).heldout
+    found = [a for a in entry["arrays"] if len(a) == len(truth["cpdag"].nodes)]
+    assert not any((truth["cpdag"].adj == a).all() or (truth["dag"].adj == a).all() for a in found)
+    assert not {"Problem", "Scorer", "Seal"} & set(entry["kinds"])
+    assert rec["status"] == "ok" and rec["metrics"]["shd"] >= 17  # no better than the empty graph
