@@ -26,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 from scipy.special import chdtrc, ndtr  # chi2.sf(x, k) == chdtrc(k, x); norm.sf(z) == ndtr(-z)
 
-from advbench.tasks.pc import Dataset, Graph
+from advbench.tasks.pc.contract import Dataset, Graph
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,7 +178,7 @@ def skeleton(ci: CachedTest, p: int, cfg: Config, max_k: int | None,
 
 # ---------------------------------------------------------------------------------------------
 # Steps 2 and 3: orientation. g[i, j] = 1 means "i -> j is allowed": i -> j is g[i, j] = 1,
-# g[j, i] = 0; i — j is g[i, j] = g[j, i] = 1 (the convention of advbench.tasks.pc.Graph).
+# g[j, i] = 0; i — j is g[i, j] = g[j, i] = 1 (the convention of advbench.tasks.pc.contract.Graph).
 # ---------------------------------------------------------------------------------------------
 
 def is_directed(g: np.ndarray, i: int, j: int) -> bool:

@@ -1,6 +1,6 @@
 """Reference variational quantum classifier for the ``qnn`` task, top to bottom in one file.
 
-The circuit is the task's :func:`~advbench.tasks.qnn.ansatz`: 4 qubits, per layer RY(feature)
+The circuit is the task's :func:`~advbench.tasks.qnn.contract.ansatz`: 4 qubits, per layer RY(feature)
 re-uploading, trainable RY/RZ on every qubit and a CX chain; the readout is ⟨Z0⟩ and class 1 is
 ⟨Z0⟩ < 0. Training minimises the mean squared error between ⟨Z0⟩ and +1 (class 0) / -1 (class 1)
 with COBYLA, a derivative-free optimiser: one objective evaluation is one batched Aer job over all
@@ -31,7 +31,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.optimize import minimize
 
-from advbench.tasks.qnn import CircuitClassifier, ConstantClassifier, TrainData, ansatz, executor_for, parameter_values
+from advbench.tasks.qnn.contract import (CircuitClassifier, ConstantClassifier, TrainData, ansatz, executor_for,
+                                         parameter_values)
 
 
 @dataclass

@@ -9,12 +9,19 @@ torch = pytest.importorskip("torch")
 pyg_nn = pytest.importorskip("torch_geometric.nn")
 
 from advbench.baselines import gnn as bg  # noqa: E402
-from advbench.tasks import gnn as tg  # noqa: E402
+from advbench.profiles import get_profile  # noqa: E402
+from advbench.solution import LocalSolution  # noqa: E402
+from advbench.task import Seal  # noqa: E402
+from advbench.tasks.gnn import SPEC  # noqa: E402
+from advbench.tasks.gnn import contract as tc  # noqa: E402
+from advbench.tasks.gnn import heldout as tg  # noqa: E402
+
+SECRET = b"some-secret-key-123"
 
 
 @pytest.fixture(scope="module")
 def family_problem():
-    return tg.GNNTask().build(variant="family", seed=3, budget=tg.SPEC.budgets["quick"])
+    return tg.GNNTask().build(variant="family", seed=3, budget=SPEC.budgets["quick"], seal=Seal(3))
 
 
 def test_gcn_layer_matches_pyg_gcnconv_with_copied_weights(family_problem):
@@ -62,13 +69,13 @@ def test_edges_are_undirected_and_features_are_capped_degrees(family_problem):
         pairs = set(map(tuple, g.edge_index.T))
         assert all((b, a) in pairs for a, b in pairs)
         deg = np.bincount(g.edge_index[0], minlength=g.num_nodes)
-        assert np.array_equal(g.x.argmax(1), np.minimum(deg, tg.MAX_DEGREE)) and g.x.sum() == g.num_nodes
+        assert np.array_equal(g.x.argmax(1), np.minimum(deg, tc.MAX_DEGREE)) and g.x.sum() == g.num_nodes
 
 
 def test_folds_split_by_graph_are_stratified_and_the_seed_picks_the_fold():
     task = tg.GNNTask()
-    a = task.build(variant="family", seed=0, budget=None)
-    b = task.build(variant="family", seed=1, budget=None)
+    a = task.build(variant="family", seed=0, budget=None, seal=Seal(0))
+    b = task.build(variant="family", seed=1, budget=None, seal=Seal(1))
     assert a.description["test_fold"] == 0 and b.description["test_fold"] == 1
     assert np.bincount(a.heldout["labels"]).tolist() == [25, 25, 25, 25]
     # Held-out graphs are not among the method's graphs, and carry no label.
@@ -76,6 +83,71 @@ def test_folds_split_by_graph_are_stratified_and_the_seed_picks_the_fold():
     assert not any(g.edge_index.tobytes() in train_keys for g in a.heldout["graphs"])
     assert all(g.y == -1 for g in a.heldout["graphs"])
     assert len(a.train.graphs) + len(a.heldout["graphs"]) == 1000
+
+
+def _keys(graphs) -> list[bytes]:
+    return [g.edge_index.tobytes() + g.x.tobytes() for g in graphs]
+
+
+def test_unsealed_data_is_unchanged_and_sealing_redraws_graphs_and_folds():
+    task = tg.GNNTask()
+    plain = task.build(variant="csl", seed=2, budget=None, seal=Seal(2))
+    # The data set as the task drew it before sealing: one generator, default_rng([DATA_SEED, 2])
+    # for csl (the third variant), first the graphs, then the folds; fold 2 is held out.
+    rng = np.random.default_rng([20240, 2])
+    graphs = tg.make_csl(rng)
+    folds = tg.stratified_folds(np.array([g.y for g in graphs]), 10, rng)
+    assert _keys(plain.train.graphs) == _keys(g for g, f in zip(graphs, folds) if f != 2)
+    assert _keys(plain.heldout["graphs"]) == _keys(g for g, f in zip(graphs, folds) if f == 2)
+    assert plain.heldout["labels"].tolist() == [g.y for g, f in zip(graphs, folds) if f == 2]
+
+    sealed = task.build(variant="csl", seed=2, budget=None, seal=Seal(2, key=SECRET))
+    assert set(_keys(sealed.heldout["graphs"])).isdisjoint(_keys(graphs))  # other graphs altogether
+    assert len(sealed.heldout["graphs"]) == len(plain.heldout["graphs"]) and sealed.description == plain.description
+    # Under one key the data set does not change with the run seed: seeds 0-9 are its ten folds.
+    tests = [_keys(task.build(variant="csl", seed=k, budget=None, seal=Seal(k, key=SECRET)).heldout["graphs"])
+             for k in range(10)]
+    everything = [k for fold in tests for k in fold]
+    assert len(everything) == len(set(everything)) == 150
+    assert set(everything) == set(_keys(sealed.train.graphs)) | set(tests[2])
+
+
+def test_ba2motif_is_the_same_data_set_every_time():
+    """PyG's BA generator draws from numpy's global RNG: the task seeds it (and restores it)."""
+    pytest.importorskip("torch_geometric.datasets")
+    np.random.seed(1)
+    a = tg.GNNTask().build(variant="ba2motif", seed=0, budget=None, seal=Seal(0))
+    after = np.random.random()
+    np.random.seed(2)
+    b = tg.GNNTask().build(variant="ba2motif", seed=0, budget=None, seal=Seal(0))
+    np.random.seed(1)
+    assert np.random.random() == after  # the global state was put back
+    assert _keys(a.train.graphs) == _keys(b.train.graphs) and _keys(a.heldout["graphs"]) == _keys(b.heldout["graphs"])
+
+
+def test_evaluate_sends_no_labels_and_checks_predictions(family_problem):
+    seen = []
+
+    class Spy:
+        def predict(self, graphs):
+            seen.extend(g.y for g in graphs)
+            return np.zeros(len(graphs), np.int64)
+
+    task = tg.GNNTask()
+    m = task.evaluate(LocalSolution(Spy()), family_problem, get_profile("cpu"))
+    assert set(seen) == {-1} and len(seen) == 1000 and m["accuracy"] == pytest.approx(0.25)
+
+    class Bad:
+        def __init__(self, out):
+            self.out = out
+
+        def predict(self, graphs):
+            return self.out(len(graphs))
+
+    for out, error in [(lambda n: np.zeros((n, 1)), ValueError), (lambda n: np.full(n, np.nan), ValueError),
+                       (lambda n: np.zeros(n - 1), ValueError), (lambda n: np.full(n, "a"), TypeError)]:
+        with pytest.raises(error):
+            task.evaluate(LocalSolution(Bad(out)), family_problem, get_profile("cpu"))
 
 
 def test_floor_is_chance(tmp_path):

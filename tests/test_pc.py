@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 from functools import lru_cache
 
 import numpy as np
 import pytest
 
-from advbench.tasks.pc import (SPEC, Dataset, Graph, PCTask, dag_to_cpdag, gaussian_sem, meek_closure,
-                               sample_network, shd, skeleton_scores)
+from advbench.profiles import get_profile
+from advbench.solution import LocalSolution, SolutionError
+from advbench.task import Seal
+from advbench.tasks.pc import SPEC
+from advbench.tasks.pc.contract import Dataset, Graph, dag_to_cpdag, graph_arrays, meek_closure, shd, skeleton_scores
+from advbench.tasks.pc.heldout import PCTask, gaussian_sem, sample_network
+
+CPU = get_profile("cpu")
+SECRET = b"some-secret-key-123"
 
 pytest.importorskip("scipy")
 from advbench.baselines import pc as B  # noqa: E402  (needs scipy)
@@ -278,8 +286,8 @@ def test_floor_scores_zero_and_shd_is_the_cpdag_size(tmp_path):
     assert not rec["targets_met"]
 
     task = PCTask()
-    problem = task.build(variant="gaussian", seed=0, budget=SPEC.budgets["full"])
-    m = task.evaluate(Graph.empty(problem.train.nodes), problem, None)
+    problem = task.build(variant="gaussian", seed=0, budget=SPEC.budgets["full"], seal=Seal(0))
+    m = task.evaluate(LocalSolution(Graph.empty(problem.train.nodes)), problem, CPU)
     assert m["skeleton_f1"] == 0.0 and m["shd"] == problem.heldout["cpdag"].n_edges
 
 
@@ -300,17 +308,17 @@ class StubContext:
 
 def test_gaussian_variant_through_the_reference():
     task = PCTask()
-    problem = task.build(variant="gaussian", seed=0, budget=SPEC.budgets["full"])
+    problem = task.build(variant="gaussian", seed=0, budget=SPEC.budgets["full"], seal=Seal(0))
     ctx = StubContext()
     est = B.discover(problem.train, ctx)
-    m = task.evaluate(est, problem, None)
+    m = task.evaluate(LocalSolution(est), problem, CPU)
     assert ctx.config["test_used"] == "fisherz" and ctx.work == ctx.config["ci_tests"] > 0
     assert ctx.solution is est
     assert m["skeleton_f1"] > 0.9
 
 
 def test_reference_stops_refining_when_time_is_up_and_honours_the_depth_cap():
-    problem = PCTask().build(variant="gaussian", seed=3, budget=SPEC.budgets["full"])
+    problem = PCTask().build(variant="gaussian", seed=3, budget=SPEC.budgets["full"], seal=Seal(3))
     ctx = StubContext(time_left=-1.0)
     est = B.discover(problem.train, ctx)
     assert ctx.config["levels"] == 1 and isinstance(est, Graph)  # only the marginal tests ran
@@ -333,7 +341,7 @@ def test_original_order_dependent_pc_also_works():
 def test_train_carries_no_true_graph(variant):
     if variant != "gaussian":
         pytest.importorskip("pgmpy")
-    problem = PCTask().build(variant=variant, seed=0, budget=SPEC.budgets["quick"])
+    problem = PCTask().build(variant=variant, seed=0, budget=SPEC.budgets["quick"], seal=Seal(0))
     train = problem.train
     assert isinstance(train, Dataset)
     assert set(vars(train)) == {"data", "nodes", "kind", "cardinalities", "source"}
@@ -361,12 +369,16 @@ def test_evaluate_checks_and_aligns_node_names():
     task = PCTask()
     perm = np.random.default_rng(0).permutation(8)
     shuffled = truth.reorder([truth.nodes[i] for i in perm])
-    assert task.evaluate(shuffled, problem, None) == {"skeleton_f1": 1.0, "shd": 0.0,
-                                                      "skeleton_precision": 1.0, "skeleton_recall": 1.0}
+    assert task.evaluate(LocalSolution(shuffled), problem, CPU) == {"skeleton_f1": 1.0, "shd": 0.0,
+                                                                    "skeleton_precision": 1.0, "skeleton_recall": 1.0}
     with pytest.raises(ValueError):
-        task.evaluate(Graph.empty([f"W{k}" for k in range(8)]), problem, None)
+        task.evaluate(LocalSolution(Graph.empty([f"W{k}" for k in range(8)])), problem, CPU)
+    # Not a graph: graph_arrays refuses it with a TypeError in the scoring process, which reaches
+    # the harness as a SolutionError naming it.
     with pytest.raises(TypeError):
-        task.evaluate(np.zeros((8, 8)), problem, None)
+        graph_arrays(np.zeros((8, 8)))
+    with pytest.raises(SolutionError, match="TypeError"):
+        task.evaluate(LocalSolution(np.zeros((8, 8))), problem, CPU)
     p, r, f = skeleton_scores(truth, Graph.empty(truth.nodes))
     assert (p, r, f) == (0.0, 0.0, 0.0)
 
@@ -381,12 +393,76 @@ def test_graph_type():
         Graph("ab", np.zeros((3, 3)))
 
 
+class GraphLike:
+    """Not a Graph, but it has ``nodes`` and ``adj`` (whatever a method puts there)."""
+
+    def __init__(self, nodes, adj) -> None:
+        self.nodes, self.adj = nodes, adj
+
+
+@pytest.mark.parametrize("bad", [np.full((3, 3), np.nan), np.array([[0, np.inf, 0], [0, 0, 0], [0, 0, 0]]),
+                                 np.array([[0, 0.5, 0], [0, 0, 0], [0, 0, 0]]),
+                                 np.array([[0, 257, 0], [0, 0, 0], [0, 0, 0]]), np.full((3, 3), -1)])
+def test_graph_rejects_non_finite_and_non_binary_entries_before_casting(bad):
+    """A NaN matrix used to be cast to int8 zeros (with a RuntimeWarning) and scored as the empty
+    graph; 0.5 became 0 and 257 became 1. Each must be refused, without a cast warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a cast warning would mean the values were cast first
+        with pytest.raises(ValueError):
+            Graph("abc", bad)
+        truth = dag_to_cpdag(Graph.from_edges("abc", directed=[("a", "b")]))
+        problem = type("P", (), {"heldout": {"cpdag": truth}})()
+        with pytest.raises(ValueError, match="0 or 1"):
+            PCTask().evaluate(LocalSolution(GraphLike(("a", "b", "c"), bad)), problem, CPU)
+    with pytest.raises(TypeError):
+        Graph("ab", np.array([["0", "1"], ["0", "0"]]))
+    # Booleans and 0/1 floats are still fine.
+    assert Graph("ab", np.array([[False, True], [False, False]])) == Graph("ab", np.array([[0.0, 1.0], [0.0, 0.0]]))
+
+
+def test_unsealed_data_is_unchanged_and_sealing_redraws_it():
+    budget = SPEC.budgets["full"]
+    plain = PCTask().build(variant="gaussian", seed=2, budget=budget, seal=Seal(2))
+    # The gaussian variant as the task drew it before sealing: everything from default_rng([seed, 11]).
+    rng = np.random.default_rng([2, 11])
+    p, prob = 20, 2.5 / 19
+    lower = np.tril(rng.random((p, p)) < prob, -1)
+    weights = lower * rng.uniform(0.5, 1.5, (p, p)) * rng.choice([-1.0, 1.0], (p, p))
+    x = np.zeros((5000, p))
+    for j in range(p):
+        x[:, j] = x @ weights[j] + rng.standard_normal(5000)
+    x = (x - x.mean(axis=0)) / x.std(axis=0)
+    perm = rng.permutation(p)
+    where = np.argsort(perm)
+    old_dag = Graph.from_edges(plain.train.nodes, directed=[(int(where[i]), int(where[j]))
+                                                            for j, i in zip(*np.nonzero(lower))])
+    assert np.array_equal(plain.train.data, x[:, perm]) and plain.heldout["dag"] == old_dag
+
+    sealed = PCTask().build(variant="gaussian", seed=2, budget=budget, seal=Seal(2, key=SECRET))
+    assert sealed.heldout["dag"] != plain.heldout["dag"]  # a different graph, not only other samples
+    assert not np.array_equal(sealed.train.data, plain.train.data)
+    assert sealed.train.nodes == plain.train.nodes and sealed.train.data.shape == plain.train.data.shape
+    again = PCTask().build(variant="gaussian", seed=2, budget=budget, seal=Seal(2, key=SECRET))
+    assert again.heldout["dag"] == sealed.heldout["dag"] and np.array_equal(again.train.data, sealed.train.data)
+
+
+def test_sealing_redraws_the_discrete_samples_but_not_the_public_network():
+    pytest.importorskip("pgmpy")
+    budget = SPEC.budgets["quick"]
+    plain = PCTask().build(variant="sachs", seed=4, budget=budget, seal=Seal(4))
+    old, _ = sample_network("sachs", 5000, 4)  # the pre-sealing call: pgmpy seeded with the run seed
+    assert np.array_equal(plain.train.data, old.data) and plain.train.source == old.source
+    sealed = PCTask().build(variant="sachs", seed=4, budget=budget, seal=Seal(4, key=SECRET))
+    assert not np.array_equal(sealed.train.data, plain.train.data)
+    assert sealed.heldout["dag"] == plain.heldout["dag"]  # pgmpy's SACHS: public whatever the seal
+
+
 def test_spec_import_is_light():
     code = ("import sys, advbench.tasks.pc; "
             "heavy = [m for m in ('pgmpy', 'scipy', 'pandas', 'torch', 'causallearn') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
-    assert SPEC.entry_point == "advbench.tasks.pc:PCTask" and SPEC.profiles == ("cpu",)
+    assert SPEC.entry_point == "advbench.tasks.pc.heldout:PCTask" and SPEC.profiles == ("cpu",)
 
 
 # ---- pytest-benchmark micro-benchmarks (disabled by default: `pytest --benchmark-enable -k bench`) ----

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,20 +17,21 @@ pytest.importorskip("sklearn")
 from advbench.context import RunContext  # noqa: E402
 from advbench.profiles import get_profile  # noqa: E402
 from advbench.runner import run  # noqa: E402
+from advbench.solution import LocalSolution, SolutionError  # noqa: E402
 from advbench.spec import Budget  # noqa: E402
-from advbench.tasks.qnn import (  # noqa: E402
-    SPEC,
+from advbench.task import Seal  # noqa: E402
+from advbench.tasks.qnn import SPEC  # noqa: E402
+from advbench.tasks.qnn.contract import (  # noqa: E402
     CircuitClassifier,
     Classifier,
     ConstantClassifier,
-    Heldout,
-    QNNTask,
     TrainData,
     ansatz,
     executor_for,
-    load_variant,
     parameter_values,
+    predict_on,
 )
+from advbench.tasks.qnn.heldout import Heldout, QNNTask, load_variant  # noqa: E402
 
 EXACT = get_profile("aer-statevector")
 SHOTS = get_profile("aer-shots")
@@ -115,7 +118,7 @@ def test_integrity_train_holds_no_test_rows():
         split = load_variant(variant, seed=3)
         assert not set(split.index_train) & set(split.index_test)
         assert len(split.index_train) == 70 and len(split.index_test) == 30
-        problem = task.build(variant=variant, seed=3, budget=SPEC.budgets["quick"])
+        problem = task.build(variant=variant, seed=3, budget=SPEC.budgets["quick"], seal=Seal(3))
         train, held = problem.train, problem.heldout
         assert isinstance(train, TrainData) and isinstance(held, Heldout)
         np.testing.assert_array_equal(train.X, split.X_train)
@@ -140,7 +143,7 @@ def test_floor_accuracy_is_majority_share(tmp_path):
     rec = run("qnn", "floor", profile="aer-statevector", budget="quick", variant="iris12", seed=2,
               results_dir=tmp_path)
     assert rec["status"] == "ok", rec["error"]
-    problem = QNNTask().build(variant="iris12", seed=2, budget=SPEC.budgets["quick"])
+    problem = QNNTask().build(variant="iris12", seed=2, budget=SPEC.budgets["quick"], seal=Seal(2))
     label = int(np.argmax(np.bincount(problem.train.y)))
     assert rec["metrics"]["accuracy"] == pytest.approx(np.mean(problem.heldout.y == label))
     assert rec["metrics"]["accuracy"] == pytest.approx(0.5)  # stratified: both classes have 15 test rows
@@ -152,15 +155,58 @@ def test_solutions_implement_the_protocol():
     with pytest.raises(ValueError):
         CircuitClassifier(4, 2, (0.0,) * 15)
     task = QNNTask()
-    problem = task.build(variant="iris01", seed=0, budget=SPEC.budgets["quick"])
+    problem = task.build(variant="iris01", seed=0, budget=SPEC.budgets["quick"], seal=Seal(0))
+    # No predict: predict_on refuses it with a TypeError in the scoring process, which reaches the
+    # harness as a SolutionError naming it.
     with pytest.raises(TypeError):
-        task.evaluate(object(), problem, EXACT)
+        predict_on(object(), problem.heldout.X, EXACT.simulator, 0)
+    with pytest.raises(SolutionError, match="TypeError"):
+        task.evaluate(LocalSolution(object()), problem, EXACT)
+
+
+class _Returns:
+    def __init__(self, labels):
+        self.labels = labels
+
+    def predict(self, X, executor):
+        return self.labels
+
+
+@pytest.mark.parametrize("bad,error", [(np.zeros(29), ValueError), (np.full(30, np.nan), ValueError),
+                                       (np.full(30, "a"), TypeError)])
+def test_evaluate_rejects_malformed_labels(bad, error):
+    task = QNNTask()
+    problem = task.build(variant="iris01", seed=0, budget=SPEC.budgets["quick"], seal=Seal(0))
+    with pytest.raises(error):
+        task.evaluate(LocalSolution(_Returns(bad)), problem, EXACT)
+
+
+def test_unsealed_split_is_unchanged_and_sealing_moves_it():
+    from sklearn.datasets import load_iris
+    from sklearn.model_selection import train_test_split
+
+    task, budget = QNNTask(), SPEC.budgets["full"]
+    plain = task.build(variant="iris12", seed=6, budget=budget, seal=Seal(6))
+    # The split and shot seed as the task drew them before sealing: random_state = the run seed,
+    # shot seed from default_rng([seed, 2]).
+    iris = load_iris()
+    rows = np.flatnonzero(np.isin(iris.target, (1, 2)))
+    _, idx_te = train_test_split(rows, test_size=0.3, stratify=(iris.target[rows] == 2), random_state=6)
+    assert np.array_equal(load_variant("iris12", 6, seal=Seal(6)).index_test, idx_te)
+    np.testing.assert_array_equal(plain.heldout.y, (iris.target[idx_te] == 2).astype(np.int64))
+    assert plain.heldout.seed == int(np.random.default_rng([6, 2]).integers(2**31 - 1))
+
+    sealed_seal = Seal(6, key=b"some-secret-key-123")
+    sealed = task.build(variant="iris12", seed=6, budget=budget, seal=sealed_seal)
+    assert not np.array_equal(load_variant("iris12", 6, seal=sealed_seal).index_test, idx_te)
+    assert sealed.heldout.seed != plain.heldout.seed
+    assert np.bincount(sealed.heldout.y).tolist() == [15, 15] and len(sealed.train.y) == 70
 
 
 def test_evaluation_on_shots_is_deterministic():
     task = QNNTask()
-    problem = task.build(variant="iris01", seed=0, budget=SPEC.budgets["quick"])
-    solution = CircuitClassifier(4, 2, tuple(np.random.default_rng(0).uniform(-1, 1, 16)))
+    problem = task.build(variant="iris01", seed=0, budget=SPEC.budgets["quick"], seal=Seal(0))
+    solution = LocalSolution(CircuitClassifier(4, 2, tuple(np.random.default_rng(0).uniform(-1, 1, 16))))
     assert task.evaluate(solution, problem, SHOTS) == task.evaluate(solution, problem, SHOTS)
 
 
@@ -170,11 +216,23 @@ def _train_directly(profile, variant: str, evaluations: int, seed: int = 0, chec
 
     task = QNNTask()
     budget = Budget("tiny", max_seconds=120, limits={"evaluations": evaluations}, variants=(variant,))
-    problem = task.build(variant=variant, seed=seed, budget=budget)
-    ctx = RunContext(spec=SPEC, variant=variant, seed=seed, budget=budget, profile=profile,
-                     evaluate=lambda s: task.evaluate(s, problem, profile))
+    problem = task.build(variant=variant, seed=seed, budget=budget, seal=Seal(seed))
+    # What the harness does with the context's messages, in a few lines: keep the configuration,
+    # score each checkpoint's pickle, never stop on the time cap.
+    config, curve = {}, []
+
+    def submit(kind, payload):
+        if kind == "config":
+            config.update(payload[0])
+        elif kind == "checkpoint":
+            step, _, blob = payload
+            curve.append({"step": step, "metrics": task.evaluate(LocalSolution(pickle.loads(blob)), problem, profile)})
+            return False
+        return None
+
+    ctx = RunContext(spec=SPEC, variant=variant, seed=seed, budget=budget, profile=profile, submit=submit)
     solution = train(problem.train, ctx, Config(checkpoint_every=checkpoint_every))
-    return task, problem, ctx, solution
+    return task, problem, SimpleNamespace(work=ctx.work, curve=curve, config=config), solution
 
 
 def test_noisy_runs_end_to_end_on_a_small_budget():
@@ -182,7 +240,7 @@ def test_noisy_runs_end_to_end_on_a_small_budget():
     assert isinstance(solution, CircuitClassifier)
     assert ctx.work == 20 * len(problem.train.y)
     assert [p["step"] for p in ctx.curve] == [10, 20]
-    metrics = task.evaluate(solution, problem, NOISY)
+    metrics = task.evaluate(LocalSolution(solution), problem, NOISY)
     assert set(metrics) == {"accuracy", "train_accuracy"}
     assert 0.0 <= metrics["accuracy"] <= 1.0
     assert ctx.config["simulator"]["noise"] == "GenericBackendV2"
@@ -203,8 +261,8 @@ def test_quick_target_via_harness(tmp_path):
 def test_noisy_accuracy_within_10_points_of_exact():
     """The cross-profile bar: weights trained on exact expectations lose < 10 points on noisy Aer."""
     task, problem, _, solution = _train_directly(EXACT, "iris12", evaluations=300, seed=0)
-    exact = task.evaluate(solution, problem, EXACT)["accuracy"]
-    noisy = task.evaluate(solution, problem, NOISY)["accuracy"]
+    exact = task.evaluate(LocalSolution(solution), problem, EXACT)["accuracy"]
+    noisy = task.evaluate(LocalSolution(solution), problem, NOISY)["accuracy"]
     assert exact >= 0.85
     assert abs(exact - noisy) <= 0.10, (exact, noisy)
 

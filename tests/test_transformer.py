@@ -10,7 +10,12 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from advbench.baselines import transformer as tb  # noqa: E402
-from advbench.tasks import transformer as tt  # noqa: E402
+from advbench.profiles import get_profile  # noqa: E402
+from advbench.solution import LocalSolution  # noqa: E402
+from advbench.task import Seal  # noqa: E402
+from advbench.tasks.transformer import SPEC  # noqa: E402
+from advbench.tasks.transformer import contract as tt  # noqa: E402
+from advbench.tasks.transformer import heldout as th  # noqa: E402
 
 D, H = 64, 4
 
@@ -127,8 +132,8 @@ def test_dropout_is_off_when_decoding():
 
 
 def test_task_data_targets_and_heldout_separation():
-    task = tt.TransformerTask()
-    problem = task.build(variant="sort", seed=3, budget=tt.SPEC.budgets["quick"])
+    task = th.TransformerTask()
+    problem = task.build(variant="sort", seed=3, budget=SPEC.budgets["quick"], seal=Seal(3))
     src, tgt = problem.train.sample(5)
     assert np.array_equal(tgt, np.sort(src, axis=1))
     assert not hasattr(problem.train, "heldout") and "src" in problem.heldout
@@ -139,7 +144,40 @@ def test_task_data_targets_and_heldout_separation():
         def translate(self, s):
             return np.sort(s, axis=1)
 
-    assert task.evaluate(Oracle(), problem, None) == {"exact_match": 1.0, "token_accuracy": 1.0}
+    assert task.evaluate(LocalSolution(Oracle()), problem, get_profile("cpu")) == {"exact_match": 1.0,
+                                                                                     "token_accuracy": 1.0}
+
+
+def test_unsealed_heldout_is_unchanged_and_sealing_changes_it():
+    task, budget = th.TransformerTask(), SPEC.budgets["quick"]
+    plain = task.build(variant="reverse", seed=5, budget=budget, seal=Seal(5))
+    # The held-out sources as the task drew them before sealing existed: stream 2 of the run seed.
+    old = np.random.default_rng([5, 2]).integers(tt.FIRST_SYMBOL, tt.VOCAB_SIZE, size=(tt.N_HELDOUT, tt.SEQ_LEN),
+                                                 dtype=np.int64)
+    assert np.array_equal(plain.heldout["src"], old) and np.array_equal(plain.heldout["tgt"], old[:, ::-1])
+    sealed = task.build(variant="reverse", seed=5, budget=budget, seal=Seal(5, key=b"some-secret-key-123"))
+    assert sealed.heldout["src"].shape == old.shape and not np.array_equal(sealed.heldout["src"], old)
+    assert np.array_equal(sealed.heldout["tgt"], sealed.heldout["src"][:, ::-1])
+    # The method's training stream is public and does not depend on the seal.
+    assert np.array_equal(plain.train.sample(4)[0], sealed.train.sample(4)[0])
+
+
+class _Returns:
+    def __init__(self, out):
+        self.out = out
+
+    def translate(self, src):
+        return self.out
+
+
+@pytest.mark.parametrize("bad,error", [(np.zeros((tt.N_HELDOUT, 9), np.int64), ValueError),
+                                       (np.full((tt.N_HELDOUT, tt.SEQ_LEN), np.nan), ValueError),
+                                       (np.full((tt.N_HELDOUT, tt.SEQ_LEN), "a"), TypeError)])
+def test_evaluate_rejects_malformed_output(bad, error):
+    task = th.TransformerTask()
+    problem = task.build(variant="copy", seed=0, budget=SPEC.budgets["quick"], seal=Seal(0))
+    with pytest.raises(error):
+        task.evaluate(LocalSolution(_Returns(bad)), problem, get_profile("cpu"))
 
 
 @pytest.mark.slow

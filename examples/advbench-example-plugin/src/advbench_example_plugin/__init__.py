@@ -2,7 +2,8 @@
 
 A method is any callable ``method(train, ctx) -> solution``. For ``pc`` the task hands over a
 ``Dataset`` (samples, node names, kind) and scores a ``Graph``; both types live in
-``advbench.tasks.pc``, which is the whole contract a plugin implements against.
+``advbench.tasks.pc.contract``, which is the whole contract a plugin implements against (the
+task's held-out code, ``advbench.tasks.pc.heldout``, is off limits to methods).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def _mutual_information(data: np.ndarray, kind: str) -> np.ndarray:
 
 def chow_liu(train, ctx):
     """Maximum spanning tree of mutual information (Prim's algorithm), as an undirected graph."""
-    from advbench.tasks.pc import Graph
+    from advbench.tasks.pc.contract import Graph
 
     mi = _mutual_information(train.data, train.kind)
     p = mi.shape[0]

@@ -1,102 +1,35 @@
-"""qnn — a variational quantum classifier trained and scored on simulated hardware (qiskit-aer).
+"""The public contract of the ``qnn`` task: what a method receives and must return.
 
-Data: scikit-learn's bundled iris, two classes at a time: ``iris01`` (setosa vs versicolor, linearly
-separable, easy) and ``iris12`` (versicolor vs virginica, overlapping, harder). 100 rows per variant;
-a stratified split seeded by the run seed keeps 30 % (30 rows) as held-out test data. The four
-features are scaled to [0, pi] by a min-max scaler fitted on the training rows only (test rows may
-land slightly outside). Labels are 0/1: the first class of the pair is 0.
+A method receives :class:`TrainData` as ``train`` (the training rows of one iris pair, features
+scaled to [0, pi], labels 0/1) and the profile's simulator options as ``ctx.simulator``. It may
+build an :class:`AerExecutor` for them with :func:`executor_for` and run :func:`ansatz` circuits on
+it.
 
-The method gets :class:`TrainData` (training rows only, and the simulator it should train on through
-``ctx.simulator``); the test rows stay in :class:`Heldout`. The method returns a :class:`Classifier`:
-any object with ``predict(X, executor) -> labels``. The *task* hands it an :class:`AerExecutor` for
-the run's profile, so held-out accuracy is measured on the profile's simulator: exact expectations
-(``aer-statevector``), 1024 seeded shots (``aer-shots``), or 1024 shots on a density-matrix
-simulator with the noise model of ``GenericBackendV2(4, seed=NOISE_SEED)`` (``aer-noisy``). The
-reference solution, :class:`CircuitClassifier`, is "a circuit with parameters": the ansatz shape
-(qubits, layers) and the trained weight vector; the floor, :class:`ConstantClassifier`, always says
-the training majority class.
-
-Ansatz (:func:`ansatz`): per layer, angle encoding RY(x_q) on qubit q (data re-uploading: the
-features go in again in every layer), then trainable RY, RZ on every qubit and a CX chain towards the
-readout qubit, CX(3,2) CX(2,1) CX(1,0). Readout ⟨Z0⟩; label 1 when ⟨Z0⟩ < 0. (A chain the other
-way, CX(0,1) CX(1,2) CX(2,3), leaves ⟨Z0⟩ a function of feature 0 alone, because Z on a control
-commutes with CX: measured iris01 test 0.80-0.90 with it.)
-
-Metrics: ``accuracy`` on the held-out rows (primary), ``train_accuracy`` on the training rows (both
-measured on the profile's simulator). Throughput: circuit executions (one feature row bound to one
-weight vector) per training second, as the method counts them.
-
-Targets and budgets, measured with the reference (``baselines/qnn.py``: 2 layers, MSE on ⟨Z0⟩,
-COBYLA) on ``aer-statevector``, held-out accuracy for seeds 0-9:
-
-* quick, 150 evaluations, ``iris01`` >= 0.95: 1.00 1.00 .97 .97 1.00 .93 1.00 1.00 .97 .97 (~3-4 s).
-  Seed 5 misses by one test row (28 of 30); 300 evaluations do not change that, so the quick budget
-  stays at 150.
-* full, 300 evaluations, ``iris12`` >= 0.90: .90 1.00 .93 .93 .97 .93 .90 .97 .90 .87 (mean 0.93,
-  ~5 s); ``iris01`` >= 0.95: .97 1.00 .97 .97 1.00 .93 1.00 1.00 1.00 1.00.
-
-With 30 test rows one row is 3.3 points, so the thresholds sit one row under the typical score; the
-reference meets each on 9 of 10 seeds. Time caps (120 s quick, 600 s full) leave room for the slower
-profiles: on 2 cores the full budget takes ~35 s on ``aer-shots`` and ~55-75 s on ``aer-noisy``.
-
-Cross-profile bar, which no single run can check (a target is per run): on ``aer-noisy`` the
-accuracy stays within 10 points of ``aer-statevector`` for the same variant, seed and budget
-(seed 0, full: iris01 0.97 vs 0.97, iris12 0.93 vs 0.90). ``tests/test_qnn.py`` checks it on weights
-trained on exact expectations and scored on both profiles.
+It returns a :class:`Classifier`: any object with ``predict(X, executor) -> int labels``. The
+harness calls it in the scoring process through :func:`predict_on`, which builds the executor for
+the run's profile next to the solution (cached per process and simulator options) and forks it
+with the evaluation's shot seed, so the profile (exact, shots, noise) decides what the model can
+achieve. :class:`CircuitClassifier` (a trained ansatz) and :class:`ConstantClassifier` are the
+reference's and the floor's solutions.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Mapping, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
-from advbench.spec import Budget, Metric, Target, TaskSpec
-from advbench.task import Problem
-
 N_QUBITS = 4
-TEST_FRACTION = 0.3
 NOISE_SEED = 1234  # the "device" of aer-noisy: fixed, so every run and seed sees the same hardware
 # Aer's OpenMP parallelism costs more than it saves on 4-qubit circuits: measured on 2 cores, a batch
 # of 70 noisy 1024-shot circuits takes 0.12 s on one thread and 0.6 s on two.
 AER_THREADS = 1
-VARIANTS = {"iris01": (0, 1), "iris12": (1, 2)}
-
-SPEC = TaskSpec(
-    name="qnn",
-    version=1,
-    title="Variational quantum classifier on simulated hardware",
-    summary="4-qubit data re-uploading classifier on two iris classes, scored on exact, shot and noisy Aer.",
-    variants={
-        "iris01": "iris setosa vs versicolor (separable, easy)",
-        "iris12": "iris versicolor vs virginica (overlapping, harder)",
-    },
-    metrics=(
-        Metric("accuracy", "fraction", True, "share of held-out rows classified correctly, on the profile's simulator"),
-        Metric("train_accuracy", "fraction", True, "share of training rows classified correctly"),
-    ),
-    primary_metric="accuracy",
-    targets=(
-        Target("accuracy", 0.95, "quick", "iris01"),
-        Target("accuracy", 0.95, "full", "iris01"),
-        Target("accuracy", 0.90, "full", "iris12"),
-    ),
-    budgets={
-        "quick": Budget("quick", max_seconds=120, limits={"evaluations": 150}, variants=("iris01",)),
-        "full": Budget("full", max_seconds=600, limits={"evaluations": 300}, variants=("iris01", "iris12")),
-    },
-    profiles=("aer-statevector", "aer-shots", "aer-noisy"),
-    throughput_unit="circuits/s",
-    entry_point="advbench.tasks.qnn:QNNTask",
-    solution="object with predict(X: float[n, 4], executor: AerExecutor) -> int[n] labels in {0, 1}",
-    data="sklearn load_iris, two classes; stratified 70/30 split seeded by the run; features min-max to [0, pi]",
-    extras=("quantum",),
-)
+VARIANTS = {"iris01": (0, 1), "iris12": (1, 2)}  # variant -> the iris class ids behind labels 0 and 1
 
 
-# ---------------------------------------------------------------- data
+# ---------------------------------------------------------------- what the method gets
 
 
 @dataclass(frozen=True)
@@ -108,44 +41,6 @@ class TrainData:
     classes: tuple[int, int]  # the iris class ids behind labels 0 and 1
     feature_names: tuple[str, ...]
     n_qubits: int = N_QUBITS
-
-
-@dataclass(frozen=True)
-class Heldout:
-    """What only the task sees."""
-
-    X: np.ndarray
-    y: np.ndarray
-    seed: int  # seeds the shot sampling of every evaluation, so a solution always scores the same
-
-
-class Split(NamedTuple):
-    X_train: np.ndarray
-    y_train: np.ndarray
-    X_test: np.ndarray
-    y_test: np.ndarray
-    index_train: np.ndarray  # row numbers in load_iris(), to check that the two parts are disjoint
-    index_test: np.ndarray
-    feature_names: tuple[str, ...]
-
-
-def load_variant(variant: str, seed: int, test_fraction: float = TEST_FRACTION) -> Split:
-    """The variant's two classes, split (stratified, seeded) and scaled with the training rows only."""
-    from sklearn.datasets import load_iris
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import MinMaxScaler
-
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
-    a, b = VARIANTS[variant]
-    iris = load_iris()
-    rows = np.flatnonzero(np.isin(iris.target, (a, b)))
-    y = (iris.target[rows] == b).astype(np.int64)
-    idx_tr, idx_te = train_test_split(rows, test_size=test_fraction, stratify=y, random_state=seed)
-    scaler = MinMaxScaler(feature_range=(0.0, np.pi)).fit(iris.data[idx_tr])  # training rows only
-    return Split(scaler.transform(iris.data[idx_tr]), (iris.target[idx_tr] == b).astype(np.int64),
-                 scaler.transform(iris.data[idx_te]), (iris.target[idx_te] == b).astype(np.int64),
-                 idx_tr, idx_te, tuple(iris.feature_names))
 
 
 # ---------------------------------------------------------------- the simulator of a profile
@@ -370,48 +265,27 @@ class ConstantClassifier:
         return np.full(len(X), self.label, dtype=np.int64)
 
 
-# ---------------------------------------------------------------- the task
+# ---------------------------------------------------------------- scoring, in the scoring process
+
+_EXECUTORS: dict[tuple[tuple[str, Any], ...], AerExecutor] = {}
 
 
-class QNNTask:
-    def __init__(self) -> None:
-        self._executors: dict[tuple[str, Any], AerExecutor] = {}
+def _executor(simulator: Mapping[str, Any]) -> AerExecutor:
+    """One executor per process and simulator options: compiled circuits are reused across calls."""
+    key = tuple(sorted(dict(simulator).items()))
+    if key not in _EXECUTORS:
+        _EXECUTORS[key] = executor_for(dict(simulator))
+    return _EXECUTORS[key]
 
-    def build(self, *, variant: str, seed: int, budget: Budget) -> Problem:
-        X_tr, y_tr, X_te, y_te, _, _, names = load_variant(variant, seed)
-        a, b = VARIANTS[variant]
-        return Problem(
-            train=TrainData(X=X_tr, y=y_tr, classes=(a, b), feature_names=names),
-            heldout=Heldout(X=X_te, y=y_te, seed=int(np.random.default_rng([seed, 2]).integers(2**31 - 1))),
-            description={"variant": variant, "source": "sklearn.datasets.load_iris", "classes": [a, b],
-                         "train": int(len(y_tr)), "test": int(len(y_te)),
-                         "train_class_counts": np.bincount(y_tr, minlength=2).tolist(),
-                         "test_class_counts": np.bincount(y_te, minlength=2).tolist(),
-                         "feature_range": [0.0, float(np.pi)], "n_qubits": N_QUBITS,
-                         "noise_backend": f"GenericBackendV2({N_QUBITS}, seed={NOISE_SEED})",
-                         "aer_threads": AER_THREADS},
-        )
 
-    def _executor(self, profile: Any) -> AerExecutor:
-        sim = getattr(profile, "simulator", profile)
-        key = (getattr(profile, "name", None), tuple(sorted(dict(sim).items())))
-        if key not in self._executors:
-            self._executors[key] = executor_for(sim)
-        return self._executors[key]
+def predict_on(solution: Any, X: np.ndarray, simulator: Mapping[str, Any], seed: int) -> np.ndarray:
+    """``solution.predict(X, executor)`` on the profile's simulator, its shot seeds from ``seed``.
 
-    def _accuracy(self, solution: Any, X: np.ndarray, y: np.ndarray, executor: AerExecutor) -> float:
-        labels = np.asarray(solution.predict(X.copy(), executor)).reshape(-1)
-        if labels.shape != y.shape:
-            raise ValueError(f"predict returned {labels.shape[0]} labels for {y.shape[0]} rows")
-        return float(np.mean(labels == y))
-
-    def evaluate(self, solution: Any, problem: Problem, profile: Any) -> dict[str, float]:
-        if not callable(getattr(solution, "predict", None)):
-            raise TypeError(f"a qnn solution needs predict(X, executor); got {type(solution).__name__}")
-        train, heldout = problem.train, problem.heldout
-        base = self._executor(profile)
-        # Fixed seeds per evaluation: the same solution always gets the same score on a profile.
-        return {
-            "accuracy": self._accuracy(solution, heldout.X, heldout.y, base.fork(heldout.seed)),
-            "train_accuracy": self._accuracy(solution, train.X, train.y, base.fork(heldout.seed + 1)),
-        }
+    Run by the harness in the scoring process (``handle.apply``), where the solution lives: the
+    executor for ``simulator`` (the profile's options) is built there once and forked with ``seed``
+    for each call, so the same solution always gets the same labels.
+    """
+    if not callable(getattr(solution, "predict", None)):
+        raise TypeError(f"a qnn solution needs predict(X, executor); got {type(solution).__name__}")
+    executor = _executor(simulator).fork(int(seed))
+    return np.asarray(solution.predict(np.array(X, dtype=float), executor))

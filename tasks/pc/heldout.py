@@ -1,0 +1,147 @@
+"""The held-out side of the ``pc`` task: data generation (the true graphs) and the scoring.
+
+Harness only: the true DAG and CPDAG never leave this process. Every random choice that decides
+them (the ``gaussian`` DAG, its weights and samples) or the sample draws (the discrete networks)
+comes from the run's :class:`~advbench.task.Seal`.
+"""
+
+from __future__ import annotations
+
+import gzip
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from advbench.spec import Budget
+from advbench.task import Problem, Seal
+from advbench.tasks.pc.contract import (GAUSS_DEGREE, GAUSS_NODES, GAUSS_WEIGHTS, N_SAMPLES, NETWORKS, Dataset,
+                                        Graph, dag_to_cpdag, shd, skeleton_scores)
+
+if TYPE_CHECKING:
+    from advbench.profiles import Profile
+    from advbench.solution import SolutionHandle
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------
+
+def network_path(name: str):
+    """The bundled ``<name>.bif.gz`` inside the installed pgmpy package (no download)."""
+    import importlib.resources
+
+    path = importlib.resources.files("pgmpy") / "utils" / "example_models" / f"{name}.bif.gz"
+    if not path.is_file():
+        raise FileNotFoundError(f"pgmpy does not bundle {name}.bif.gz (looked in {path})")
+    return path
+
+
+def sample_network(name: str, n: int, seed: int, seal: Seal | None = None) -> tuple[Dataset, Graph]:
+    """Forward-sample ``n`` rows from a bundled BIF network; return the data and the true DAG.
+
+    pgmpy's sampler is seeded with ``seal.random_state(seed, ...)``: ``seed`` itself unsealed (or
+    without a seal), a keyed integer sealed. The DAG is the bundled network's, public either way.
+    """
+    import warnings
+    from importlib.metadata import version
+
+    sim_seed = seed if seal is None else seal.random_state(seed, "pc", "simulate", name)
+    path = network_path(name)
+    global_state = np.random.get_state()  # pgmpy's sampler reseeds numpy's global RNG: restore it
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # deprecation notices of pgmpy's own modules
+        from pgmpy.readwrite import BIFReader
+
+        reader = BIFReader(string=gzip.decompress(path.read_bytes()).decode())
+        model = reader.get_model()
+        try:
+            df = model.simulate(n_samples=n, seed=sim_seed, show_progress=False)
+        finally:
+            np.random.set_state(global_state)
+    nodes = tuple(reader.variable_names)
+    states = reader.variable_states
+    parents = reader.variable_parents
+    dag = Graph.from_edges(nodes, directed=[(u, v) for v in nodes for u in parents[v]])
+    data = np.empty((n, len(nodes)), np.int64)
+    for j, v in enumerate(nodes):
+        code = {s: k for k, s in enumerate(states[v])}
+        data[:, j] = [code[s] for s in df[v].astype(str)]
+    sealed = ", sealed" if seal is not None and seal.sealed else ""
+    source = f"pgmpy {version('pgmpy')} utils/example_models/{name}.bif.gz, forward-sampled, seed {seed}{sealed}"
+    card = tuple(len(states[v]) for v in nodes)
+    return Dataset(data=data, nodes=nodes, kind="discrete", cardinalities=card, source=source), dag
+
+
+def gaussian_sem(n: int, seed: int, p: int = GAUSS_NODES, degree: float = GAUSS_DEGREE,
+                 seal: Seal | None = None) -> tuple[Dataset, Graph]:
+    """A linear-Gaussian SEM on a random DAG: X_j = sum_i w_ij X_i + N(0, 1), then standardised.
+
+    Everything (DAG, weights, noise, column order) comes from stream 11 of ``seal`` (of
+    ``Seal(seed)`` when none is given: ``default_rng([seed, 11])``).
+    """
+    rng = (seal if seal is not None else Seal(seed)).rng(11)
+    prob = degree / (p - 1)  # expected degree = prob * (p - 1)
+    lower = np.tril(rng.random((p, p)) < prob, -1)  # i -> j only for i > j in causal order
+    lo, hi = GAUSS_WEIGHTS
+    weights = lower * rng.uniform(lo, hi, (p, p)) * rng.choice([-1.0, 1.0], (p, p))
+    x = np.zeros((n, p))
+    for j in range(p):  # causal order 0, 1, ..., p-1; weights[j, i] is the weight of i -> j
+        x[:, j] = x @ weights[j] + rng.standard_normal(n)
+    x = (x - x.mean(axis=0)) / x.std(axis=0)
+    perm = rng.permutation(p)  # column k holds causal-order variable perm[k]
+    x = x[:, perm]
+    nodes = tuple(f"X{k + 1}" for k in range(p))
+    where = np.argsort(perm)  # causal-order variable i sits in column where[i]
+    edges = [(where[i], where[j]) for j, i in zip(*np.nonzero(lower))]
+    dag = Graph.from_edges(nodes, directed=[(nodes[a], nodes[b]) for a, b in edges])
+    sealed = ", sealed" if seal is not None and seal.sealed else ""
+    source = (f"linear-Gaussian SEM, {p} nodes, edge probability {prob:.3f}, weights +-U{GAUSS_WEIGHTS}, "
+              f"N(0,1) noise, standardised, seed {seed}{sealed}")
+    return Dataset(data=x, nodes=nodes, kind="continuous", source=source), dag
+
+
+# ---------------------------------------------------------------------------------------------
+# The task
+# ---------------------------------------------------------------------------------------------
+
+GRAPH_ARRAYS = "advbench.tasks.pc.contract:graph_arrays"
+
+
+def solution_graph(solution: "SolutionHandle") -> Graph:
+    """Read the solution in the scoring process as plain data and rebuild (validate) it here."""
+    got = solution.apply(GRAPH_ARRAYS)
+    if not (isinstance(got, (tuple, list)) and len(got) == 2):
+        raise TypeError(f"pc: graph_arrays returned {type(got).__name__}, expected (nodes, adj)")
+    nodes, adj = got
+    if not isinstance(nodes, (tuple, list)) or not all(isinstance(n, str) for n in nodes):
+        raise TypeError("pc: a solution's nodes must be a sequence of names")
+    if not isinstance(adj, np.ndarray):
+        raise TypeError(f"pc: a solution's adj must be an array, got {type(adj).__name__}")
+    return Graph(tuple(nodes), adj)  # raises on a bad shape, non-0/1 or non-finite entries, self-loops
+
+
+class PCTask:
+    def build(self, *, variant: str, seed: int, budget: Budget, seal: Seal) -> Problem:
+        n = int(budget.limits.get("samples", N_SAMPLES))
+        if variant in NETWORKS:
+            train, dag = sample_network(variant, n, seed, seal)
+        elif variant == "gaussian":
+            train, dag = gaussian_sem(n, seed, seal=seal)
+        else:
+            raise ValueError(f"unknown variant {variant!r}")
+        cpdag = dag_to_cpdag(dag)
+        return Problem(
+            train=train,
+            heldout={"dag": dag, "cpdag": cpdag},
+            description={"variant": variant, "source": train.source, "kind": train.kind,
+                         "samples": n, "nodes": len(dag.nodes), "edges": dag.n_edges,
+                         "cpdag_directed": int(cpdag.directed.sum()),
+                         "cpdag_undirected": int(np.triu(cpdag.undirected).sum())},
+        )
+
+    def evaluate(self, solution: "SolutionHandle", problem: Problem, profile: "Profile") -> dict[str, float]:
+        truth: Graph = problem.heldout["cpdag"]
+        est = solution_graph(solution)
+        precision, recall, f1 = skeleton_scores(truth, est)
+        return {"skeleton_f1": f1, "shd": float(shd(truth, est)),
+                "skeleton_precision": precision, "skeleton_recall": recall}
