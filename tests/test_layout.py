@@ -1,0 +1,92 @@
+"""The task layout: spec, public contract and held-out code apart, checked by import-linter."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from advbench.registry import Registry
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """advbench and the example plugin installed as a user gets them (not editable), in a folder.
+
+    import-linter reads packages from the file system, and the editable install maps tasks/ and
+    baselines/ into advbench only at import time, so the contracts are checked on a real install.
+    """
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(ROOT), str(ROOT / "examples" / "advbench-example-plugin")],
+                   check=True, capture_output=True, timeout=600)
+    shutil.rmtree(ROOT / "build", ignore_errors=True)
+    return target
+
+
+def lint_imports(site: Path, cwd: Path) -> subprocess.CompletedProcess:
+    # -S: no .pth files, so the editable install's finder does not shadow the installed copy; run
+    # outside the repository, whose advbench/ folder would shadow it too.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), sysconfig.get_paths()["purelib"]]))
+    code = ("import sys; from importlinter.cli import lint_imports_command; "
+            f"sys.argv = ['lint-imports', '--no-cache', {str(ROOT / 'pyproject.toml')!r}]; sys.exit(lint_imports_command())")
+    return subprocess.run([sys.executable, "-S", "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_import_contracts_are_kept(installed, tmp_path):
+    res = lint_imports(installed, tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "0 broken" in res.stdout and "Methods import task contracts, never held-out code KEPT" in res.stdout
+
+
+def test_a_baseline_importing_held_out_code_breaks_the_build(installed, tmp_path):
+    site = tmp_path / "site"
+    shutil.copytree(installed, site)
+    baseline = site / "advbench" / "baselines" / "pc.py"
+    baseline.write_text(baseline.read_text() + "\nfrom advbench.tasks.pc.heldout import PCTask  # noqa\n")
+    res = lint_imports(site, tmp_path)
+    assert res.returncode == 1 and "BROKEN" in res.stdout
+    assert "advbench.baselines.pc -> advbench.tasks.pc.heldout" in res.stdout
+
+
+def test_every_task_is_a_spec_a_contract_and_held_out_code():
+    reg = Registry()
+    for name in reg.task_names():
+        spec = reg.spec(name)
+        folder = ROOT / "tasks" / name
+        assert (folder / "__init__.py").exists() and (folder / "contract.py").exists(), name
+        assert (folder / "heldout.py").exists(), name
+        assert spec.entry_point.startswith(f"advbench.tasks.{name}.heldout:"), spec.entry_point
+
+
+def test_reading_every_spec_imports_no_numpy():
+    code = ("import sys; from advbench.registry import Registry; r = Registry()\n"
+            "[r.spec(t) for t in r.task_names()]\n"
+            "print(sorted(m for m in ('numpy', 'torch', 'pandas', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_method_processes_refuse_held_out_modules():
+    from advbench.sandbox import HeldoutImportBlocker
+
+    blocker = HeldoutImportBlocker({"toy.heldout"})
+    modules = ("advbench.tasks.pc.heldout", "toy.heldout")
+    saved = {m: sys.modules.pop(m) for m in modules if m in sys.modules}
+    sys.meta_path.insert(0, blocker)
+    try:
+        for module in modules:
+            with pytest.raises(ImportError, match="held-out code"):
+                __import__(module)
+        import advbench.tasks.pc.contract  # noqa: F401 - contracts stay importable
+    finally:
+        sys.meta_path.remove(blocker)
+        sys.modules.update(saved)
