@@ -70,7 +70,11 @@ def module_text(spec: TaskSpec, methods: list[str]) -> str:
     tracks.append((f"gate_{spec.primary_metric}", f"gate:{spec.primary_metric}", spec.primary.unit))
     tracks += [("time_to_target", "time_to_target", "seconds"), ("train_time", "train_time", "seconds"),
                ("throughput", "throughput", spec.throughput_unit.replace("/", " per ")),
-               ("peak_memory", "peak_memory", "bytes")]
+               ("peak_memory", "peak_memory", "bytes"),
+               # What running the method in its own process costs: spawning the method and scoring
+               # processes and moving solutions between them, in seconds and as a share of training.
+               ("isolation_overhead", "isolation_overhead", "seconds"),
+               ("isolation_overhead_share", "isolation_overhead_share", "fraction")]
     for fname, what, unit in tracks:
         text += TRACK.format(fname=_ident(fname), what=what, unit=unit)
     return text
@@ -124,7 +128,7 @@ def run_task(task: str) -> dict[tuple[str, str], list[dict[str, Any]]]:
 
 def track(results: dict[tuple[str, str], list[dict[str, Any]]], method: str, variant: str, what: str) -> float:
     """Mean over seeds of one quantity of the records (NaN where it is missing)."""
-    recs = [r for r in results[(method, variant)] if r["status"] != "error"]
+    recs = [r for r in results[(method, variant)] if r["status"] in ("ok", "time_cap")]
     values = []
     for r in recs:
         if what.startswith("metric:"):
@@ -139,11 +143,22 @@ def track(results: dict[tuple[str, str], list[dict[str, Any]]], method: str, var
             v = r["throughput"]["value"]
         elif what == "peak_memory":
             v = r["memory"]["peak_rss_bytes"]
+        elif what in ("isolation_overhead", "isolation_overhead_share"):
+            v = isolation_overhead(r)
+            train = r["timings"]["train_seconds"]
+            if what.endswith("_share"):
+                v = v / train if train else None
         else:
             raise ValueError(what)
         if v is not None:
             values.append(float(v))
     return sum(values) / len(values) if values else math.nan
+
+
+def isolation_overhead(rec: dict[str, Any]) -> float:
+    """Seconds a run spent on isolation: starting both processes and handing solutions over."""
+    t = rec["timings"]
+    return sum(float(t.get(k) or 0.0) for k in ("method_spawn_seconds", "scorer_start_seconds", "transfer_seconds"))
 
 
 def _gate_value(rec: dict[str, Any], metric: str) -> float | None:
