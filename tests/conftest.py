@@ -5,6 +5,8 @@ import pytest
 import toy
 from advbench.registry import Registry
 
+pytest_plugins = ["ci_never_skips"]
+
 TOY_METHODS = ("estimate", "zero", "crash", "slow", "hang", "exit_3", "hard_exit", "segfault", "hog_memory",
                "nan", "wrong_type", "no_solution", "unpicklable", "train_while_scored")
 
