@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import prune
 
-from advbench.tasks.edge import EdgeSolution
+from advbench.tasks.edge.contract import EdgeSolution
 
 
 @dataclass

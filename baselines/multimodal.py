@@ -54,6 +54,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from advbench.tasks.multimodal.contract import N_CLASSES, TEXT_LEN, VOCAB_SIZE
+
 MODALITIES = ("image", "audio", "text")
 
 
@@ -242,8 +244,6 @@ def shift_images(x: torch.Tensor, max_px: int, gen: torch.Generator) -> torch.Te
 
 
 def _fit(data: dict, ctx, model_cls: type[nn.Module], modalities: tuple[str, ...]) -> Predictor:
-    from advbench.tasks.multimodal import N_CLASSES, TEXT_LEN, VOCAB_SIZE
-
     cfg = Config(epochs=int(ctx.limits["epochs"]), modalities=modalities)
     ctx.record_config(model=model_cls.__name__, **asdict(cfg))
     torch.manual_seed(ctx.seed)

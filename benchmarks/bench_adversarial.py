@@ -80,3 +80,13 @@ class AdversarialSuite:
         return track(results, method, variant, "peak_memory")
 
     track_peak_memory.unit = "bytes"
+
+    def track_isolation_overhead(self, results, method, variant):
+        return track(results, method, variant, "isolation_overhead")
+
+    track_isolation_overhead.unit = "seconds"
+
+    def track_isolation_overhead_share(self, results, method, variant):
+        return track(results, method, variant, "isolation_overhead_share")
+
+    track_isolation_overhead_share.unit = "fraction"

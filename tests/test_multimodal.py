@@ -9,17 +9,24 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
 from advbench.baselines import multimodal as bm  # noqa: E402
-from advbench.tasks import multimodal as tm  # noqa: E402
+from advbench.profiles import get_profile  # noqa: E402
+from advbench.solution import LocalSolution  # noqa: E402
+from advbench.task import Seal  # noqa: E402
+from advbench.tasks.multimodal import SPEC  # noqa: E402
+from advbench.tasks.multimodal import contract as mc  # noqa: E402
+from advbench.tasks.multimodal import heldout as tm  # noqa: E402
+
+KEY = b"some-secret-key-123"
 
 
 @pytest.fixture(scope="module")
 def select_problem():
-    return tm.MultimodalTask().build(variant="select", seed=0, budget=tm.SPEC.budgets["quick"])
+    return tm.MultimodalTask().build(variant="select", seed=0, budget=SPEC.budgets["quick"], seal=Seal(0))
 
 
 @pytest.fixture(scope="module")
 def synergy_problem():
-    return tm.MultimodalTask().build(variant="synergy", seed=0, budget=tm.SPEC.budgets["full"])
+    return tm.MultimodalTask().build(variant="synergy", seed=0, budget=SPEC.budgets["full"], seal=Seal(0))
 
 
 # ---------------------------------------------------------------- peer check
@@ -66,10 +73,10 @@ def test_modality_embeddings_break_permutation_symmetry():
     tokenizers coincide; with them the model tells the two apart."""
     torch.manual_seed(0)
     cfg = bm.Config(image_tokens=2, audio_tokens=2, dropout=0.0)
-    model = bm.AttentionFusion(cfg, tm.VOCAB_SIZE, tm.TEXT_LEN, 10).eval()
+    model = bm.AttentionFusion(cfg, mc.VOCAB_SIZE, mc.TEXT_LEN, 10).eval()
     model.tokens.audio.load_state_dict(model.tokens.image.state_dict())  # identical tokenizers
     a, b = torch.rand(3, 8, 8), torch.rand(3, 64)
-    text = torch.full((3, tm.TEXT_LEN), tm.FILLER_START)
+    text = torch.full((3, mc.TEXT_LEN), mc.FILLER_START)
     with torch.no_grad():
         out = model(a, b, text)
         swapped = model(b.view(3, 8, 8), a.view(3, 64), text)
@@ -80,7 +87,7 @@ def test_modality_embeddings_break_permutation_symmetry():
 
 def test_unimodal_model_ignores_the_masked_modalities(select_problem):
     torch.manual_seed(0)
-    model = bm.AttentionFusion(bm.Config(modalities=("image",)), tm.VOCAB_SIZE, tm.TEXT_LEN, 10).eval()
+    model = bm.AttentionFusion(bm.Config(modalities=("image",)), mc.VOCAB_SIZE, mc.TEXT_LEN, 10).eval()
     tr = select_problem.train
     image = torch.as_tensor(tr["image"][:16])
     audio, text = torch.as_tensor(tr["audio"][:16]), torch.as_tensor(tr["text"][:16])
@@ -93,7 +100,7 @@ def test_image_pools_are_disjoint_and_train_sees_no_test_example(select_problem)
     p = select_problem
     h = p.heldout
     assert set(p.train) == {"image", "audio", "text", "label"}  # no per-modality classes for the method
-    assert len(p.train["label"]) == tm.N_TRAIN and len(h["label"]) == tm.N_TEST
+    assert len(p.train["label"]) == mc.N_TRAIN and len(h["label"]) == mc.N_TEST
     assert not set(h["train_pool"]) & set(h["test_pool"])
     assert len(h["train_pool"]) + len(h["test_pool"]) == 1797
     train_images = {im.tobytes() for im in p.train["image"]}
@@ -105,22 +112,22 @@ def test_image_pools_are_disjoint_and_train_sees_no_test_example(select_problem)
 
 def test_select_label_follows_the_instruction_token(select_problem):
     h = select_problem.heldout
-    is_img = (h["text"] == tm.TOKENS["IMG"]).any(1)
-    is_aud = (h["text"] == tm.TOKENS["AUD"]).any(1)
+    is_img = (h["text"] == mc.TOKENS["IMG"]).any(1)
+    is_aud = (h["text"] == mc.TOKENS["AUD"]).any(1)
     assert np.all(is_img ^ is_aud)  # exactly one instruction, IMG or AUD
-    assert np.all((h["text"] == tm.TOKENS["IMG"]).sum(1) + (h["text"] == tm.TOKENS["AUD"]).sum(1) == 1)
+    assert np.all((h["text"] == mc.TOKENS["IMG"]).sum(1) + (h["text"] == mc.TOKENS["AUD"]).sum(1) == 1)
     assert np.array_equal(h["label"][is_img], h["digit"][is_img])
     assert np.array_equal(h["label"][is_aud], h["audio_class"][is_aud])
     assert 0.45 < is_img.mean() < 0.55
     # The instruction sits anywhere: every position is used.
-    pos = np.argmax((h["text"] == tm.TOKENS["IMG"]) | (h["text"] == tm.TOKENS["AUD"]), axis=1)
-    assert set(pos) == set(range(tm.TEXT_LEN))
+    pos = np.argmax((h["text"] == mc.TOKENS["IMG"]) | (h["text"] == mc.TOKENS["AUD"]), axis=1)
+    assert set(pos) == set(range(mc.TEXT_LEN))
 
 
 def test_synergy_label_is_independent_of_each_single_modality(synergy_problem):
     h = synergy_problem.heldout
     assert np.array_equal(h["label"], (h["digit"] + h["audio_class"]) % 10)
-    assert np.all((h["text"] == tm.TOKENS["SUM"]).sum(1) == 1)
+    assert np.all((h["text"] == mc.TOKENS["SUM"]).sum(1) == 1)
     # Given the digit (or the audio class), the label is uniform over 10 classes: a chi-squared
     # test of independence on the 10 × 10 contingency table does not reject (while it rejects
     # hard for the pair that does determine the label, as a check that the test has power).
@@ -133,7 +140,7 @@ def test_synergy_label_is_independent_of_each_single_modality(synergy_problem):
         assert chi2_contingency(table(h[given], h["label"])).pvalue > 1e-3, given
     assert chi2_contingency(table((h["digit"] + h["audio_class"]) % 10, h["label"])).pvalue < 1e-10
     # And the best one-modality predictor (majority label per value) is at chance on fresh data.
-    fresh = tm.MultimodalTask().build(variant="synergy", seed=1, budget=None).heldout
+    fresh = tm.MultimodalTask().build(variant="synergy", seed=1, budget=None, seal=Seal(1)).heldout
     for given in ("digit", "audio_class"):
         table = np.array([np.bincount(h["label"][h[given] == v], minlength=10).argmax() for v in range(10)])
         assert np.mean(table[fresh[given]] == fresh["label"]) < 0.15
@@ -147,9 +154,9 @@ def test_audio_frequency_encodes_the_class(select_problem):
 
 def test_build_is_deterministic_per_seed():
     task = tm.MultimodalTask()
-    a = task.build(variant="select", seed=4, budget=None)
-    b = task.build(variant="select", seed=4, budget=None)
-    c = task.build(variant="select", seed=5, budget=None)
+    a = task.build(variant="select", seed=4, budget=None, seal=Seal(4))
+    b = task.build(variant="select", seed=4, budget=None, seal=Seal(4))
+    c = task.build(variant="select", seed=5, budget=None, seal=Seal(5))
     assert all(np.array_equal(a.train[k], b.train[k]) for k in a.train)
     assert not np.array_equal(a.heldout["test_pool"], c.heldout["test_pool"])
 
@@ -166,9 +173,61 @@ def test_evaluate_scores_an_oracle_and_a_constant(select_problem):
             return np.zeros(len(image), dtype=int)
 
     task = tm.MultimodalTask()
-    assert task.evaluate(Oracle(), select_problem, None) == {"accuracy": 1.0, "macro_f1": 1.0}
-    m = task.evaluate(Constant(), select_problem, None)
+    cpu = get_profile("cpu")
+    assert task.evaluate(LocalSolution(Oracle()), select_problem, cpu) == {"accuracy": 1.0, "macro_f1": 1.0}
+    m = task.evaluate(LocalSolution(Constant()), select_problem, cpu)
     assert m["accuracy"] == pytest.approx(np.mean(h["label"] == 0)) and m["macro_f1"] < 0.05
+
+
+def test_evaluate_refuses_malformed_predictions(select_problem):
+    task, cpu, n = tm.MultimodalTask(), get_profile("cpu"), mc.N_TEST
+
+    class Returns:
+        def __init__(self, value):
+            self.value = value
+
+        def predict(self, image, audio, text):
+            return self.value
+
+    m = task.evaluate(LocalSolution(Returns(select_problem.heldout["label"].astype(np.float32))), select_problem, cpu)
+    assert m["accuracy"] == 1.0  # integral floats are labels
+    for bad, err, match in [(np.full(n, np.nan), ValueError, "NaN"), (np.full(n, np.inf), ValueError, "NaN"),
+                            (np.full(n, 0.5), ValueError, "non-integer"), (np.zeros(n - 1), ValueError, "shape"),
+                            (np.array(["1"] * n), TypeError, "integer")]:
+        with pytest.raises(err, match=match):
+            task.evaluate(LocalSolution(Returns(bad)), select_problem, cpu)
+
+
+def test_unsealed_data_is_the_old_data_and_sealed_data_differs():
+    """Unsealed, the pools and the held-out triples come from default_rng([seed, 1]) and
+    default_rng([seed, 3]) exactly as before; sealed, from a keyed stream (training stream 2 stays public)."""
+    from sklearn.datasets import load_digits
+
+    seed, task = 3, tm.MultimodalTask()
+    plain = task.build(variant="select", seed=seed, budget=None, seal=Seal(seed))
+    d = load_digits()
+    images, digits = (d.images / 16.0).astype(np.float32), d.target.astype(np.int64)
+    # The old split, written out.
+    rng = np.random.default_rng([seed, 1])
+    train_pool, test_pool = [], []
+    for c in range(10):
+        idx = rng.permutation(np.flatnonzero(digits == c))
+        n_test = int(round(0.3 * len(idx)))
+        test_pool.append(idx[:n_test])
+        train_pool.append(idx[n_test:])
+    train_pool, test_pool = np.sort(np.concatenate(train_pool)), np.sort(np.concatenate(test_pool))
+    assert np.array_equal(plain.heldout["train_pool"], train_pool) and np.array_equal(plain.heldout["test_pool"], test_pool)
+    old_test = tm.make_examples("select", mc.N_TEST, test_pool, images, digits, np.random.default_rng([seed, 3]))
+    old_train = tm.make_examples("select", mc.N_TRAIN, train_pool, images, digits, np.random.default_rng([seed, 2]))
+    assert all(np.array_equal(plain.heldout[k], old_test[k]) for k in old_test)
+    assert all(np.array_equal(plain.train[k], old_train[k]) for k in mc.INPUT_KEYS)
+
+    sealed = task.build(variant="select", seed=seed, budget=None, seal=Seal(seed, key=KEY))
+    assert not np.array_equal(sealed.heldout["test_pool"], test_pool)
+    for k in ("image", "audio", "text", "label"):
+        assert not np.array_equal(sealed.heldout[k], plain.heldout[k]), k
+    assert not {im.tobytes() for im in sealed.train["image"]} & {im.tobytes() for im in sealed.heldout["image"]}
+    assert 0.45 < (sealed.heldout["instruction"] == mc.TOKENS["IMG"]).mean() < 0.55
 
 
 def test_macro_f1_matches_sklearn():
@@ -202,5 +261,5 @@ def test_image_only_is_at_chance_on_synergy(synergy_problem):
         def checkpoint(self, solution, step=None): ...
 
     solution = bm.image_only(synergy_problem.train, Ctx())
-    m = tm.MultimodalTask().evaluate(solution, synergy_problem, None)
+    m = tm.MultimodalTask().evaluate(LocalSolution(solution), synergy_problem, get_profile("cpu"))
     assert m["accuracy"] <= 0.15, m

@@ -8,7 +8,14 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from advbench.baselines import simclr as bs  # noqa: E402
-from advbench.tasks import simclr as ts  # noqa: E402
+from advbench.profiles import get_profile  # noqa: E402
+from advbench.solution import LocalSolution, SolutionError  # noqa: E402
+from advbench.task import Seal  # noqa: E402
+from advbench.tasks.simclr import SPEC  # noqa: E402
+from advbench.tasks.simclr import contract as sc  # noqa: E402
+from advbench.tasks.simclr import heldout as ts  # noqa: E402
+
+KEY = b"some-secret-key-123"
 
 
 @pytest.mark.parametrize("n, dim, tau", [(8, 16, 0.5), (32, 64, 0.2), (3, 5, 1.0)])
@@ -26,7 +33,7 @@ def test_nt_xent_is_small_for_matching_views_and_large_for_random_ones():
 
 
 def test_augmentations_are_random_bounded_and_keep_most_of_the_digit():
-    problem = ts.SimCLRTask().build(variant="digits", seed=0, budget=None)
+    problem = ts.SimCLRTask().build(variant="digits", seed=0, budget=None, seal=Seal(0))
     x = torch.as_tensor(problem.train[:64])
     gen = torch.Generator().manual_seed(0)
     cfg = bs.Config()
@@ -40,13 +47,60 @@ def test_augmentations_are_random_bounded_and_keep_most_of_the_digit():
 
 
 def test_method_gets_images_without_labels_and_no_test_images():
-    problem = ts.SimCLRTask().build(variant="digits", seed=1, budget=None)
+    problem = ts.SimCLRTask().build(variant="digits", seed=1, budget=None, seal=Seal(1))
     assert isinstance(problem.train, np.ndarray) and problem.train.shape[1:] == (1, 8, 8)
     train_keys = {im.tobytes() for im in problem.train}
     overlap = sum(im.tobytes() in train_keys for im in problem.heldout["x_test"])
     # load_digits holds a few exact duplicate images; a split by index cannot keep those apart.
     assert overlap <= 5 and len(problem.train) + len(problem.heldout["x_test"]) == 1797
-    assert len(problem.heldout["few"]) == 100
+    assert len(problem.heldout["few"]) == 10 * sc.LABELS_PER_CLASS == 100
+
+
+def test_unsealed_split_is_the_old_one_and_sealed_split_differs():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    seed = 2
+    task = ts.SimCLRTask()
+    h = task.build(variant="digits", seed=seed, budget=None, seal=Seal(seed)).heldout
+    # The old code, written out: random_state=seed and default_rng([seed, 3]).
+    d = load_digits()
+    images = (d.images / 16.0).astype(np.float32)[:, None]
+    x_tr, x_te, y_tr, y_te = train_test_split(images, d.target, test_size=0.3, stratify=d.target, random_state=seed)
+    rng = np.random.default_rng([seed, 3])
+    few = np.concatenate([rng.choice(np.flatnonzero(y_tr == c), 10, replace=False) for c in range(10)])
+    for k, v in {"x_train": x_tr, "x_test": x_te, "y_train": y_tr, "y_test": y_te, "few": few}.items():
+        assert np.array_equal(h[k], v), k
+    sealed = task.build(variant="digits", seed=seed, budget=None, seal=Seal(seed, key=KEY)).heldout
+    assert not np.array_equal(sealed["x_test"], h["x_test"])
+    assert not np.array_equal(sealed["x_train"][sealed["few"]], h["x_train"][h["few"]])  # other probe images
+    assert len(sealed["x_test"]) == len(h["x_test"]) and np.array_equal(np.bincount(sealed["y_test"]), np.bincount(y_te))
+    # Same key, same seed: the same sealed data (the harness can rebuild it); another key: other data.
+    again = task.build(variant="digits", seed=seed, budget=None, seal=Seal(seed, key=KEY)).heldout
+    assert np.array_equal(again["x_test"], sealed["x_test"]) and np.array_equal(again["few"], sealed["few"])
+
+
+def test_evaluate_checks_what_encode_returns():
+    problem = ts.SimCLRTask().build(variant="digits", seed=0, budget=None, seal=Seal(0))
+    task, cpu = ts.SimCLRTask(), get_profile("cpu")
+    m = task.evaluate(LocalSolution(bs.RawPixels()), problem, cpu)
+    assert set(m) == {x.name for x in SPEC.metrics} and 0.8 < m["probe_acc"] <= 1
+
+    class Bad:
+        def __init__(self, fn):
+            self.fn = fn
+
+        def encode(self, images):
+            return self.fn(images)
+
+    with pytest.raises(ValueError, match="NaN"):
+        task.evaluate(LocalSolution(Bad(lambda x: np.full((len(x), 4), np.nan))), problem, cpu)
+    with pytest.raises(ValueError, match="shape"):
+        task.evaluate(LocalSolution(Bad(lambda x: np.zeros((3, 4)))), problem, cpu)
+    with pytest.raises(TypeError):
+        task.evaluate(LocalSolution(Bad(lambda x: np.array(["a"] * len(x))[:, None])), problem, cpu)
+    with pytest.raises(SolutionError):
+        task.evaluate(LocalSolution(object()), problem, cpu)
 
 
 def test_solution_probes_h_not_z():

@@ -2,7 +2,9 @@
 
 A method receives a :class:`GraphDataset` as ``train``: the graphs of its nine training folds
 (:class:`GraphSample`: one-hot degree features ``x``, both directions of every edge in
-``edge_index``, and the label ``y``), ``num_features`` and ``num_classes``.
+``edge_index``, and the label ``y``), ``num_features`` and ``num_classes``. The run seed decides
+which nine (:func:`fold_of_seed`): repeat ``seed // 10`` of stratified 10-fold CV, with fold
+``seed % 10`` held out.
 
 It returns a :class:`GraphClassifier`: any object with ``predict(graphs) -> int array`` of class
 labels. The harness calls it in the scoring process on graphs whose ``y`` is -1 (unknown).
@@ -47,6 +49,19 @@ class GraphDataset:
     @property
     def labels(self) -> np.ndarray:
         return np.array([g.y for g in self.graphs])
+
+
+def fold_of_seed(seed: int) -> tuple[int, int]:
+    """``(repeat, fold)`` of a run seed: repeat ``seed // 10`` of 10-fold CV, test fold ``seed % 10``.
+
+    Seeds 0-9 are the ten folds of repeat 0 (the partition of ``gnn-v1``), seeds 10-19 the ten folds
+    of repeat 1 (a fresh stratified shuffle of the same graphs), and so on. The folds of one repeat
+    share their training graphs, so their scores are not independent: a confidence interval over
+    seeds must be taken over repeats (the mean of each complete repeat's ten folds), not over folds.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"a gnn seed is a non-negative integer, got {seed!r}")
+    return int(seed) // N_FOLDS, int(seed) % N_FOLDS
 
 
 def degree_features(edge_index: np.ndarray, n: int) -> np.ndarray:

@@ -9,13 +9,14 @@ import numpy as np
 
 from advbench.spec import Budget
 from advbench.task import Problem, Seal
-from advbench.tasks.gnn.contract import MAX_DEGREE, N_FOLDS, GraphDataset, GraphSample, degree_features
+from advbench.tasks.gnn.contract import (MAX_DEGREE, N_FOLDS, GraphDataset, GraphSample, degree_features,
+                                         fold_of_seed)
 
 if TYPE_CHECKING:
     from advbench.profiles import Profile
     from advbench.solution import SolutionHandle
 
-DATA_SEED = 20240  # fixed: the dataset never changes with the run seed, only the fold does
+DATA_SEED = 20240  # fixed: the dataset never changes with the run seed, only the repeat and fold do
 CSL_SKIPS = (2, 3, 4, 5, 6, 9, 11, 12, 13, 16)
 
 
@@ -105,31 +106,46 @@ def stratified_folds(labels: np.ndarray, k: int, rng: np.random.Generator) -> np
 
 
 def data_rng(variant: str, seal: Seal) -> np.random.Generator:
-    """The generator behind a variant's graphs and folds.
+    """The generator behind a variant's graphs and, after them, the folds of repeat 0.
 
     Unsealed: ``default_rng([DATA_SEED, variant index])``, whatever the run seed. Sealed: keyed by
     the seal's key and ``DATA_SEED`` (not the run seed), so every run under one key shares one data
-    set and the runs of seeds 0-9 still test on the ten folds of it.
+    set and the runs of seeds ``10r`` to ``10r + 9`` still test on the ten folds of its repeat ``r``
+    (:func:`fold_rng`).
     """
     return replace(seal, seed=DATA_SEED).rng(list(MAKERS).index(variant))
+
+
+def fold_rng(variant: str, repeat: int, seal: Seal, data: np.random.Generator) -> np.random.Generator:
+    """The generator behind the fold assignment of one repeat of the 10-fold CV.
+
+    Repeat 0 continues ``data`` (the variant's :func:`data_rng`, after the graphs were drawn), as
+    ``gnn-v1`` did, so seeds 0-9 keep their folds. Repeat ``r >= 1`` gets its own stream of the
+    same seal, ``(variant index, r)``: unsealed ``default_rng([DATA_SEED, variant index, r])``,
+    sealed keyed by the seal's key like the graphs, so a sealed run's repeats stay hidden too.
+    """
+    if repeat == 0:
+        return data
+    return replace(seal, seed=DATA_SEED).rng(list(MAKERS).index(variant), repeat)
 
 
 class GNNTask:
     def build(self, *, variant: str, seed: int, budget: Budget, seal: Seal) -> Problem:
         make, n_classes = MAKERS[variant]
+        repeat, test_fold = fold_of_seed(seed)
         rng = data_rng(variant, seal)
         graphs = make(rng)
         labels = np.array([g.y for g in graphs])
-        folds = stratified_folds(labels, N_FOLDS, rng)
-        test_fold = seed % N_FOLDS
+        folds = stratified_folds(labels, N_FOLDS, fold_rng(variant, repeat, seal, rng))
         train = tuple(g for g, f in zip(graphs, folds) if f != test_fold)
         test = [g for g, f in zip(graphs, folds) if f == test_fold]
         return Problem(
             train=GraphDataset(train, MAX_DEGREE + 1, n_classes),
             heldout={"graphs": [GraphSample(g.x, g.edge_index) for g in test], "labels": np.array([g.y for g in test]),
                      "train": train},
-            description={"variant": variant, "graphs": len(graphs), "test_fold": test_fold, "folds": N_FOLDS,
-                         "train_graphs": len(train), "test_graphs": len(test), "classes": n_classes},
+            description={"variant": variant, "graphs": len(graphs), "repeat": repeat, "fold": test_fold,
+                         "folds": N_FOLDS, "train_graphs": len(train), "test_graphs": len(test),
+                         "classes": n_classes},
         )
 
     def evaluate(self, solution: "SolutionHandle", problem: Problem, profile: "Profile") -> dict[str, float]:

@@ -80,8 +80,11 @@ class AerExecutor:
     * otherwise: qubit ``qubit`` is measured ``shots`` times per row and ⟨Z⟩ = (n0 - n1) / shots.
       With a noise model this includes gate and readout errors.
 
-    Shot seeds come from a generator seeded by ``seed``: two executors with the same seed give the
-    same values for the same sequence of calls, and successive calls draw fresh shots.
+    Shot seeds come from a generator seeded by ``seed``: the k-th call runs with ``seed_simulator``
+    the k-th draw of ``default_rng(seed).integers(2**31 - 1)``. Two executors with the same seed give
+    the same values for the same sequence of calls, successive calls draw fresh shots, and qiskit-aer
+    run by hand with that seed (``SamplerV2``, or ``AerSimulator`` with the noise model) gives the
+    same counts (``tests/test_qnn.py`` checks both profiles so).
     ``circuits`` counts the executions run so far.
     """
 

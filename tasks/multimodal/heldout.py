@@ -1,0 +1,127 @@
+"""The held-out side of the ``multimodal`` task: the image pools, the generated triples and the
+scoring (harness only)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from advbench.spec import Budget
+from advbench.task import Problem, Seal
+from advbench.tasks.multimodal.contract import (AUDIO_LEN, FILLER_START, INPUT_KEYS, N_CLASSES, N_TEST, N_TRAIN,
+                                                TEXT_LEN, TOKENS, VOCAB_SIZE)
+
+if TYPE_CHECKING:
+    from advbench.profiles import Profile
+    from advbench.solution import SolutionHandle
+
+TEST_POOL_FRACTION = 0.3
+AUDIO_NOISE = 0.6
+AUDIO_JITTER = 0.2  # cycles per window; classes are 1 cycle apart
+
+
+def split_image_pools(digits: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified split of the load_digits indices into (train pool, test pool)."""
+    train, test = [], []
+    for c in range(N_CLASSES):
+        idx = rng.permutation(np.flatnonzero(digits == c))
+        n_test = int(round(TEST_POOL_FRACTION * len(idx)))
+        test.append(idx[:n_test])
+        train.append(idx[n_test:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def make_audio(cls: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    n = len(cls)
+    freq = 2.0 + cls + rng.uniform(-AUDIO_JITTER, AUDIO_JITTER, n)  # cycles per window
+    amp = rng.uniform(0.5, 1.5, n)
+    phase = rng.uniform(0, 2 * np.pi, n)
+    t = np.arange(AUDIO_LEN) / AUDIO_LEN
+    wave = amp[:, None] * np.sin(2 * np.pi * freq[:, None] * t[None] + phase[:, None])
+    return (wave + rng.normal(0, AUDIO_NOISE, (n, AUDIO_LEN))).astype(np.float32)
+
+
+def make_text(instruction: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    n = len(instruction)
+    text = rng.integers(FILLER_START, VOCAB_SIZE, (n, TEXT_LEN))
+    text[np.arange(n), rng.integers(0, TEXT_LEN, n)] = instruction
+    return text.astype(np.int64)
+
+
+def make_examples(variant: str, n: int, pool: np.ndarray, images: np.ndarray, digits: np.ndarray,
+                  rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``n`` triples whose images come from ``pool`` (indices into load_digits) only."""
+    idx = rng.choice(pool, n, replace=True)
+    digit = digits[idx]
+    audio_cls = rng.integers(0, N_CLASSES, n)
+    if variant == "select":
+        use_image = rng.random(n) < 0.5
+        instruction = np.where(use_image, TOKENS["IMG"], TOKENS["AUD"])
+        label = np.where(use_image, digit, audio_cls)
+    elif variant == "synergy":
+        instruction = np.full(n, TOKENS["SUM"])
+        label = (digit + audio_cls) % N_CLASSES
+    else:
+        raise ValueError(f"unknown variant {variant!r}")
+    return {
+        "image": images[idx].copy(),
+        "audio": make_audio(audio_cls, rng),
+        "text": make_text(instruction, rng),
+        "label": label.astype(np.int64),
+        # Kept by the task only (held-out side, tests): the classes behind the label.
+        "digit": digit.astype(np.int64), "audio_class": audio_cls.astype(np.int64),
+        "instruction": instruction.astype(np.int64), "image_index": idx,
+    }
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = N_CLASSES) -> float:
+    scores = []
+    for c in range(n_classes):
+        tp = np.sum((y_pred == c) & (y_true == c))
+        fp = np.sum((y_pred == c) & (y_true != c))
+        fn = np.sum((y_pred != c) & (y_true == c))
+        scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(scores))
+
+
+def _labels(out: object, n: int) -> np.ndarray:
+    """What ``predict`` sent back, checked: ``n`` integer labels (integral floats accepted), as int64."""
+    pred = np.asarray(out)
+    if pred.dtype == np.bool_ or not np.issubdtype(pred.dtype, np.number) or np.issubdtype(pred.dtype, np.complexfloating):
+        raise TypeError(f"predict returned an array of {pred.dtype}; expected integer labels")
+    pred = pred.reshape(-1)
+    if pred.shape != (n,):
+        raise ValueError(f"predict returned shape {pred.shape}, expected ({n},)")
+    if np.issubdtype(pred.dtype, np.floating):
+        if not np.isfinite(pred).all():
+            raise ValueError("predict returned NaN or infinite values; expected integer labels")
+        if not np.array_equal(pred, np.round(pred)):
+            raise ValueError("predict returned non-integer values; expected integer labels")
+    return pred.astype(np.int64)
+
+
+class MultimodalTask:
+    def build(self, *, variant: str, seed: int, budget: Budget | None, seal: Seal) -> Problem:
+        from sklearn.datasets import load_digits
+
+        data = load_digits()
+        images = (data.images / 16.0).astype(np.float32)
+        digits = data.target.astype(np.int64)
+        train_pool, test_pool = split_image_pools(digits, seal.rng(1))
+        # Training triples: stream 2 of the public seed (the method gets them all anyway; their
+        # images come from the sealed training pool). Held-out triples: stream 3 of the seal.
+        train = make_examples(variant, N_TRAIN, train_pool, images, digits, np.random.default_rng([seed, 2]))
+        test = make_examples(variant, N_TEST, test_pool, images, digits, seal.rng(3))
+        return Problem(
+            train={k: train[k] for k in INPUT_KEYS},  # inputs and labels only: no per-modality classes
+            heldout={**test, "train_pool": train_pool, "test_pool": test_pool},
+            description={"train_examples": N_TRAIN, "test_examples": N_TEST,
+                         "train_pool_images": len(train_pool), "test_pool_images": len(test_pool),
+                         "audio_noise": AUDIO_NOISE, "text_len": TEXT_LEN, "vocab_size": VOCAB_SIZE},
+        )
+
+    def evaluate(self, solution: "SolutionHandle", problem: Problem, profile: "Profile") -> dict[str, float]:
+        h = problem.heldout
+        pred = _labels(solution.predict(h["image"].copy(), h["audio"].copy(), h["text"].copy()), len(h["label"]))
+        return {"accuracy": float(np.mean(pred == h["label"])), "macro_f1": macro_f1(h["label"], pred)}
