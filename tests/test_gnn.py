@@ -76,7 +76,8 @@ def test_folds_split_by_graph_are_stratified_and_the_seed_picks_the_fold():
     task = tg.GNNTask()
     a = task.build(variant="family", seed=0, budget=None, seal=Seal(0))
     b = task.build(variant="family", seed=1, budget=None, seal=Seal(1))
-    assert a.description["test_fold"] == 0 and b.description["test_fold"] == 1
+    assert (a.description["repeat"], a.description["fold"]) == (0, 0)
+    assert (b.description["repeat"], b.description["fold"]) == (0, 1)
     assert np.bincount(a.heldout["labels"]).tolist() == [25, 25, 25, 25]
     # Held-out graphs are not among the method's graphs, and carry no label.
     train_keys = {g.edge_index.tobytes() for g in a.train.graphs}
@@ -110,6 +111,81 @@ def test_unsealed_data_is_unchanged_and_sealing_redraws_graphs_and_folds():
     everything = [k for fold in tests for k in fold]
     assert len(everything) == len(set(everything)) == 150
     assert set(everything) == set(_keys(sealed.train.graphs)) | set(tests[2])
+
+
+def test_fold_of_seed_is_repeat_and_fold():
+    assert [tc.fold_of_seed(s) for s in (0, 9, 10, 19, 20, 137)] == [(0, 0), (0, 9), (1, 0), (1, 9), (2, 0), (13, 7)]
+    assert tc.fold_of_seed(np.int64(23)) == (2, 3)
+    for bad in (-1, 1.0, "3", True):
+        with pytest.raises(ValueError):
+            tc.fold_of_seed(bad)
+    with pytest.raises(ValueError):
+        tg.GNNTask().build(variant="csl", seed=-1, budget=None, seal=Seal(-1))
+
+
+def _split(variant: str, seed: int, key: bytes | None = None):
+    """(test keys, test labels, train keys) of one seed's build, and its description."""
+    p = tg.GNNTask().build(variant=variant, seed=seed, budget=None, seal=Seal(seed, key))
+    return _keys(p.heldout["graphs"]), p.heldout["labels"].tolist(), _keys(p.train.graphs), p.description
+
+
+def _v1_splits(variant: str) -> list[tuple[list[bytes], list[int], list[bytes]]]:
+    """What gnn-v1 built for seeds 0-9: one generator, default_rng([DATA_SEED, variant index]),
+    first the graphs, then the folds; test fold seed % 10 (so seed 10 was seed 0 again)."""
+    rng = np.random.default_rng([20240, list(tg.MAKERS).index(variant)])
+    graphs = tg.MAKERS[variant][0](rng)
+    folds = tg.stratified_folds(np.array([g.y for g in graphs]), 10, rng)
+    return [(_keys(g for g, f in zip(graphs, folds) if f == k), [g.y for g, f in zip(graphs, folds) if f == k],
+             _keys(g for g, f in zip(graphs, folds) if f != k)) for k in range(10)]
+
+
+@pytest.mark.parametrize("variant", ["csl", "family"])
+def test_seeds_0_to_9_keep_the_v1_data_and_folds(variant):
+    """Repeat 0 is gnn-v1's partition, graph for graph and in the same order (checked against the
+    v1 code itself when v2 was made: csl and family seeds 0-9, ba2motif seeds 0-1, sealed too)."""
+    v1 = _v1_splits(variant)
+    for seed in range(10):
+        test, labels, train, desc = _split(variant, seed)
+        assert (test, labels, train) == v1[seed], seed
+        assert (desc["repeat"], desc["fold"]) == (0, seed)
+
+
+def test_each_repeat_is_a_stratified_partition_and_repeats_differ():
+    """Seeds 0-9 and 10-19 each hold out every graph exactly once; the two partitions differ, seed by
+    seed; each fold keeps the class proportions; repeat r's folds come from default_rng([DATA_SEED,
+    variant index, r])."""
+    repeats = {}
+    for r in (0, 1):
+        splits = [_split("csl", 10 * r + f) for f in range(10)]
+        assert [(d["repeat"], d["fold"]) for *_, d in splits] == [(r, f) for f in range(10)]
+        held = [k for test, *_ in splits for k in test]
+        assert len(held) == len(set(held)) == 150  # every graph exactly once
+        for test, labels, train, _ in splits:
+            assert set(train) == set(held) - set(test) and len(train) + len(test) == 150
+            # csl has 15 graphs per class: folds 0-4 take two of each class, folds 5-9 one.
+            assert sorted(set(np.bincount(labels, minlength=10).tolist())) in ([1], [2])
+        repeats[r] = splits
+    held0 = {k for test, *_ in repeats[0] for k in test}
+    assert held0 == {k for test, *_ in repeats[1] for k in test}  # the same graphs, dealt again
+    for f in range(10):
+        assert set(repeats[0][f][0]) != set(repeats[1][f][0])  # seed s and s + 10 test on other graphs
+    partition = lambda splits: {frozenset(test) for test, *_ in splits}  # noqa: E731
+    assert partition(repeats[0]) != partition(repeats[1])
+    assert set(_split("csl", 20)[0]) != set(repeats[1][0][0])  # repeat 2 is another shuffle again
+    # The public recipe of repeat 1, unsealed: the v1 graphs, dealt with default_rng([20240, 2, 1]).
+    rng = np.random.default_rng([20240, 2])
+    graphs = tg.make_csl(rng)
+    folds = tg.stratified_folds(np.array([g.y for g in graphs]), 10, np.random.default_rng([20240, 2, 1]))
+    assert repeats[1][3][0] == _keys(g for g, f in zip(graphs, folds) if f == 3)
+
+
+def test_sealed_repeats_partition_the_sealed_data_set():
+    sealed = [_split("csl", s, SECRET) for s in (0, 10, 11, 12)]
+    everything = set(sealed[0][0]) | set(sealed[0][2])
+    assert all(set(test) | set(train) == everything for test, _, train, _ in sealed)
+    assert set(sealed[0][0]) != set(sealed[1][0])  # repeat 1 deals the sealed graphs anew
+    assert not set(sealed[1][0]) & set(sealed[2][0]) and not set(sealed[2][0]) & set(sealed[3][0])
+    assert set(sealed[1][0]).isdisjoint(_split("csl", 10)[0])  # and they are not the public graphs
 
 
 def test_ba2motif_is_the_same_data_set_every_time():
