@@ -338,7 +338,8 @@ def leaderboard(
             specs[name] = reg.spec(name)
         except UsageError:
             continue
-    rows = lb.aggregate(df, {n: s.primary.higher_is_better for n, s in specs.items()})
+    rows = lb.aggregate(df, {n: s.primary.higher_is_better for n, s in specs.items()},
+                        {n: s.seeds_per_replicate for n, s in specs.items()})
     if fmt is Format.json:
         sys.stdout.write(json.dumps(lb.flat(rows), indent=1, default=str) + "\n")
         return

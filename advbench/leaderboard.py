@@ -91,15 +91,30 @@ def _mean(values) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-def aggregate(df, higher_is_better: dict[str, bool] | None = None) -> list[dict[str, Any]]:
-    """One row per group, ranked within (task, version, variant, profile, budget)."""
+def replicate_means(seeds: list[int], values: list[float], per_replicate: int) -> list[float]:
+    """Mean of each replicate (seeds s with the same s // per_replicate), in replicate order."""
+    groups: dict[int, list[float]] = {}
+    for s, v in zip(seeds, values):
+        groups.setdefault(int(s) // per_replicate, []).append(v)
+    return [sum(vs) / len(vs) for _, vs in sorted(groups.items())]
+
+
+def aggregate(df, higher_is_better: dict[str, bool] | None = None,
+              seeds_per_replicate: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """One row per group, ranked within (task, version, variant, profile, budget).
+
+    The mean and interval are over seeds, or over replicate means where a task groups its seeds
+    into replicates (``TaskSpec.seeds_per_replicate``: gnn's folds of one CV repeat).
+    """
     if df.empty:
         return []
     rows = []
     for key, everything in df.groupby(GROUP, sort=True):
         g = everything[everything["status"] == "ok"]  # only finished runs are scored on the board
         failed = everything[everything["status"] != "ok"]
-        prim = [float(v) for v in g["primary"] if v is not None and not _isnan(v)]
+        scored = [(s, float(v)) for s, v in zip(g["seed"], g["primary"]) if v is not None and not _isnan(v)]
+        per = (seeds_per_replicate or {}).get(key[0], 1)
+        prim = replicate_means([s for s, _ in scored], [v for _, v in scored], per)
         names = sorted({k for m in g["metrics"] for k in m})
         reached = [v for v in g["time_to_target"] if v is not None and not _isnan(v)]
         commits = sorted({c[:10] for c in everything["commit"] if isinstance(c, str) and c})
@@ -109,6 +124,7 @@ def aggregate(df, higher_is_better: dict[str, bool] | None = None) -> list[dict[
             "role": everything["role"].iloc[-1],
             "primary_metric": everything["primary_metric"].iloc[-1],
             "seeds": len(g),
+            "replicates": len(prim),
             "failed": len(failed),
             "failures": [f"seed {s}: {st}" for s, st in zip(failed["seed"], failed["status"])],
             "mean": sum(prim) / len(prim) if prim else None,
@@ -168,8 +184,9 @@ def accuracy_table(rows: list[dict[str, Any]]) -> list[list[str]]:
     head = ["rank", "method", "role", f"{rows[0]['primary_metric']} (mean ± 95% CI)", *metric_names, "targets met",
             "seeds", "failed"]
     body = [[str(r["rank"]), r["method"], r["role"],
-             f"{_fmt(r['mean'])} ± {_fmt(r['ci95'])}" if r["seeds"] > 1 else _fmt(r["mean"]),
-             *(_fmt(r["metrics"].get(n)) for n in metric_names), _met(r), str(r["seeds"]),
+             f"{_fmt(r['mean'])} ± {_fmt(r['ci95'])}" if r["replicates"] > 1 else _fmt(r["mean"]),
+             *(_fmt(r["metrics"].get(n)) for n in metric_names), _met(r),
+             str(r["seeds"]) + (f" ({r['replicates']} replicates)" if r["replicates"] != r["seeds"] else ""),
              ", ".join(r["failures"]) if r["failed"] else "0"] for r in rows]
     return [head, *body]
 

@@ -97,8 +97,14 @@ class TaskSpec:
     solution: str = ""  # what a method must hand to ctx.checkpoint, in words
     data: str = ""  # where the data comes from, in words
     extras: tuple[str, ...] = field(default_factory=tuple)  # pip extras the task needs
+    # Seeds s with the same s // seeds_per_replicate are one replicate and not independent samples
+    # (gnn: the 10 folds of one repeat of 10-fold CV share their training data). The leaderboard's
+    # mean and 95% interval are then over replicate means.
+    seeds_per_replicate: int = 1
 
     def __post_init__(self) -> None:
+        if self.seeds_per_replicate < 1:
+            raise ValueError(f"{self.name}: seeds_per_replicate must be at least 1")
         names = [m.name for m in self.metrics]
         if self.primary_metric not in names:
             raise ValueError(f"{self.name}: primary metric {self.primary_metric!r} not in {names}")

@@ -246,3 +246,22 @@ def test_leaderboard_skips_records_with_broken_nested_fields(tmp_path):
     import stat
 
     assert stat.S_IMODE(os.stat(tmp_path / "LEADERBOARD.md").st_mode) & 0o044  # readable by others (umask)
+
+
+def test_interval_is_over_replicates_where_a_task_groups_its_seeds():
+    import pandas as pd
+
+    from advbench import leaderboard as lb
+
+    base = {"task": "gnn", "task_version": 2, "variant": "family", "profile": "cpu", "budget": "full",
+            "threads": 1, "sealed": False, "method": "reference", "role": "reference", "primary_metric": "accuracy",
+            "status": "ok", "targets": [], "targets_met": None, "time_to_target": None, "train_seconds": 1.0,
+            "throughput": None, "throughput_unit": "", "peak_rss": None, "peak_cuda": None, "commit": None}
+    # Two repeats of 10 folds: fold scores vary a lot, repeat means hardly.
+    scores = [0.8, 1.0] * 5 + [0.82, 0.98] * 5
+    df = pd.DataFrame([{**base, "seed": s, "primary": v, "metrics": {"accuracy": v}} for s, v in enumerate(scores)])
+    (by_seed,) = lb.aggregate(df)
+    (by_repeat,) = lb.aggregate(df, seeds_per_replicate={"gnn": 10})
+    assert by_seed["replicates"] == 20 and by_repeat["replicates"] == 2 and by_repeat["seeds"] == 20
+    assert by_repeat["mean"] == pytest.approx(0.9) and by_seed["mean"] == pytest.approx(0.9)
+    assert by_repeat["ci95"] == pytest.approx(0.0, abs=1e-9) and by_seed["ci95"] > 0.04

@@ -32,10 +32,9 @@ re-ran seeds 0-9's folds.)
 Intervals: the ten folds of one repeat are not independent samples (any two share eight ninths of
 their training graphs, and together they use every graph once), so a confidence interval over a
 task's seeds must be computed over repeats, from the mean of each complete repeat's ten folds, with
-as many degrees of freedom as there are repeats less one; not over the folds. The leaderboard's 95%
-interval is Student's t over seeds, which for this task treats the folds as independent and is too
-narrow: read it as a spread of folds, and use the repeat means for an interval (and run whole
-repeats, ``--seeds`` a multiple of 10).
+as many degrees of freedom as there are repeats less one; not over the folds. The spec says so
+(``seeds_per_replicate=10``), and the leaderboard's mean and 95% interval are over repeat means
+(run whole repeats: ``--seeds`` a multiple of 10).
 
 Sealing: unsealed, the graphs and the fold assignment of repeat 0 come from ``default_rng([DATA_SEED,
 variant index])``, as before, and repeat ``r``'s from ``default_rng([DATA_SEED, variant index, r])``,
@@ -100,4 +99,5 @@ SPEC = TaskSpec(
     data=("generated with networkx and PyG's ExplainerDataset from a fixed seed; the run seed selects the CV "
           "repeat (seed // 10) and its test fold (seed % 10)"),
     extras=("graph",),
+    seeds_per_replicate=10,  # a repeat of 10-fold CV is one replicate: the interval is over repeats
 )
