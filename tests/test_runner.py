@@ -49,6 +49,8 @@ def test_time_to_target_is_first_checkpoint_meeting_target(toy_registry):
     curve = rec["curve"]
     first = next(p for p in curve if p["metrics"]["abs_error"] <= 0.1)
     assert rec["time_to_target_seconds"] == first["train_seconds"]
+    (target,) = rec["targets"]
+    assert target["step_to_target"] == first["step"] and target["work_to_target"] == first["work"] == first["step"]
     assert [p["train_seconds"] for p in curve] == sorted(p["train_seconds"] for p in curve)
 
 
