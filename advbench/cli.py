@@ -85,7 +85,8 @@ def list_cmd() -> None:
             continue
         methods = []
         for m in reg.methods(name):
-            tag = " (reference)" if m == spec.reference_method else " (floor)" if m == spec.floor_method else ""
+            role = spec.role(m)
+            tag = "" if role == "plugin" else f" ({role})"
             methods.append(m + tag)
         arrow = "↑" if spec.primary.higher_is_better else "↓"
         table.add_row(spec.id, ", ".join(spec.variants), f"{spec.primary_metric} {arrow}", "\n".join(methods),

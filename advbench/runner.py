@@ -430,8 +430,7 @@ def run(task: str, method: str | None = None, *, profile: str | None = None, bud
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds"),
         "task": spec.name, "task_version": spec.version, "task_id": spec.id, "variant": variant,
         "method": entry.name, "method_source": entry.source,
-        "method_role": ("reference" if entry.name == spec.reference_method
-                        else "floor" if entry.name == spec.floor_method else "plugin"),
+        "method_role": spec.role(entry.name),
         "profile": prof.name, "budget": budget, "seed": seed, "threads": threads,
         "sealed": key is not None,
         "seal_key_sha256": hashlib.sha256(key).hexdigest() if key is not None else None,

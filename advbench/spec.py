@@ -94,6 +94,9 @@ class TaskSpec:
     entry_point: str  # "module:attribute" of the Task implementation, resolved lazily
     reference_method: str = "reference"
     floor_method: str = "floor"
+    # Methods that bound the board from above rather than compete (centralised training for
+    # federated tasks, a scripted oracle, non-private training): shown, never ranked as entrants.
+    ceiling_methods: tuple[str, ...] = ()
     solution: str = ""  # what a method must hand to ctx.checkpoint, in words
     data: str = ""  # where the data comes from, in words
     extras: tuple[str, ...] = field(default_factory=tuple)  # pip extras the task needs
@@ -134,6 +137,14 @@ class TaskSpec:
     @property
     def primary(self) -> Metric:
         return self.metric(self.primary_metric)
+
+    def role(self, method: str) -> str:
+        """``reference``, ``floor``, ``ceiling`` or ``plugin`` (any other method)."""
+        if method == self.reference_method:
+            return "reference"
+        if method == self.floor_method:
+            return "floor"
+        return "ceiling" if method in self.ceiling_methods else "plugin"
 
     def targets_for(self, budget: str, variant: str) -> list[Target]:
         return [t for t in self.targets if t.budget == budget and t.variant == variant]

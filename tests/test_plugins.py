@@ -24,6 +24,7 @@ def plugin_env(tmp_path_factory) -> dict[str, str]:
     target = tmp_path_factory.mktemp("site")
     pip_install_to(target, ROOT / "examples" / "advbench-example-plugin")
     pip_install_to(target, ROOT / "tests" / "fixtures" / "shadow-plugin")
+    pip_install_to(target, ROOT / "tests" / "fixtures" / "faulty-plugin")
     return dict(os.environ, PYTHONPATH=str(target))
 
 
@@ -53,3 +54,20 @@ def test_shadowing_plugin_is_refused_loudly(plugin_env, tmp_path):
     res = advbench(plugin_env, "run", "--task", "pc", "--variant", "sachs", "--json", "--results", str(tmp_path))
     assert res.returncode == 0, res.stderr  # the built-in ran, not the impostor
     assert json.loads(res.stdout)[0]["method_source"] == "advbench"
+
+
+def test_a_sweep_records_every_failure_and_goes_on(plugin_env, tmp_path):
+    """Every method of pc, the faulty plugin's included: each failure is a record, the good ones run."""
+    res = advbench(plugin_env, "run", "--task", "pc", "--all-methods", "--variant", "sachs", "--max-memory", "0.5",
+                   "--json", "--results", str(tmp_path))
+    assert res.returncode == 1, res.stderr  # some runs failed
+    recs = {r["method"]: r for r in json.loads(res.stdout)}
+    expected = {"raises": ("error", "RuntimeError: plugin bug"), "exits": ("error", "sys.exit(3)"),
+                "dies": ("crashed", "exit code 1"), "segfaults": ("crashed", "SIGSEGV"),
+                "nan-graph": ("error", "NaN"), "hogs-memory": ("out_of_memory", "over the cap")}
+    for method, (status, message) in expected.items():
+        assert recs[method]["status"] == status and message in recs[method]["error"], recs[method]
+    for good in ("reference", "floor", "chow-liu"):
+        assert recs[good]["status"] == "ok"
+    assert len(list((tmp_path / "runs").rglob("*.json"))) == len(recs) == 9
+    assert "6 of 9 run(s) failed" in res.stderr.replace("\n", " ")
