@@ -108,10 +108,10 @@ def info(task: str = typer.Argument(..., help="Task name, e.g. transformer or tr
     reg = _registry()
     spec = reg.spec(task)
     out.print(f"[bold]{spec.id}[/] — {spec.title}", highlight=False)
-    out.print(spec.summary, highlight=False)
-    out.print(f"data: {spec.data}", highlight=False)
-    out.print(f"solution: {spec.solution}", highlight=False)
-    out.print(f"implementation: {spec.entry_point} (registered by {reg.source(spec.name)})", highlight=False)
+    out.print(spec.summary, highlight=False, markup=False)
+    out.print(f"data: {spec.data}", highlight=False, markup=False)
+    out.print(f"solution: {spec.solution}", highlight=False, markup=False)
+    out.print(f"implementation: {spec.entry_point} (registered by {reg.source(spec.name)})", highlight=False, markup=False)
     t = Table(title="variants", title_justify="left")
     t.add_column("variant"), t.add_column("description")
     for v, d in spec.variants.items():
@@ -132,7 +132,7 @@ def info(task: str = typer.Argument(..., help="Task name, e.g. transformer or tr
         t.add_row(b.name, ", ".join(b.variants), ", ".join(f"{k}={v:g}" for k, v in b.limits.items()),
                   f"{b.max_seconds:g}", "\n".join(targets))
     out.print(t)
-    out.print(f"profiles: {', '.join(spec.profiles)}; throughput unit: {spec.throughput_unit}", highlight=False)
+    out.print(f"profiles: {', '.join(spec.profiles)}; throughput unit: {spec.throughput_unit}", highlight=False, markup=False)
     methods = reg.methods(spec.name)
     out.print("methods: " + ", ".join(f"{m} ({e.source})" for m, e in methods.items()), highlight=False, markup=False)
 

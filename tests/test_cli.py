@@ -265,3 +265,9 @@ def test_interval_is_over_replicates_where_a_task_groups_its_seeds():
     assert by_seed["replicates"] == 20 and by_repeat["replicates"] == 2 and by_repeat["seeds"] == 20
     assert by_repeat["mean"] == pytest.approx(0.9) and by_seed["mean"] == pytest.approx(0.9)
     assert by_repeat["ci95"] == pytest.approx(0.0, abs=1e-9) and by_seed["ci95"] > 0.04
+
+
+def test_info_prints_spec_text_and_method_sources_verbatim():
+    res = cli("info", "pc")
+    assert res.exit_code == 0
+    assert "adj[i,j]=1" in res.output and "floor (advbench), reference (advbench)" in res.output
