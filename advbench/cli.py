@@ -181,6 +181,15 @@ def run(
     names = reg.task_names() if all_tasks else list(task or [])
     if not names:
         raise UsageError(f"name a task with --task or use --all. Valid tasks: {', '.join(reg.task_names())}")
+    if all_tasks:  # a task that cannot be loaded is reported and left out, not a reason to run nothing
+        loadable = []
+        for name in names:
+            try:
+                reg.spec(name)
+                loadable.append(name)
+            except UsageError as exc:
+                err.print(f"[yellow]warning:[/] {exc}; left out of --all", highlight=False, soft_wrap=True)
+        names = loadable
     if all_methods and method:
         raise UsageError("give either --method or --all-methods, not both")
     if all_profiles and profile:

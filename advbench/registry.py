@@ -124,7 +124,11 @@ class Registry:
         if base not in self.task_names():
             raise unknown("task", name, self.task_names())
         if base not in self._specs:
-            spec = self._task_eps[base].load()
+            try:
+                spec = self._task_eps[base].load()
+            except Exception as exc:  # a broken plugin (or a half-installed task): say which, briefly
+                raise UsageError(f"task {base!r} (registered by package {self._task_sources.get(base, '?')!r}) "
+                                 f"cannot be loaded: {exc.__class__.__name__}: {exc}") from exc
             if not isinstance(spec, TaskSpec):
                 raise UsageError(f"entry point for task {base!r} does not point at a TaskSpec")
             self._specs[base] = spec

@@ -91,3 +91,10 @@ def test_unknown_names_suggest_the_nearest():
 def test_in_process_registration_refuses_duplicates(toy_registry):
     with pytest.raises(UsageError, match="already registered"):
         toy_registry.register_method("toy", "estimate", "x:y")
+
+
+def test_a_task_that_cannot_be_loaded_is_a_clear_usage_error(monkeypatch):
+    fake_entry_points(monkeypatch, {TASK_GROUP: [("broken", "advbench_no_such_task_module:SPEC", "broken-plugin")]})
+    reg = Registry()
+    with pytest.raises(UsageError, match=r"task 'broken' \(registered by package 'broken-plugin'\) cannot be loaded"):
+        reg.spec("broken")
