@@ -3,7 +3,10 @@
 Madry et al. train on the worst case inside the threat model: for every minibatch, find
 ``x_adv = argmax_{||x' - x||_inf <= eps} loss(f(x'), y)`` with projected gradient ascent (PGD) and
 take the optimiser step on ``loss(f(x_adv), y)`` instead of on the clean loss. The floor is the same
-MLP trained on clean data only, which the task's PGD breaks at eps 0.1.
+MLP trained on clean data only, which the task's attacks break at eps 0.1. Since adversarial-v2 the
+task scores the worst case of white-box PGD, a gradient-free Square attack and a transfer attack, so
+robustness has to be real: training against PGD gives it (the gradient-free attacks find nothing
+PGD misses on this model, see the task's docstring), hiding the gradient does not.
 
 The PGD here is written out again (one file per technique) rather than imported from the task;
 ``tests/test_adversarial.py`` checks it against both the task's attack and ``torchattacks.PGD``.

@@ -10,7 +10,7 @@ from advbench.asv_suite import run_task, track
 
 
 class AdversarialSuite:
-    version = "adversarial-v1"  # asv drops history when a task's data, metric or budget changes
+    version = "adversarial-v2"  # asv drops history when a task's data, metric or budget changes
     timeout = 7200
     number = 1
     repeat = 1
@@ -46,15 +46,30 @@ class AdversarialSuite:
 
     track_robust_acc_eps0_2.unit = "fraction"
 
-    def track_strong_robust_acc_eps0_1(self, results, method, variant):
-        return track(results, method, variant, "metric:strong_robust_acc_eps0.1")
+    def track_pgd_acc_eps0_1(self, results, method, variant):
+        return track(results, method, variant, "metric:pgd_acc_eps0.1")
 
-    track_strong_robust_acc_eps0_1.unit = "fraction"
+    track_pgd_acc_eps0_1.unit = "fraction"
 
-    def track_gap_strong_vs_pgd(self, results, method, variant):
-        return track(results, method, variant, "metric:gap_strong_vs_pgd")
+    def track_strong_pgd_acc_eps0_1(self, results, method, variant):
+        return track(results, method, variant, "metric:strong_pgd_acc_eps0.1")
 
-    track_gap_strong_vs_pgd.unit = "points"
+    track_strong_pgd_acc_eps0_1.unit = "fraction"
+
+    def track_square_acc_eps0_1(self, results, method, variant):
+        return track(results, method, variant, "metric:square_acc_eps0.1")
+
+    track_square_acc_eps0_1.unit = "fraction"
+
+    def track_transfer_acc_eps0_1(self, results, method, variant):
+        return track(results, method, variant, "metric:transfer_acc_eps0.1")
+
+    track_transfer_acc_eps0_1.unit = "fraction"
+
+    def track_gap_pgd_vs_worst(self, results, method, variant):
+        return track(results, method, variant, "metric:gap_pgd_vs_worst")
+
+    track_gap_pgd_vs_worst.unit = "points"
 
     def track_gate_robust_acc_eps0_1(self, results, method, variant):
         return track(results, method, variant, "gate:robust_acc_eps0.1")
