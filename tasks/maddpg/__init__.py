@@ -1,0 +1,112 @@
+"""maddpg — multi-agent DDPG (Lowe et al. 2017) on mpe2's multi-particle environments.
+
+Environments (mpe2 1.1, the Multi-Particle Environments that left PettingZoo), continuous actions
+in [0, 1]^5, 25 steps an episode, truncated, never terminated:
+
+* ``spread`` (primary): ``simple_spread_v3.parallel_env(N=3, local_ratio=0.5, max_cycles=25,
+  continuous_actions=True)``; three agents cover three landmarks without colliding. The method
+  controls all three.
+* ``adversary``: ``simple_adversary_v3.parallel_env(N=2, max_cycles=25, continuous_actions=True)``;
+  the method controls the two good agents. The adversary is not the method's: the environment drives
+  it with a public scripted policy (it heads for the landmark that has a good agent nearest to it,
+  ``contract.scripted_adversary_actions``). Were it trained by the method, the team's return would
+  reward a method for training a weak adversary. Against it, rushing both agents to the goal scores
+  9.7 and covering both landmarks (the oracle) 22.4 (mean of 200 episodes, seeds
+  10**6 to 10**6 + 199): deception pays.
+
+What a method receives: an ``MPETraining`` (variant, seed, agents, observation size) whose
+``make_vector_env(n_envs, stream)`` steps ``n_envs`` real mpe2 episodes together, observations
+stacked ``float32[n_envs, n_agents, obs_dim]``; its episode seeds come from the public run seed
+(``default_rng([seed, 1, stream])``) in [0, 10**6). What it returns: a policy with
+``act(obs: float32[episodes, agents, obs_dim]) -> float32[episodes, agents, 5]`` in [0, 1] (the
+stacked array form, agents in ``MPETraining.agents`` order; both variants' controlled agents share
+one observation size). An action outside [0, 1], NaN or of the wrong shape is an error, in training
+and in scoring (mpe2 would clip it silently; a policy must clip its own actions).
+
+Scoring: the harness runs 100 evaluation episodes, on seeds drawn from the run's seal in
+[10**6, 2**31 - 1) (never a training seed), all stepped together in the harness; the policy, in the
+scoring process, is asked once per step for the actions of all 100 episodes and never sees a reward
+or a seed. Metrics: ``team_return`` (primary): rewards summed over the controlled agents and the 25
+steps, mean over the episodes; ``normalised_return``: the same between the uniform random policy
+(0) and the scripted oracle (1), both run by the task itself on the same 100 episodes, once per
+build and cached, so the normaliser is exact for each run (their returns are in each record's
+``config.data``). The oracle (``contract.OraclePolicy``) splits the landmarks among the agents by the
+cheapest matching, which every agent computes from its own observation, and steers there with a
+PD controller; it ignores collisions and the adversary, so a learned policy could beat it.
+
+Budgets: ``episodes`` of training (all agents together): quick 800 (spread only), full 5000 (both
+variants). Measured with the reference (``baselines/maddpg.py``: 64-64 networks, Adam 1e-3,
+gamma 0.95, tau 0.01, batch 1024, 16 episodes stepped together, one update per vector step, one
+thread, on a 2-core machine shared with other runs, so times are noisy):
+
+* quick, spread, seeds 0-2: -60.7, -59.7, -58.6 after 800 episodes, 45-79 s of training; the
+  first checkpoints (80 episodes, an untrained policy) score -70 to -78 and the random policy -72
+  to -78, so TASKS.md's quick target of -75 is met by an untrained policy and would measure
+  nothing. The quick target is -65, met by every seed from 560-640 episodes on.
+* full: FULL_RESULTS
+
+The speed goal (-56 within 4 minutes of training, where the calibration run took 9 minutes to
+reach -53 after 5000 episodes) is met in SPEED_RESULTS. What made it fast: 16 episodes stepped
+together, so one actor call serves them all; the agents' networks batched into one module
+(``[n_agents, in, out]`` weights, one ``baddbmm`` per layer for every agent's actor, critic and
+its actor loss with only that agent's action replaced); one gradient step per 16 transitions
+instead of one per transition; no Python loop over agents or transitions in an update; the
+environment stepped through mpe2's AEC interface without the parallel wrapper's per-call
+overhead (about 300 instead of 560 microseconds an episode-step, the same numbers: checked).
+
+Independent DDPG (``iddpg``, each critic sees its own observation and action only) is on the board
+beside MADDPG: on spread it does about as well (IDDPG_RESULTS), as independent learners are known
+to on this cooperative task with full observability.
+
+Sealing protects the evaluation episodes: sealed, their seeds (initial positions of agents and
+landmarks, and in ``adversary`` which landmark is the goal) come from a keyed stream, so a method
+cannot train on the very episodes it is scored on. The environments, the scripted adversary and
+the oracle are public code; a method may train on as many episodes of its own as its budget allows.
+
+Peers (``tests/test_maddpg.py``): mpe2's own ``parallel_env`` and TorchRL's ``PettingZooWrapper``
+give the same observations, rewards and flags as the task's environment, exactly; TorchRL's
+``DDPGLoss`` on a ``MultiAgentMLP(centralized=True)`` critic holding our weights gives our critic
+targets and critic loss, and, with a TorchRL actor that replaces only agent i's action and agent
+i's Q picked out, our agent-i actor loss and its gradient (to 1e-5). Out of the box TorchRL's
+``DDPGLoss`` replaces every agent's action at once; the test states the difference.
+
+Versions: mpe2 1.1.1, PettingZoo 1.27.0, torch 2.13.0; TorchRL 0.14.1 in the tests.
+"""
+
+from __future__ import annotations
+
+from advbench.spec import Budget, Metric, Target, TaskSpec
+
+SPEC = TaskSpec(
+    name="maddpg",
+    version=1,
+    title="Multi-agent DDPG on the multi-particle environments",
+    summary="mpe2 simple_spread (3 agents) and simple_adversary (2 agents against a scripted adversary); "
+            "team return over 100 sealed evaluation episodes.",
+    variants={
+        "spread": "simple_spread_v3, N=3, local_ratio 0.5, 25 steps, continuous actions",
+        "adversary": "simple_adversary_v3, N=2 good agents against a scripted adversary, 25 steps, continuous actions",
+    },
+    metrics=(
+        Metric("team_return", "reward", True,
+               "rewards summed over the controlled agents and the 25 steps, mean over 100 evaluation episodes"),
+        Metric("normalised_return", "fraction", True,
+               "team return on the same episodes scaled so the random policy is 0 and the scripted oracle 1"),
+    ),
+    primary_metric="team_return",
+    targets=(
+        Target("team_return", -65.0, "quick", "spread"),
+        Target("team_return", -56.0, "full", "spread"),
+    ),
+    budgets={
+        "quick": Budget("quick", max_seconds=240, limits={"episodes": 800}, variants=("spread",)),
+        "full": Budget("full", max_seconds=600, limits={"episodes": 5000}, variants=("spread", "adversary")),
+    },
+    profiles=("cpu", "cuda"),
+    throughput_unit="env steps/s",
+    entry_point="advbench.tasks.maddpg.heldout:MADDPGTask",
+    ceiling_methods=("oracle",),
+    solution="object with act(obs: float32[episodes, agents, obs_dim]) -> float32[episodes, agents, 5] in [0, 1]",
+    data="mpe2 simple_spread_v3 / simple_adversary_v3; 100 evaluation episodes on sealed seeds >= 10**6",
+    extras=("rl",),
+)

@@ -1,0 +1,523 @@
+"""maddpg: the environment against mpe2 and TorchRL, the losses against TorchRL's DDPGLoss, the traps, scoring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("mpe2")
+from torch import nn  # noqa: E402
+
+from advbench.baselines import maddpg as mb  # noqa: E402
+from advbench.profiles import get_profile  # noqa: E402
+from advbench.solution import LocalSolution, SolutionError  # noqa: E402
+from advbench.task import Seal  # noqa: E402
+from advbench.tasks.maddpg import SPEC  # noqa: E402
+from advbench.tasks.maddpg import contract as mc  # noqa: E402
+from advbench.tasks.maddpg import heldout as mh  # noqa: E402
+
+VARIANTS = ("spread", "adversary")
+
+
+# TorchRL warns that it was tested on another PettingZoo version, and that our loss modules have target
+# parameters but no updater (the tests set the targets by hand): nothing to check about either.
+pytestmark = [pytest.mark.filterwarnings("ignore:PettingZoo in TorchRL is tested:UserWarning"),
+              pytest.mark.filterwarnings("ignore:No target network updater:UserWarning")]
+
+
+@pytest.fixture(scope="module")
+def problems():
+    """One unsealed build per variant (the normaliser is cached on it after the first evaluate)."""
+    task = mh.MADDPGTask()
+    return {v: task.build(variant=v, seed=0, budget=SPEC.budgets["quick"], seal=Seal(0)) for v in VARIANTS}
+
+
+def evaluate(problem, solution):
+    return mh.MADDPGTask().evaluate(LocalSolution(solution), problem, get_profile("cpu"))
+
+
+# ---------------------------------------------------------------- the environment
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_vector_env_matches_mpe2_parallel_env_step_by_step(variant):
+    """VectorMPE (mpe2's AEC interface, no wrappers) agrees exactly with mpe2's own parallel_env."""
+    seeds = [3, 17, 123456]
+    vec = mc.VectorMPE(variant, len(seeds), seed_range=(0, mc.TRAIN_SEED_LIMIT))
+    refs = [mc.make_parallel_env(variant) for _ in seeds]
+    obs = vec.reset(seeds)
+    ref_obs = [env.reset(seed=s)[0] for env, s in zip(refs, seeds)]
+    agents = vec.agents
+    for e in range(len(seeds)):
+        np.testing.assert_array_equal(obs[e], np.stack([ref_obs[e][a] for a in agents]))
+    rng = np.random.default_rng(0)
+    for step in range(mc.MAX_CYCLES):
+        actions = rng.random((len(seeds), len(agents), mc.ACTION_DIM), dtype=np.float32)
+        obs, rewards, terminated, truncated = vec.step(actions)
+        for e, env in enumerate(refs):
+            joint = {a: actions[e, i] for i, a in enumerate(agents)}
+            for name in mc.scenario(variant).scripted:  # the environment's own adversary
+                joint[name] = mc.scripted_adversary_actions(env.unwrapped.observe(name)[None])[0]
+            ref_obs, ref_rew, ref_term, ref_trunc, _ = env.step(joint)
+            np.testing.assert_array_equal(obs[e], np.stack([ref_obs[a] for a in agents]))
+            np.testing.assert_array_equal(rewards[e], np.array([ref_rew[a] for a in agents], dtype=np.float32))
+            assert terminated[e] == any(ref_term[a] for a in agents) and not terminated[e]  # MPE never terminates
+            assert truncated[e] == any(ref_trunc[a] for a in agents) == (step == mc.MAX_CYCLES - 1)
+    with pytest.raises(RuntimeError, match="truncated"):
+        vec.step(actions)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_vector_env_matches_torchrl_pettingzoo_wrapper(variant):
+    """TorchRL's PettingZooWrapper on the same mpe2 env, same seed and actions: identical obs, rewards, flags."""
+    pytest.importorskip("torchrl")
+    from torchrl.envs.libs.pettingzoo import PettingZooWrapper
+
+    peer = PettingZooWrapper(env=mc.make_parallel_env(variant), use_mask=False, categorical_actions=False,
+                             done_on_any=False)
+    td = peer.reset(seed=11)
+    vec = mc.VectorMPE(variant, 1, seed_range=(0, mc.TRAIN_SEED_LIMIT))
+    obs = vec.reset([11])
+    group = "agent"  # TorchRL groups agents by name prefix: agent_0.. -> "agent", adversary_0 -> "adversary"
+    assert tuple(peer.group_map[group]) == vec.agents
+    np.testing.assert_array_equal(td[group, "observation"].numpy(), obs[0])
+    rng = np.random.default_rng(1)
+    for step in range(mc.MAX_CYCLES):
+        actions = rng.random((1, vec.n_agents, mc.ACTION_DIM), dtype=np.float32)
+        td[group, "action"] = torch.from_numpy(actions[0])
+        if "adversary" in peer.group_map:
+            adversary_obs = td["adversary", "observation"].numpy()
+            td["adversary", "action"] = torch.from_numpy(mc.scripted_adversary_actions(adversary_obs))
+        nxt = peer.step(td)["next"]
+        obs, rewards, terminated, truncated = vec.step(actions)
+        np.testing.assert_array_equal(nxt[group, "observation"].numpy(), obs[0])
+        np.testing.assert_array_equal(nxt[group, "reward"].numpy()[:, 0], rewards[0])
+        assert not nxt[group, "terminated"].any() and not terminated[0]
+        assert bool(nxt[group, "truncated"].all()) == bool(truncated[0]) == (step == mc.MAX_CYCLES - 1)
+        td = nxt
+
+
+def test_spread_rewards_mix_global_and_local_by_local_ratio():
+    """Each agent's reward is 0.5 * (-sum of landmark-to-nearest-agent distances) + 0.5 * (-its collisions)."""
+    vec = mc.VectorMPE("spread", 2, seed_range=(0, mc.TRAIN_SEED_LIMIT))
+    vec.reset([5, 6])
+    rng = np.random.default_rng(2)
+    for _ in range(10):
+        _, rewards, _, _ = vec.step(rng.random((2, 3, mc.ACTION_DIM), dtype=np.float32))
+        for e, env in enumerate(vec._envs):
+            agents = np.array([a.state.p_pos for a in env.world.agents])
+            marks = np.array([lm.state.p_pos for lm in env.world.landmarks])
+            global_reward = -np.linalg.norm(marks[:, None] - agents[None], axis=-1).min(axis=1).sum()
+            gaps = np.linalg.norm(agents[:, None] - agents[None], axis=-1)
+            collisions = ((gaps < 0.3) & ~np.eye(3, dtype=bool)).sum(axis=1)
+            np.testing.assert_allclose(rewards[e], 0.5 * global_reward + 0.5 * -collisions, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad,match", [(1.5, "outside the action space"), (-0.1, "outside the action space"),
+                                       (np.nan, "NaN")])
+def test_env_refuses_out_of_range_actions_instead_of_clipping_silently(bad, match):
+    vec = mc.VectorMPE("spread", 2, seed_range=(0, mc.TRAIN_SEED_LIMIT))
+    vec.reset([1, 2])
+    actions = np.full((2, 3, mc.ACTION_DIM), 0.5, dtype=np.float32)
+    actions[1, 2, 3] = bad
+    with pytest.raises(ValueError, match=match):
+        vec.step(actions)
+
+
+def test_training_env_seeds_are_disjoint_from_evaluation_seeds(problems):
+    train = problems["spread"].train
+    env = train.make_vector_env(4)
+    env.reset()
+    assert all(0 <= s < mc.TRAIN_SEED_LIMIT for s in env.seeds)
+    eval_seeds = problems["spread"].heldout["seeds"]
+    assert len(set(eval_seeds)) == mc.N_EVAL_EPISODES and min(eval_seeds) >= mc.EVAL_SEED_LOW
+    with pytest.raises(ValueError, match="must lie in"):
+        env.reset(eval_seeds[:4])
+    # The same stream gives the same episodes; another stream other ones.
+    again = train.make_vector_env(4)
+    again.reset()
+    other = train.make_vector_env(4, stream=1)
+    other.reset()
+    assert again.seeds == env.seeds and other.seeds != env.seeds
+
+
+# ---------------------------------------------------------------- scripted controllers
+def test_scripted_adversary_heads_for_the_landmark_a_good_agent_is_nearest_to():
+    # landmarks at (1, 0) and (-1, 0) relative to the adversary; agent_0 near the second, agent_1 far.
+    obs = np.array([[1.0, 0.0, -1.0, 0.0, -1.1, 0.1, 0.0, 3.0]], dtype=np.float32)
+    action = mc.scripted_adversary_actions(obs)[0]
+    assert action[1] > 0 and action[2] == 0  # pushes left, towards (-1, 0)
+
+
+def test_oracle_agents_agree_on_distinct_landmarks(problems):
+    """Each agent solves the matching from its own observation; together they cover every landmark."""
+    vec = mc.VectorMPE("spread", 20, seed_range=(0, mc.TRAIN_SEED_LIMIT))
+    obs = vec.reset(list(range(20)))
+    oracle = mc.OraclePolicy("spread")
+    for _ in range(mc.MAX_CYCLES):
+        obs, *_ = vec.step(oracle.act(obs))
+    for env in vec._envs:
+        agents = np.array([a.state.p_pos for a in env.world.agents])
+        marks = np.array([lm.state.p_pos for lm in env.world.landmarks])
+        nearest = np.linalg.norm(marks[:, None] - agents[None], axis=-1).argmin(axis=1)
+        assert sorted(nearest) == [0, 1, 2]  # one agent per landmark
+
+
+# ---------------------------------------------------------------- the losses against TorchRL
+def _torchrl_pair(n, d, actor_net: mb.Actors, critic_net: mb.Critics, target_actor: mb.Actors,
+                  target_critic: mb.Critics, gamma: float):
+    """TorchRL's DDPGLoss on MultiAgentMLP actor and centralised critic, holding our weights."""
+    pytest.importorskip("torchrl")
+    from tensordict.nn import TensorDictModule, TensorDictSequential
+    from torchrl.modules import MultiAgentMLP
+    from torchrl.objectives import DDPGLoss, ValueEstimators
+
+    actor_mlp = MultiAgentMLP(n_agent_inputs=d, n_agent_outputs=mc.ACTION_DIM, n_agents=n, centralized=False,
+                              share_params=False, depth=2, num_cells=64, activation_class=nn.ReLU)
+    critic_mlp = MultiAgentMLP(n_agent_inputs=d + mc.ACTION_DIM, n_agent_outputs=1, n_agents=n, centralized=True,
+                               share_params=False, depth=2, num_cells=64, activation_class=nn.ReLU)
+    actor = TensorDictSequential(
+        TensorDictModule(actor_mlp, in_keys=[("agents", "observation")], out_keys=[("agents", "preactivation")]),
+        TensorDictModule(torch.sigmoid, in_keys=[("agents", "preactivation")], out_keys=[("agents", "action")]))
+    critic = TensorDictModule(critic_mlp, in_keys=[("agents", "observation"), ("agents", "action")],
+                              out_keys=[("agents", "state_action_value")])
+    loss = DDPGLoss(actor, critic, delay_actor=True, delay_value=True)  # target actors *and* critics
+    loss.set_keys(state_action_value=("agents", "state_action_value"), reward=("agents", "reward"),
+                  done=("agents", "done"), terminated=("agents", "terminated"))
+    loss.make_value_estimator(ValueEstimators.TD0, gamma=gamma)
+    actor_prefix, critic_prefix = ("module", "0", "module", "params"), ("module", "params")
+    copy_weights(loss.actor_network_params, actor_prefix, actor_net.net)
+    copy_weights(loss.target_actor_network_params, actor_prefix, target_actor.net)
+    copy_weights(loss.value_network_params, critic_prefix, critic_net.net)
+    copy_weights(loss.target_value_network_params, critic_prefix, target_critic.net)
+    return loss
+
+
+def copy_weights(params, prefix, ours: mb.AgentMLPs) -> None:
+    """Our ``[n, in, out]`` weights into TorchRL's stacked ``nn.Linear`` layers ``[n, out, in]`` (layers 0, 2, 4)."""
+    with torch.no_grad():
+        for k, (w, b) in enumerate(zip(ours.weights, ours.biases)):
+            params.get((*prefix, str(2 * k), "weight")).data.copy_(w.transpose(1, 2))
+            params.get((*prefix, str(2 * k), "bias")).data.copy_(b.squeeze(1))
+
+
+def _batch(n, d, batch=64, seed=0, terminated_rows=(3, 9)):
+    g = torch.Generator().manual_seed(seed)
+    obs, next_obs = torch.randn(batch, n, d, generator=g), torch.randn(batch, n, d, generator=g)
+    actions = torch.rand(batch, n, mc.ACTION_DIM, generator=g)
+    rewards = torch.randn(batch, n, generator=g)
+    terminated = torch.zeros(batch, dtype=torch.bool)
+    terminated[list(terminated_rows)] = True  # MPE never terminates; here the formula is checked both ways
+    truncated = torch.zeros(batch, dtype=torch.bool)
+    truncated[::5] = True  # truncation must not stop bootstrapping
+    return obs, actions, rewards, next_obs, terminated, truncated
+
+
+def _tensordict(obs, actions, rewards, next_obs, terminated, truncated):
+    from tensordict import TensorDict
+
+    batch, n = obs.shape[:2]
+    per_agent = lambda flag: flag[:, None, None].expand(batch, n, 1)  # noqa: E731
+    return TensorDict({
+        "agents": TensorDict({"observation": obs, "action": actions}, batch_size=[batch, n]),
+        "next": TensorDict({"agents": TensorDict({
+            "observation": next_obs, "reward": rewards.unsqueeze(-1),
+            "terminated": per_agent(terminated), "done": per_agent(terminated | truncated)},
+            batch_size=[batch, n])}, batch_size=[batch]),
+    }, batch_size=[batch])
+
+
+def _networks(n, d, seed=0):
+    torch.manual_seed(seed)
+    nets = mb.Actors(n, d, 64), mb.Critics(n, d, 64, True), mb.Actors(n, d, 64), mb.Critics(n, d, 64, True)
+    return nets  # targets deliberately different from the online networks
+
+
+def test_critic_target_and_loss_match_torchrl_ddpg_loss():
+    n, d, gamma = 3, 18, 0.95
+    actors, critics, target_actors, target_critics = _networks(n, d)
+    loss = _torchrl_pair(n, d, actors, critics, target_actors, target_critics, gamma)
+    obs, actions, rewards, next_obs, terminated, truncated = _batch(n, d)
+    out = loss(_tensordict(obs, actions, rewards, next_obs, terminated, truncated))
+    ours_y = mb.critic_targets(rewards, next_obs, terminated, target_actors, target_critics, gamma)
+    torch.testing.assert_close(ours_y, out["target_value"], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(critics(obs, actions), out["pred_value"], atol=1e-5, rtol=1e-5)
+    # TorchRL averages over batch and agents; ours sums the agents' means (each critic its own MSE).
+    torch.testing.assert_close(mb.critic_loss(obs, actions, ours_y, critics) / n, out["loss_value"],
+                               atol=1e-5, rtol=1e-5)
+
+
+def _own_action_actor(actor_mlp_module, agent: int):
+    """A TorchRL actor writing the buffer's joint action with only ``agent``'s replaced by its policy's."""
+    from tensordict.nn import TensorDictModule
+
+    class OwnActionOnly(nn.Module):
+        def __init__(self, policy):
+            super().__init__()
+            self.policy = policy
+
+        def forward(self, obs, buffer_action):
+            mask = torch.zeros(obs.shape[-2], 1, dtype=torch.bool)
+            mask[agent] = True
+            return torch.where(mask, torch.sigmoid(self.policy(obs)), buffer_action)
+
+    return TensorDictModule(OwnActionOnly(actor_mlp_module),
+                            in_keys=[("agents", "observation"), ("agents", "buffer_action")],
+                            out_keys=[("agents", "action")])
+
+
+class PickAgent(nn.Module):
+    """``[B, n, 1] -> [B, 1]``: agent i's Q only."""
+
+    def __init__(self, agent: int) -> None:
+        super().__init__()
+        self.agent = agent
+
+    def forward(self, q):
+        return q[..., self.agent, :]
+
+
+def test_actor_loss_matches_torchrl_with_only_own_action_replaced():
+    """Agent i's MADDPG actor loss and its gradient equal TorchRL's DDPGLoss on a TorchRL actor that
+    replaces only agent i's action, with agent i's Q picked out of the MultiAgentMLP critic."""
+    pytest.importorskip("torchrl")
+    from tensordict.nn import TensorDictModule, TensorDictSequential
+    from torchrl.modules import MultiAgentMLP
+    from torchrl.objectives import DDPGLoss
+
+    n, d = 3, 18
+    actors, critics, target_actors, target_critics = _networks(n, d, seed=1)
+    obs, actions, rewards, next_obs, terminated, truncated = _batch(n, d, seed=1)
+    policy_actions = actors(obs)
+    ours = mb.actor_losses(obs, actions, policy_actions, critics)  # [n]
+    for i in range(n):
+        actor_mlp = MultiAgentMLP(n_agent_inputs=d, n_agent_outputs=mc.ACTION_DIM, n_agents=n, centralized=False,
+                                  share_params=False, depth=2, num_cells=64, activation_class=nn.ReLU)
+        critic_mlp = MultiAgentMLP(n_agent_inputs=d + mc.ACTION_DIM, n_agent_outputs=1, n_agents=n,
+                                   centralized=True, share_params=False, depth=2, num_cells=64,
+                                   activation_class=nn.ReLU)
+        copy_weights(actor_mlp.params, (), actors.net)
+        copy_weights(critic_mlp.params, (), critics.net)
+        critic = TensorDictSequential(
+            TensorDictModule(critic_mlp, in_keys=[("agents", "observation"), ("agents", "action")],
+                             out_keys=[("agents", "q_all")]),
+            TensorDictModule(PickAgent(i), in_keys=[("agents", "q_all")], out_keys=["own_q"]))
+        loss = DDPGLoss(_own_action_actor(actor_mlp, i), critic, delay_actor=True, delay_value=True)
+        loss.set_keys(state_action_value="own_q", reward=("agents", "reward"), done=("agents", "done"),
+                      terminated=("agents", "terminated"))
+        td = _tensordict(obs, actions, rewards, next_obs, terminated, truncated)
+        td.set(("agents", "buffer_action"), actions)
+        peer, _ = loss.loss_actor(td)
+        torch.testing.assert_close(ours[i], peer, atol=1e-5, rtol=1e-5)
+        # Gradients of agent i's actor, ours (a row of each batched weight) and TorchRL's.
+        ours_grads = torch.autograd.grad(ours[i], list(actors.net.weights), retain_graph=True)
+        peer_weights = [loss.actor_network_params.get(("module", "policy", "params", str(2 * k), "weight"))
+                        for k in range(3)]
+        peer_grads = torch.autograd.grad(peer, peer_weights)
+        for k in range(3):
+            torch.testing.assert_close(ours_grads[k][i].T, peer_grads[k][i], atol=1e-5, rtol=1e-4)
+            assert torch.all(ours_grads[k][np.arange(n) != i] == 0)  # agent i's loss moves agent i only
+
+
+def test_plain_torchrl_ddpg_loss_replaces_every_agents_action():
+    """What TorchRL's DDPGLoss computes out of the box, stated precisely: -mean_{b,i} Q_i(o, mu(o)) with
+    every agent's action replaced at once. It equals the mean of our per-agent losses only when the
+    buffer's actions are the current policy's; on a replay batch it differs."""
+    n, d = 3, 18
+    actors, critics, target_actors, target_critics = _networks(n, d, seed=2)
+    loss = _torchrl_pair(n, d, actors, critics, target_actors, target_critics, 0.95)
+    obs, actions, rewards, next_obs, terminated, truncated = _batch(n, d, seed=2)
+    with torch.no_grad():
+        on_policy = actors(obs)
+    peer_on = loss(_tensordict(obs, on_policy, rewards, next_obs, terminated, truncated))["loss_actor"]
+    peer_replay = loss(_tensordict(obs, actions, rewards, next_obs, terminated, truncated))["loss_actor"]
+    with torch.no_grad():
+        ours_on = mb.actor_losses(obs, on_policy, actors(obs), critics).mean()
+        ours_replay = mb.actor_losses(obs, actions, actors(obs), critics).mean()
+    torch.testing.assert_close(ours_on, peer_on, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(peer_replay, peer_on)  # TorchRL ignores the buffer's actions entirely
+    assert not torch.allclose(ours_replay, peer_replay, rtol=1e-5, atol=1e-6)  # ours keeps the buffer's other actions
+
+
+# ---------------------------------------------------------------- the traps, in our own code
+def test_truncation_bootstraps_termination_does_not():
+    n, d = 2, 10
+    _, _, target_actors, target_critics = _networks(n, d)
+    rewards, next_obs = torch.randn(4, n), torch.randn(4, n, d)
+    terminated = torch.tensor([False, True, False, True])
+    y = mb.critic_targets(rewards, next_obs, terminated, target_actors, target_critics, 0.95)
+    with torch.no_grad():
+        bootstrap = 0.95 * target_critics(next_obs, target_actors(next_obs))
+    torch.testing.assert_close(y[~terminated], rewards[~terminated] + bootstrap[~terminated])
+    torch.testing.assert_close(y[terminated], rewards[terminated])
+
+
+class _Ctx:
+    """Just enough of a RunContext to run the training loop in-process."""
+
+    seed, device = 0, "cpu"
+
+    def __init__(self, episodes):
+        self.limits = {"episodes": episodes}
+        self.checkpoints = []
+
+    def rng(self, stream=0):
+        return np.random.default_rng([self.seed, stream])
+
+    def record_config(self, **config):
+        self.config = config
+
+    def count(self, n):
+        pass
+
+    def progress(self, done, total):
+        pass
+
+    def checkpoint(self, solution, step=None):
+        self.checkpoints.append(step)
+
+
+def test_training_loop_stores_termination_not_truncation_and_in_range_actions(problems, monkeypatch):
+    stored = []
+    original = mb.ReplayBuffer.add
+
+    def spy(self, obs, actions, rewards, next_obs, terminated):
+        stored.append((np.array(actions), np.array(terminated)))
+        return original(self, obs, actions, rewards, next_obs, terminated)
+
+    monkeypatch.setattr(mb.ReplayBuffer, "add", spy)
+    cfg = mb.Config(episodes=16, n_envs=8, random_episodes=8, batch_size=32, noise_std=5.0, checkpoints=2)
+    ctx = _Ctx(16)
+    policy = mb.train(problems["spread"].train, ctx, cfg)
+    assert len(stored) == 2 * mc.MAX_CYCLES and ctx.checkpoints == [8, 16]
+    # Every episode ended by truncation, and not one transition was stored as terminal.
+    assert not any(term.any() for _, term in stored)
+    # Huge exploration noise (the second batch of episodes; the first is uniform random), yet the
+    # buffer only holds actions the environment accepts.
+    acts = np.concatenate([a for a, _ in stored[mc.MAX_CYCLES:]])
+    assert acts.min() >= 0.0 and acts.max() <= 1.0 and ((acts == 0) | (acts == 1)).mean() > 0.5
+    out = policy.act(np.full((4, 3, 18), 1e4, dtype=np.float32))
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_centralised_critic_sees_every_observation_and_action_independent_does_not():
+    n, d = 3, 18
+    torch.manual_seed(0)
+    obs, actions = torch.randn(5, n, d), torch.rand(5, n, mc.ACTION_DIM)
+    other_obs, other_actions = obs.clone(), actions.clone()
+    other_obs[:, 2] += 1.0
+    other_actions[:, 2] = 1 - other_actions[:, 2]  # change agent 2 only
+    central, independent = mb.Critics(n, d, 64, True), mb.Critics(n, d, 64, False)
+    for changed in ((other_obs, actions), (obs, other_actions)):
+        assert (central(*changed)[:, :2] - central(obs, actions)[:, :2]).abs().min() > 0  # Q_0, Q_1 react
+        torch.testing.assert_close(independent(*changed)[:, :2], independent(obs, actions)[:, :2])
+
+
+def test_targets_use_every_agents_target_actor():
+    n, d = 3, 18
+    actors, critics, target_actors, target_critics = _networks(n, d)
+    rewards, next_obs, terminated = torch.zeros(6, n), torch.randn(6, n, d), torch.zeros(6, dtype=torch.bool)
+    y = mb.critic_targets(rewards, next_obs, terminated, target_actors, target_critics, 0.95)
+    with torch.no_grad():
+        target_actors.net.biases[-1][2] += 3.0  # move agent 2's target policy only
+    y2 = mb.critic_targets(rewards, next_obs, terminated, target_actors, target_critics, 0.95)
+    assert (y2[:, 0] - y[:, 0]).abs().min() > 0  # agent 0's target follows agent 2's target actor
+
+
+def test_actor_loss_replaces_only_the_agents_own_action():
+    n, d = 3, 18
+    actors, critics, _, _ = _networks(n, d)
+    obs, actions = torch.randn(8, n, d), torch.rand(8, n, mc.ACTION_DIM)
+    joint = mb.replace_own_action(actions, actors(obs))
+    for i in range(n):
+        torch.testing.assert_close(joint[i, :, i], actors(obs)[:, i])
+        keep = [j for j in range(n) if j != i]
+        torch.testing.assert_close(joint[i][:, keep], actions[:, keep])
+    # Moving agent 1's policy leaves agents 0's and 2's losses as they were.
+    before = mb.actor_losses(obs, actions, actors(obs), critics).detach()
+    with torch.no_grad():
+        actors.net.biases[-1][1] += 2.0
+    after = mb.actor_losses(obs, actions, actors(obs), critics).detach()
+    torch.testing.assert_close(after[[0, 2]], before[[0, 2]])
+    assert (after[1] - before[1]).abs() > 0
+
+
+def test_batched_agent_networks_equal_one_linear_stack_per_agent():
+    torch.manual_seed(3)
+    net = mb.AgentMLPs(3, [7, 16, 16, 2])
+    x = torch.randn(3, 10, 7)
+    for i in range(3):
+        h = x[i]
+        for k, (w, b) in enumerate(zip(net.weights, net.biases)):
+            h = h @ w[i] + b[i]
+            h = torch.relu(h) if k < 2 else h
+        torch.testing.assert_close(net(x)[i], h)
+
+
+# ---------------------------------------------------------------- scoring, normaliser, sealing
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_normaliser_is_exact_oracle_one_random_zero(problems, variant):
+    problem = problems[variant]
+    oracle = evaluate(problem, mc.OraclePolicy(variant))
+    assert oracle["normalised_return"] == pytest.approx(1.0, abs=1e-12)
+    # The same random actions as the harness drew (stream 3 of the seal) score exactly 0.
+    random = evaluate(problem, mc.RandomPolicy(Seal(0).rng(mh.RANDOM_POLICY_STREAM)))
+    assert random["normalised_return"] == pytest.approx(0.0, abs=1e-12)
+    assert problem.description["oracle_return"] > problem.description["random_return"]
+    # Another random policy lands near 0; the oracle is far above it.
+    other = evaluate(problem, mc.RandomPolicy(12345))
+    assert abs(other["normalised_return"]) < 0.25
+
+
+def test_unsealed_build_is_reproducible_and_sealing_changes_the_episodes():
+    task, budget = mh.MADDPGTask(), SPEC.budgets["quick"]
+    a = task.build(variant="spread", seed=4, budget=budget, seal=Seal(4))
+    b = task.build(variant="spread", seed=4, budget=budget, seal=Seal(4))
+    assert a.heldout["seeds"] == b.heldout["seeds"] == a.description["eval_seeds"]
+    sealed = task.build(variant="spread", seed=4, budget=budget, seal=Seal(4, key=b"some-secret-key-123"))
+    assert sealed.heldout["seeds"] != a.heldout["seeds"]
+    assert min(sealed.heldout["seeds"]) >= mc.EVAL_SEED_LOW
+    # The method's view does not depend on the seal.
+    assert sealed.train == a.train
+    # The same policy scores the same on the same build, twice (the environment is deterministic).
+    assert evaluate(a, mc.OraclePolicy("spread")) == evaluate(b, mc.OraclePolicy("spread"))
+
+
+class _Returns:
+    def __init__(self, fn):
+        self.fn = fn
+
+    def act(self, obs):
+        return self.fn(obs)
+
+
+@pytest.mark.parametrize("fn,match", [
+    (lambda o: np.full((o.shape[0], o.shape[1], 5), np.nan, np.float32), "NaN"),
+    (lambda o: np.zeros((o.shape[0], o.shape[1], 4), np.float32), "shape"),
+    (lambda o: np.zeros((o.shape[0] - 1, o.shape[1], 5), np.float32), "shape"),
+    (lambda o: np.full((o.shape[0], o.shape[1], 5), 2.0, np.float32), "outside the action space"),
+    (lambda o: {"agent_0": np.zeros((o.shape[0], 5))}, "shape"),
+    (lambda o: np.full((o.shape[0], o.shape[1], 5), "a"), "actions are an array"),
+])
+def test_evaluate_rejects_malformed_actions(problems, fn, match):
+    with pytest.raises((ValueError, TypeError, SolutionError), match=match):
+        evaluate(problems["spread"], _Returns(fn))
+
+
+def test_floor_runs_through_the_harness_and_misses_the_target():
+    from advbench.runner import run
+
+    rec = run("maddpg", "floor", budget="quick", seed=0, results_dir=None)
+    assert rec["status"] == "ok", rec["error"]
+    assert abs(rec["metrics"]["normalised_return"]) < 0.25 and not rec["targets_met"]
+    assert len(rec["config"]["data"]["eval_seeds"]) == mc.N_EVAL_EPISODES
+    assert rec["config"]["data"]["oracle_return"] > rec["config"]["data"]["random_return"]
+
+
+@pytest.mark.slow
+def test_quick_target_spread():
+    from advbench.runner import run
+
+    rec = run("maddpg", "reference", budget="quick", seed=0, results_dir=None)
+    assert rec["status"] == "ok", rec["error"]
+    assert rec["targets_met"], rec["metrics"]
+    assert rec["time_to_target_seconds"] is not None
