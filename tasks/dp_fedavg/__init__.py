@@ -41,7 +41,7 @@ SPEC = TaskSpec(
     budgets={
         "quick": Budget("quick", max_seconds=240, limits={"record_rounds": 20, "user_rounds": 100},
                         variants=("record-eps8",)),
-        "full": Budget("full", max_seconds=600, limits={"record_rounds": 40, "user_rounds": 300},
+        "full": Budget("full", max_seconds=600, limits={"record_rounds": 20, "user_rounds": 300},
                        variants=tuple(VARIANTS)),
     },
     profiles=("cpu",),
