@@ -43,10 +43,15 @@ thread, on a 2-core machine shared with other runs, so times are noisy):
   first checkpoints (80 episodes, an untrained policy) score -70 to -78 and the random policy -72
   to -78, so TASKS.md's quick target of -75 is met by an untrained policy and would measure
   nothing. The quick target is -65, met by every seed from 560-640 episodes on.
-* full: FULL_RESULTS
+* full, seeds 0-4 (``results/runs/maddpg-v1/``): spread -48.8, -51.8, -55.0, -51.1, -47.8
+  (normalised 0.40-0.50), every seed past the -56 target; adversary 9.0, 10.2, 7.8, 10.7, 11.6
+  (normalised 0.53-0.59: about what rushing both agents to the goal scores, 9.7; no seed learned
+  the deception the oracle's 22.4 needs). Training 119-139 s for 5000 episodes, 900-1050 env
+  steps/s on spread (steps of all agents of one episode counted once), peak RSS about 440 MiB.
 
 The speed goal (-56 within 4 minutes of training, where the calibration run took 9 minutes to
-reach -53 after 5000 episodes) is met in SPEED_RESULTS. What made it fast: 16 episodes stepped
+reach -53 after 5000 episodes) is met: time to -56 was 49-71 s of training (seeds 0-4, one
+thread, the other core busy with another run), 3.4-4.9 times inside the 4-minute goal. What made it fast: 16 episodes stepped
 together, so one actor call serves them all; the agents' networks batched into one module
 (``[n_agents, in, out]`` weights, one ``baddbmm`` per layer for every agent's actor, critic and
 its actor loss with only that agent's action replaced); one gradient step per 16 transitions
@@ -55,8 +60,9 @@ environment stepped through mpe2's AEC interface without the parallel wrapper's 
 overhead (about 300 instead of 560 microseconds an episode-step, the same numbers: checked).
 
 Independent DDPG (``iddpg``, each critic sees its own observation and action only) is on the board
-beside MADDPG: on spread it does about as well (IDDPG_RESULTS), as independent learners are known
-to on this cooperative task with full observability.
+beside MADDPG and does about as well (spread -48.6 to -51.0, time to target 42-69 s; adversary
+9.6 to 10.8), as independent learners are known to on this cooperative task with full
+observability.
 
 Sealing protects the evaluation episodes: sealed, their seeds (initial positions of agents and
 landmarks, and in ``adversary`` which landmark is the goal) come from a keyed stream, so a method
