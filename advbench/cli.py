@@ -351,7 +351,7 @@ def leaderboard(
     rows = lb.aggregate(df, {n: s.primary.higher_is_better for n, s in specs.items()},
                         {n: s.seeds_per_replicate for n, s in specs.items()})
     if fmt is Format.json:
-        sys.stdout.write(json.dumps(lb.flat(rows), indent=1, default=str) + "\n")
+        sys.stdout.write(json.dumps(lb.flat(rows), indent=1, default=str, allow_nan=False) + "\n")
         return
     if fmt is Format.csv:
         import pandas as pd

@@ -14,31 +14,21 @@ from typing import Any
 
 from advbench import records
 
-# Two-sided 95% Student-t quantiles for n-1 degrees of freedom (no scipy needed for a table).
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
-        10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042}
-
 # Runs at different thread counts never share a row (their timings do not compare), nor do sealed
 # and unsealed runs (their held-out data differ).
 GROUP = ["task", "task_version", "variant", "profile", "budget", "threads", "sealed", "method"]
 BOARD = GROUP[:-1]
 
 
-def t95(dof: int) -> float:
-    if dof <= 0:
-        return float("nan")
-    keys = [k for k in _T95 if k <= dof]
-    return _T95[max(keys)] if dof <= 30 else 1.960
-
-
 def ci95(values: list[float]) -> float:
-    """Half-width of the 95% confidence interval of the mean (NaN for one seed)."""
-    n = len(values)
-    if n < 2:
+    """Half-width of the two-sided 95% Student-t confidence interval of the mean (NaN for one value),
+    from ``scipy.stats``."""
+    if len(values) < 2:
         return float("nan")
-    mean = sum(values) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return t95(n - 1) * sd / math.sqrt(n)
+    from scipy import stats
+
+    sem = stats.sem(values)
+    return float(sem * stats.t.ppf(0.975, len(values) - 1)) if sem > 0 else 0.0
 
 
 def load(results_dir: Path, problems: list[str] | None = None):
@@ -231,11 +221,12 @@ def to_markdown(rows: list[dict[str, Any]], titles: dict[str, str] | None = None
 
 
 def flat(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows for CSV/JSON: metrics spread into columns."""
+    """Rows for CSV/JSON: metrics spread into columns; a missing number (NaN) is None, which JSON
+    writes as ``null`` (strict JSON parsers reject ``NaN``)."""
     out = []
     for r in rows:
         row = {k: v for k, v in r.items() if k not in ("metrics", "failures")}
         row["failures"] = "; ".join(r["failures"])
         row.update({f"metric.{k}": v for k, v in r["metrics"].items()})
-        out.append(row)
+        out.append({k: (None if _isnan(v) else v) for k, v in row.items()})
     return out

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
 
 import pytest
 from typer.testing import CliRunner
@@ -271,3 +274,29 @@ def test_info_prints_spec_text_and_method_sources_verbatim():
     res = cli("info", "pc")
     assert res.exit_code == 0
     assert "adj[i,j]=1" in res.output and "floor (advbench), reference (advbench)" in res.output
+
+
+def test_confidence_interval_is_scipys_student_t_interval():
+    from scipy import stats
+
+    from advbench import leaderboard as lb
+
+    for values in ([0.91, 0.93, 0.90], [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0], [0.5] * 12, list(range(40))):
+        low, high = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values)) \
+            if np.std(values) > 0 else (np.mean(values), np.mean(values))
+        assert lb.ci95(values) == pytest.approx((high - low) / 2, abs=1e-12)
+    assert math.isnan(lb.ci95([0.7]))
+
+
+def test_leaderboard_json_is_strict_json_with_null_for_a_single_seeds_interval(tmp_path):
+    res = subprocess.run([*ADVBENCH, "run", "--task", "pc", "--method", "floor", "--variant", "sachs", "--results",
+                          str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    res = cli("leaderboard", "--results", str(tmp_path), "--format", "json")
+    assert res.exit_code == 0, res.output
+
+    def refuse(name):
+        raise ValueError(f"non-standard JSON constant {name}")
+
+    rows = json.loads(res.stdout, parse_constant=refuse)
+    assert rows and rows[0]["ci95"] is None
