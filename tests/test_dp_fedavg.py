@@ -249,3 +249,26 @@ def test_an_epsilon_not_in_the_list_exits_2_with_the_valid_variants(tmp_path):
     out = res.output
     assert "record-eps5" in out and "record-eps3" in out and "user-nonprivate" in out
     assert not (tmp_path / "runs").exists()
+
+
+def test_every_committed_record_carries_the_accountants_epsilon_within_its_variants_budget():
+    """The reference leaderboard's ε: recomputed here from each record's σ, q and steps with opacus'
+    RDP and PRV accountants (step by step, as DPOptimizer records them), never above the variant's."""
+    import json
+    from pathlib import Path
+
+    runs = Path(__file__).parents[1] / "results" / "runs" / SPEC.id
+    recs = [json.loads(p.read_text()) for p in runs.glob("*/*__full__*.json")]
+    assert recs, f"no committed full-budget records under {runs}"
+    private = [r for r in recs if r["status"] == "ok" and "epsilon" in r["metrics"] and r["metrics"]["steps"] > 0]
+    assert {r["variant"] for r in private} == {v for v in SPEC.variants if "nonprivate" not in v}
+    for r in private:
+        m = r["metrics"]
+        _, budget = H.parse_variant(r["variant"])
+        sigma, q, steps = m["noise_multiplier"], m["sample_rate"], int(m["steps"])
+        assert m["epsilon_rdp"] == pytest.approx(_opacus_epsilon(sigma, q, steps, "rdp"), rel=1e-9), r["run_id"]
+        assert m["epsilon_prv"] == pytest.approx(_opacus_epsilon(sigma, q, steps, "prv"), rel=1e-3), r["run_id"]
+        assert m["epsilon"] <= budget and sigma > 0, r["run_id"]
+    for r in recs:
+        if "nonprivate" in r["variant"] and r["method"] == "reference":
+            assert "epsilon" not in r["metrics"] and r["metrics"]["noise_multiplier"] == 0.0
