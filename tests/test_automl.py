@@ -1,0 +1,156 @@
+"""automl: the CV score equals cross_val_score on the same folds, the tuners are optuna's, the hold-out stays out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+optuna = pytest.importorskip("optuna")
+pytest.importorskip("sklearn")
+
+from advbench.task import Seal  # noqa: E402
+from advbench.tasks.automl import SPEC  # noqa: E402
+from advbench.tasks.automl import contract as C  # noqa: E402
+from advbench.tasks.automl import heldout as H  # noqa: E402
+
+A = pytest.importorskip("advbench.baselines.automl")
+
+
+class _Ctx:
+    def __init__(self, seed: int = 0, **limits) -> None:
+        self.seed, self.limits, self.device = seed, limits, "cpu"
+        self.config: dict = {}
+        self.steps: list = []
+        self.work = 0.0
+
+    def record_config(self, **config):
+        self.config.update(config)
+
+    def count(self, n):
+        self.work += n
+
+    def progress(self, *args):
+        pass
+
+    def checkpoint(self, solution, step=None):
+        self.steps.append(step)
+
+
+def build(variant: str = "wine", seed: int = 0, key: bytes | None = None):
+    return H.AutoMLTask().build(variant=variant, seed=seed, budget=None, seal=Seal(seed, key))
+
+
+@pytest.mark.parametrize("variant", ["wine", "breast_cancer"])
+@pytest.mark.parametrize("config", [C.DEFAULTS, {"C": 10.0, "gamma": 0.01, "scaler": "none"},
+                                    {"C": 0.5, "gamma": 0.2, "scaler": "standard"}])
+def test_cv_score_of_a_fixed_configuration_is_exactly_cross_val_score_on_the_same_folds(variant, config):
+    from sklearn.model_selection import cross_val_score
+
+    data = build(variant).train
+    expected = cross_val_score(C.make_model(config), data.x, data.y, cv=list(data.folds), scoring=data.scoring).mean()
+    assert C.cv_score(config, data) == expected
+
+
+def test_folds_are_fixed_stratified_and_cover_the_training_part_once():
+    data = build("digits").train
+    val = np.concatenate([v for _, v in data.folds])
+    assert len(data.folds) == 5 and np.array_equal(np.sort(val), np.arange(len(data.y)))
+    for train, v in data.folds:
+        assert not set(train) & set(v)
+        assert abs(np.bincount(data.y[v], minlength=10) / len(v) - np.bincount(data.y) / len(data.y)).max() < 0.02
+    again = build("digits").train
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(data.folds, again.folds))
+
+
+def test_the_outer_holdout_never_reaches_the_method_and_sealing_moves_it():
+    prob = build("digits", seed=1)
+    train_rows = {r.tobytes() for r in prob.train.x}
+    assert not any(r.tobytes() in train_rows for r in prob.heldout["x"] if (prob.heldout["x"] == r).all(1).sum() == 1)
+    assert len(prob.train.y) + len(prob.heldout["y"]) == 1797
+    sealed = build("digits", seed=1, key=b"k" * 32)
+    assert not np.array_equal(sealed.heldout["y"], prob.heldout["y"])
+    syn_pub, syn_sealed = build("synthetic", seed=1), build("synthetic", seed=1, key=b"k" * 32)
+    assert not np.allclose(syn_pub.heldout["x"][:5], syn_sealed.heldout["x"][:5])
+
+
+def test_binary_sets_are_scored_by_auc_and_multiclass_by_accuracy():
+    assert build("breast_cancer").train.scoring == "roc_auc"
+    assert build("wine").train.scoring == "accuracy"
+
+
+def test_search_space_is_sampled_on_log_scales():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    cs = []
+    for _ in range(400):
+        trial = study.ask()
+        cs.append(A.suggest(trial)["C"])
+        study.tell(trial, 0.0)
+    decades = np.log10(cs)
+    low, high = np.log10(C.SEARCH_SPACE["C"][1]), np.log10(C.SEARCH_SPACE["C"][2])
+    # Log-uniform: each decade gets about 1/5 of the draws (linear sampling would put 90% in the top one).
+    counts = np.histogram(decades, bins=int(high - low), range=(low, high))[0] / len(cs)
+    assert counts.min() > 0.12 and counts.max() < 0.28
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_tuner_is_optunas_seeded_sampler_starting_from_the_defaults(sampler):
+    data = build("wine").train
+    ctx = _Ctx(seed=3, trials=12)
+    sol = A.search(data, ctx, sampler)
+    trace = ctx.config["best_cv_by_trial"]
+    assert len(trace) == 12 and all(b >= a for a, b in zip(trace, trace[1:]))  # best so far never drops
+    assert trace[0] == pytest.approx(C.cv_score({"C": 1.0, "gamma": A.default_gamma(data), "scaler": "standard"},
+                                                data))
+    assert ctx.steps == [5, 10, 12] and ctx.work == 12 * 5
+    assert C.cv_score(sol.config, data) == pytest.approx(ctx.config["best_cv"])
+    again = _Ctx(seed=3, trials=12)
+    A.search(data, again, sampler)
+    assert again.config["best_cv_by_trial"] == trace  # seeded: reproducible
+
+
+def test_bad_configurations_and_outputs_are_refused():
+    with pytest.raises(ValueError, match="outside the search space"):
+        C.check_config({"C": 1e6, "gamma": 0.1, "scaler": "none"})
+    with pytest.raises(ValueError, match="keys"):
+        C.check_config({"C": 1.0})
+    with pytest.raises(ValueError, match="scaler"):
+        C.check_config({"C": 1.0, "gamma": 0.1, "scaler": "minmax"})
+
+
+class _Handle:
+    def __init__(self, sol, bad=None):
+        self.sol, self.bad = sol, bad
+
+    def __getattr__(self, name):
+        if name == self.bad:
+            return lambda x: np.zeros(len(x) + 1)
+        return getattr(self.sol, name)
+
+
+@pytest.mark.parametrize("variant,bad", [("wine", "predict"), ("breast_cancer", "decision_function")])
+def test_evaluate_rejects_wrongly_shaped_output(variant, bad):
+    prob = build(variant)
+    sol = C.TunedModel(dict(C.DEFAULTS), C.make_model(C.DEFAULTS).fit(prob.train.x, prob.train.y))
+    metrics = H.AutoMLTask().evaluate(_Handle(sol), prob, None)
+    assert metrics["cv_score"] == C.cv_score(C.DEFAULTS, prob.train)
+    with pytest.raises(ValueError, match="shape"):
+        H.AutoMLTask().evaluate(_Handle(sol, bad), prob, None)
+
+
+@pytest.mark.slow
+def test_quick_target_digits():
+    from advbench.runner import run
+
+    rec = run("automl", "reference", budget="quick", seed=0, results_dir=None)
+    assert rec["status"] == "ok", rec["error"]
+    assert rec["targets_met"], rec["metrics"]
+    assert [c["step"] for c in rec["curve"]] == [5, 10, 15]
+    assert len(rec["config"]["method"]["best_cv_by_trial"]) == SPEC.budgets["quick"].limits["trials"]
+
+
+def test_floor_runs_through_the_harness():
+    from advbench.runner import run
+
+    rec = run("automl", "floor", variant="wine", budget="quick", seed=0, results_dir=None)
+    assert rec["status"] == "ok", rec["error"]
+    assert rec["metrics"]["cv_score"] == C.cv_score(C.DEFAULTS, build("wine").train)
