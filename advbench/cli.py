@@ -380,13 +380,22 @@ def gate(
     baseline: Path = typer.Option(..., "--baseline", help="Results directory with the accepted records."),
     candidate: Path = typer.Option(..., "--candidate", help="Results directory with the new records."),
     tolerance: float = typer.Option(0.02, "--tolerance", min=0.0,
-                                    help="Allowed worsening of the primary metric, relative to its magnitude."),
+                                    help="Minimum effect of a metric whose spec declares none, relative to the "
+                                         "baseline's mean."),
+    speed_threshold: float = typer.Option(1.5, "--speed-threshold", min=1.0,
+                                          help="Largest allowed ratio of calibrated training time, candidate over "
+                                               "baseline."),
+    alpha: float = typer.Option(0.05, "--alpha", min=1e-6, max=0.5, help="Level of the one-sided tests."),
+    as_json: bool = typer.Option(False, "--json", help="Print the verdicts as JSON."),
 ) -> None:
-    """Direction-aware regression gate: exit 1 if a candidate is worse than the baseline.
+    """Regression gate: exit 1 if the candidate's runs are worse than the baseline's.
 
-    A candidate run that failed (crashed, out of memory, time cap, error) in a group the baseline
-    scored is a regression, and so is a baseline group missing from a task the candidate ran.
+    Every target metric and the primary metric are judged by a one-sided test (paired over the
+    seeds both sides ran, Welch's otherwise) against the metric's minimum effect, so seed noise
+    passes and a real drop fails; training time by its ratio to a calibration workload timed in the
+    same job. A failed, missing or time-capped candidate run is a regression.
     """
+    from advbench import gate as gate_mod
     from advbench import leaderboard as lb
     from advbench.records import check_readable
 
@@ -402,43 +411,38 @@ def gate(
     if cand_df.empty:
         out.print(f"[red]FAIL[/] {candidate} holds no candidate records", highlight=False)
         raise typer.Exit(1)
-    if not base_df.empty:
-        # Paired comparison: judge the candidate against the baseline's records of the same seeds.
-        keys = lb.GROUP + ["seed"]
-        base_df = base_df.merge(cand_df[keys], on=keys, how="inner")
-    base = {tuple(r[k] for k in lb.GROUP): r for r in lb.aggregate(base_df)}
-    cand = {tuple(r[k] for k in lb.GROUP): r for r in lb.aggregate(cand_df)}
-    failures, compared = [], 0
-    for key, r in cand.items():
-        name = "/".join(str(x) for x in key)
-        if key not in base:
+    specs = {}
+    for name in set(cand_df["task"]):
+        try:
+            specs[name] = reg.spec(name)
+        except UsageError:
             continue
-        compared += 1
-        if r["failed"]:
-            failures.append(f"{name}: candidate run(s) failed: {', '.join(r['failures'])}")
-            continue
-        if r["mean"] is None or base[key]["mean"] is None:
-            continue
-        hib = reg.spec(r["task"]).primary.higher_is_better
-        old, new = base[key]["mean"], r["mean"]
-        slack = tolerance * max(abs(old), 1e-12)
-        worse = new < old - slack if hib else new > old + slack
-        lost_target = (base[key]["targets_met"] or 0) > 0 and r["targets_met"] == 0
-        if worse or lost_target:
-            failures.append(f"{name}: {r['primary_metric']} {old:.4g} -> {new:.4g}"
-                            + (" (target no longer met)" if lost_target else ""))
-        else:
-            out.print(f"ok   {name}: {r['primary_metric']} {old:.4g} -> {new:.4g}", highlight=False)
-    covered = lambda k: (k[0], k[1], *k[3:])  # noqa: E731 - a group without its variant
-    ran = {covered(k) for k in cand}  # the method, task, profile, budget... that the candidate ran
-    full_base = {tuple(r[k] for k in lb.GROUP) for r in lb.aggregate(lb.load(baseline))}
-    for key in sorted(full_base - set(cand), key=str):
-        if covered(key) in ran:
-            failures.append(f"{'/'.join(str(x) for x in key)}: missing from the candidate")
-    for f in failures:
-        out.print(f"[red]FAIL[/] {f}", highlight=False)
-    out.print(f"{compared} groups compared, {len(failures)} regressions", highlight=False)
-    if failures:
+    verdicts = gate_mod.judge(base_df, cand_df, specs, tolerance, speed_threshold, alpha)
+    group_key = lambda k: (k[0], k[1], *k[3:])  # noqa: E731 - a group without its variant
+    ran = {group_key(tuple(k)) for k, _ in cand_df.groupby(lb.GROUP)}
+    cand_keys = {tuple(k) for k, _ in cand_df.groupby(lb.GROUP)}
+    base_keys = {tuple(k) for k, _ in base_df.groupby(lb.GROUP)} if not base_df.empty else set()
+    for key in sorted(base_keys - cand_keys, key=str):
+        if group_key(key) in ran:
+            verdicts.append(gate_mod.Verdict("/".join(str(x) for x in key), "missing", None, None,
+                                             "missing from the candidate", True))
+    regressions = [v for v in verdicts if v.regression]
+    compared = len({v.group for v in verdicts})
+    if as_json:
+        sys.stdout.write(json.dumps({"compared_groups": compared, "regressions": len(regressions),
+                                     "verdicts": [v.as_dict() for v in verdicts]}, indent=1, allow_nan=False,
+                                    default=str) + "\n")
+    else:
+        from rich.table import Table
+
+        table = Table("verdict", "group", "check", "baseline", "candidate", "how", title="regression gate")
+        for v in verdicts:
+            table.add_row("[red]FAIL[/]" if v.regression else "ok", v.group, v.check,
+                          "—" if v.baseline is None else f"{v.baseline:.4g}",
+                          "—" if v.candidate is None else f"{v.candidate:.4g}", v.detail)
+        out.print(table)
+        out.print(f"{compared} groups compared, {len(regressions)} regressions", highlight=False)
+    if regressions:
         raise typer.Exit(1)
 
 

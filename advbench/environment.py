@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import subprocess
@@ -13,7 +14,7 @@ from typing import Any
 
 KEY_PACKAGES = (
     "advbench", "numpy", "scipy", "torch", "scikit-learn", "pandas", "qiskit", "qiskit-aer",
-    "causal-learn", "pgmpy", "networkx", "torch-geometric", "gymnasium",
+    "causal-learn", "pgmpy", "networkx", "torch-geometric", "gymnasium", "mpe2", "pettingzoo", "opacus", "optuna",
 )
 
 
@@ -44,6 +45,26 @@ def git_commit() -> dict[str, Any]:
         return {"commit": None, "dirty": None}
 
 
+@lru_cache(maxsize=1)
+def calibration_seconds() -> float:
+    """Seconds this machine takes for a fixed single-threaded workload (the fastest of three).
+
+    Stored in every record so that the regression gate can compare training times across machines
+    as multiples of it: a rough normaliser (a pure-Python loop measures one core's speed, not its
+    vector units or memory bandwidth), enough to tell a 2x slower method from a 2x slower machine.
+    """
+    import time
+
+    best = math.inf
+    for _ in range(3):
+        t0 = time.perf_counter()
+        acc = 0
+        for i in range(1_000_000):
+            acc += (i * i) % 7
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
 def manifest(hardware: dict[str, Any]) -> dict[str, Any]:
     return {
         "python": platform.python_version(),
@@ -51,5 +72,6 @@ def manifest(hardware: dict[str, Any]) -> dict[str, Any]:
         "platform": platform.platform(),
         "hardware": hardware,
         "packages": package_versions(),
+        "calibration_seconds": calibration_seconds(),
         **git_commit(),
     }

@@ -62,6 +62,7 @@ def load(results_dir: Path, problems: list[str] | None = None):
             "peak_rss": memory.get("peak_rss_bytes"),
             "peak_cuda": memory.get("peak_cuda_bytes"),
             "commit": (rec.get("environment") or {}).get("commit"),
+            "calibration_seconds": (rec.get("environment") or {}).get("calibration_seconds"),
         })
     if in_process and problems is not None:
         problems.append(f"left out {in_process} record(s) of --in-process runs (debugging only, never ranked)")

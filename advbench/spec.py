@@ -22,6 +22,9 @@ class Metric:
     unit: str
     higher_is_better: bool
     description: str = ""
+    # The smallest change of the mean, in the metric's units, that the regression gate treats as
+    # real (None: the gate's --tolerance, relative to the baseline's mean).
+    min_effect: float | None = None
 
     def lower_is_better_form(self, value: float) -> float:
         """The value in the orientation asv gates on (asv flags *increases* as regressions)."""

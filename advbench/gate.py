@@ -1,0 +1,147 @@
+"""The regression gate: is a candidate's set of runs worse than the accepted baseline's?
+
+For every group (task version, variant, profile, budget, threads, sealed, method) both sides ran:
+
+* **Quality**, for every metric a target of that variant and budget names, and the primary metric:
+  a one-sided test of "the candidate is worse by more than the metric's minimum effect" at level
+  ``alpha``. Seeds both sides ran are paired (``scipy.stats.ttest_1samp`` on the per-seed
+  differences); without common seeds the two samples are compared by Welch's test
+  (``scipy.stats.ttest_ind(equal_var=False)``). The minimum effect comes from the task spec
+  (``Metric.min_effect``, in the metric's units) or, where a metric declares none, is
+  ``tolerance`` times the baseline mean's magnitude. With one seed, or differences without spread
+  (a deterministic method), no test is possible and the mean difference is compared with the
+  minimum effect directly.
+* **Speed**: training seconds divided by the calibration workload each record's run timed
+  (``environment.calibration_seconds``, so that a slower machine is not a slower method); the ratio
+  of the candidate's median to the baseline's above ``speed_threshold`` is a regression. Records
+  without a calibration (made before advbench timed one) are not compared for speed, and the
+  verdict says so: raw seconds from two machines say nothing about a method.
+* A candidate run that failed (crashed, out of memory, time cap, error) in a group the baseline
+  scored, and a baseline group missing from a task and method the candidate ran, are regressions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+ALPHA = 0.05
+
+
+@dataclass
+class Verdict:
+    group: str
+    check: str  # "quality:<metric>", "speed", "status" or "missing"
+    baseline: float | None
+    candidate: float | None
+    detail: str
+    regression: bool
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"group": self.group, "check": self.check, "baseline": self.baseline, "candidate": self.candidate,
+                "detail": self.detail, "regression": self.regression, **self.extra}
+
+
+def worse_by_more_than(base: dict[int, float], cand: dict[int, float], higher_is_better: bool, min_effect: float,
+                       alpha: float = ALPHA) -> tuple[bool, str, float | None]:
+    """Whether the candidate is significantly worse than the baseline by more than ``min_effect``.
+
+    Returns (regression, how it was judged, p-value or None).
+    """
+    import numpy as np
+    from scipy import stats
+
+    sign = 1.0 if higher_is_better else -1.0
+    common = sorted(set(base) & set(cand))
+    if len(common) >= 2:
+        d = sign * (np.array([cand[s] for s in common]) - np.array([base[s] for s in common]))  # > 0: better
+        if float(np.std(d)) == 0.0:
+            return bool(d.mean() < -min_effect), f"paired, {len(common)} seeds, no spread", None
+        p = float(stats.ttest_1samp(d + min_effect, 0.0, alternative="less").pvalue)
+        return p < alpha, f"paired t, {len(common)} seeds, p={p:.3g}", p
+    b = sign * np.array(list(base.values()))
+    c = sign * np.array(list(cand.values()))
+    if len(b) >= 2 and len(c) >= 2 and (np.std(b) > 0 or np.std(c) > 0):
+        p = float(stats.ttest_ind(c + min_effect, b, equal_var=False, alternative="less").pvalue)
+        return p < alpha, f"Welch t, {len(c)} vs {len(b)} seeds, p={p:.3g}", p
+    diff = float(c.mean() - b.mean())
+    return diff < -min_effect, f"{len(c)} vs {len(b)} seeds, no test possible: mean difference", None
+
+
+def judge(base_df, cand_df, specs: dict[str, Any], tolerance: float, speed_threshold: float,
+          alpha: float = ALPHA) -> list[Verdict]:
+    """Verdicts for every group of ``cand_df`` that ``base_df`` also holds (see the module docstring)."""
+    import numpy as np
+
+    from advbench import leaderboard as lb
+
+    verdicts: list[Verdict] = []
+    base_groups = {k: g for k, g in base_df.groupby(lb.GROUP, sort=True)} if not base_df.empty else {}
+    cand_groups = {k: g for k, g in cand_df.groupby(lb.GROUP, sort=True)}
+    for key, cg in cand_groups.items():
+        if key not in base_groups:
+            continue
+        name = "/".join(str(x) for x in key)
+        bg = base_groups[key]
+        bg_ok = bg[bg["status"] == "ok"]
+        failed = cg[cg["status"] != "ok"]
+        if len(failed):
+            reasons = ", ".join(f"seed {r.seed}: {r.status}" for r in failed.itertuples())
+            verdicts.append(Verdict(name, "status", None, None, f"candidate run(s) failed: {reasons}", True))
+            continue
+        if bg_ok.empty:
+            continue
+        spec = specs.get(key[0])
+        variant, budget = key[2], key[4]
+        names = [bg_ok["primary_metric"].iloc[0]]
+        if spec is not None:
+            names += [t.metric for t in spec.targets if t.budget == budget and t.variant in (None, variant)
+                      and t.metric not in names]
+        for metric in names:
+            base = {int(r.seed): float(r.metrics[metric]) for r in bg_ok.itertuples() if metric in r.metrics}
+            cand = {int(r.seed): float(r.metrics[metric]) for r in cg.itertuples() if metric in r.metrics}
+            if not base or not cand:
+                continue
+            try:
+                m = spec.metric(metric) if spec is not None else None
+            except KeyError:
+                m = None
+            hib = m.higher_is_better if m is not None else True
+            effect = getattr(m, "min_effect", None)
+            if effect is None:
+                effect = tolerance * max(abs(float(np.mean(list(base.values())))), 1e-12)
+            bad, how, p = worse_by_more_than(base, cand, hib, effect, alpha)
+            verdicts.append(Verdict(name, f"quality:{metric}", float(np.mean(list(base.values()))),
+                                    float(np.mean(list(cand.values()))),
+                                    f"{how}; minimum effect {effect:.3g} ({'higher' if hib else 'lower'} is better)",
+                                    bad, {"p_value": p, "min_effect": effect}))
+        b_time, b_cal = _times(bg_ok)
+        c_time, c_cal = _times(cg)
+        if b_time and c_time:
+            if b_cal is None or c_cal is None:
+                # Raw seconds from two machines (or two loads) say nothing about the method.
+                verdicts.append(Verdict(name, "speed", b_time, c_time, "not compared: records without a "
+                                        "calibration time (made before advbench recorded one)", False))
+            else:
+                b_norm, c_norm = b_time / b_cal, c_time / c_cal
+                ratio = c_norm / b_norm if b_norm > 0 else math.inf
+                verdicts.append(Verdict(name, "speed", b_norm, c_norm,
+                                        f"median train time / calibration: ratio {ratio:.2f} "
+                                        f"(threshold {speed_threshold:g})",
+                                        ratio > speed_threshold, {"ratio": ratio}))
+    return verdicts
+
+
+def _times(df) -> tuple[float | None, float | None]:
+    """Median training seconds, and the median calibration time when every record has one."""
+    import numpy as np
+
+    t = [float(x) for x in df["train_seconds"] if x is not None and not math.isnan(float(x))]
+    cal = [x for x in df.get("calibration_seconds", [None] * len(df))]
+    have_cal = bool(cal) and all(c is not None and not math.isnan(float(c)) and float(c) > 0 for c in cal)
+    # Too short to time: the overheads of starting processes dominate a 0.1-second training.
+    if not t or float(np.median(t)) < 0.5:
+        return None, None
+    return float(np.median(t)), (float(np.median([float(c) for c in cal])) if have_cal else None)
