@@ -446,6 +446,83 @@ def gate(
         raise typer.Exit(1)
 
 
+@app.command()
+@usage_errors
+def reproduce(
+    record: Path = typer.Argument(..., help="A record file (results/runs/<task-id>/<method>/...json)."),
+    results: Optional[Path] = typer.Option(None, "--results", help="Also write the new record here."),
+) -> None:
+    """Re-run a record from its manifest and compare every metric with the recorded one.
+
+    Same task version, method, variant, profile, budget, seed and threads; exit 1 when a metric
+    differs by more than the task's tolerance. Differences of environment (package versions,
+    Python, commit) are printed as warnings: they may explain a difference.
+    """
+    import math
+
+    from advbench import records as rec_mod
+    from advbench.environment import manifest
+    from advbench.runner import run as run_one
+
+    if not record.is_file():
+        raise UsageError(f"{record} is not a record file")
+    try:
+        old = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{record} is not readable JSON: {exc}") from exc
+    why = rec_mod.problem_with(old)
+    if why is not None:
+        raise UsageError(f"{record}: {why}")
+    reg = _registry()
+    spec = reg.spec(old["task"])
+    if spec.version != old["task_version"]:
+        raise UsageError(f"{record} is {old['task']}-v{old['task_version']}; this advbench has {spec.id}, whose "
+                         f"data, metric or budget differ: it cannot be reproduced here")
+    if old.get("isolation") == "in-process":
+        raise UsageError(f"{record} is an --in-process debugging run; only isolated runs are reproduced")
+    if old.get("sealed"):
+        import hashlib
+
+        from advbench.runner import seal_key
+
+        if hashlib.sha256(seal_key()).hexdigest() != old.get("seal_key_sha256"):
+            raise UsageError(f"{record} was sealed with another key than the one in ADVBENCH_SEAL_KEY: its held-out "
+                             f"data cannot be rebuilt")
+    if results is not None:
+        rec_mod.check_writable(results)
+    now = manifest({})
+    then = old.get("environment") or {}
+    for key in ("python", "commit"):
+        if then.get(key) != now.get(key):
+            err.print(f"[yellow]warning:[/] {key} was {then.get(key)}, is {now.get(key)}", highlight=False)
+    if then.get("dirty"):
+        err.print("[yellow]warning:[/] the record was made from a checkout with uncommitted changes", highlight=False)
+    for name, version in sorted((then.get("packages") or {}).items()):
+        if (now.get("packages") or {}).get(name) != version:
+            err.print(f"[yellow]warning:[/] {name} was {version}, is {(now.get('packages') or {}).get(name)}",
+                      highlight=False)
+    new = run_one(old["task"], old["method"], profile=old["profile"], budget=old["budget"], seed=old["seed"],
+                  variant=old["variant"], results_dir=results, registry=reg, sealed=bool(old.get("sealed")),
+                  threads=int(old.get("threads") or 1))
+    if new["status"] != "ok":
+        out.print(f"[red]FAIL[/] the re-run ended {new['status']}: {new.get('error')}", highlight=False)
+        raise typer.Exit(1)
+    tol = spec.reproduce_tolerance
+    table = Table("metric", "recorded", "reproduced", "difference", "within tolerance",
+                  title=f"{spec.id} {old['method']} {old['variant']} seed {old['seed']} (tolerance {tol:g})")
+    bad = 0
+    for name in sorted(set(old["metrics"]) | set(new["metrics"])):
+        a, b = old["metrics"].get(name), new["metrics"].get(name)
+        ok = a is not None and b is not None and math.isclose(a, b, rel_tol=tol, abs_tol=tol)
+        bad += not ok
+        table.add_row(name, "—" if a is None else f"{a:.6g}", "—" if b is None else f"{b:.6g}",
+                      "—" if a is None or b is None else f"{b - a:.3g}", "yes" if ok else "[red]no[/]")
+    out.print(table)
+    out.print(f"{bad} of {len(table.rows)} metrics outside the tolerance", highlight=False)
+    if bad:
+        raise typer.Exit(1)
+
+
 @app.command("asv-suite")
 @usage_errors
 def asv_suite(

@@ -107,6 +107,10 @@ class TaskSpec:
     # (gnn: the 10 folds of one repeat of 10-fold CV share their training data). The leaderboard's
     # mean and 95% interval are then over replicate means.
     seeds_per_replicate: int = 1
+    # How far `advbench reproduce` lets a re-run's metric differ from its record, relative to the
+    # recorded value's magnitude (plus the same amount absolute). 1e-6: a seeded run on the same
+    # machine and threads repeats itself; a task whose scores depend on timing says more.
+    reproduce_tolerance: float = 1e-6
 
     def __post_init__(self) -> None:
         if self.seeds_per_replicate < 1:

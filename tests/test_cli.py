@@ -300,3 +300,28 @@ def test_leaderboard_json_is_strict_json_with_null_for_a_single_seeds_interval(t
 
     rows = json.loads(res.stdout, parse_constant=refuse)
     assert rows and rows[0]["ci95"] is None
+
+
+def test_reproduce_reruns_a_record_and_compares_every_metric(tmp_path):
+    res = subprocess.run([*ADVBENCH, "run", "--task", "pc", "--method", "floor", "--variant", "sachs", "--results",
+                          str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    (path,) = (tmp_path / "runs").rglob("*.json")
+    same = cli("reproduce", str(path))
+    assert same.exit_code == 0 and "0 of" in same.output and "outside the tolerance" in same.output, same.output
+
+    rec = json.loads(path.read_text())
+    rec["metrics"]["skeleton_f1"] += 0.1
+    rec["environment"]["packages"]["numpy"] = "0.0.1"
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps(rec))
+    diff = subprocess.run([*ADVBENCH, "reproduce", str(tampered)], capture_output=True, text=True, timeout=300)
+    assert diff.returncode == 1 and "1 of" in diff.stdout, diff.stdout
+    assert "numpy was 0.0.1" in diff.stderr
+
+    rec["task_version"] = 99
+    tampered.write_text(json.dumps(rec))
+    old = subprocess.run([*ADVBENCH, "reproduce", str(tampered)], capture_output=True, text=True, timeout=60)
+    assert old.returncode == 2 and "cannot be reproduced here" in old.stderr and "Traceback" not in old.stderr
+    missing = subprocess.run([*ADVBENCH, "reproduce", str(tmp_path / "nope.json")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "not a record file" in missing.stderr
