@@ -52,6 +52,22 @@ def write_atomic(path: Path, data: str) -> None:
         raise
 
 
+def save_artifacts(results_dir: Path, rec: dict[str, Any], artifacts: dict[str, bytes]) -> list[str]:
+    """Write a run's artifacts beside its record (``<record stem>.<name>``); their file names."""
+    stem = record_path(results_dir, rec).with_suffix("")
+    names = []
+    for name, data in sorted(artifacts.items()):
+        if not name or "/" in name or name.startswith("."):
+            raise ValueError(f"artifact name {name!r} is not a plain file name")
+        path = stem.with_name(f"{stem.name}.{name}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        names.append(path.name)
+    return names
+
+
 def save(results_dir: Path, rec: dict[str, Any]) -> Path:
     path = record_path(results_dir, rec)
     write_atomic(path, json.dumps(rec, indent=1, sort_keys=True, default=_jsonable) + "\n")

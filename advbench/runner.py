@@ -463,6 +463,7 @@ def run(task: str, method: str | None = None, *, profile: str | None = None, bud
     }
     rec = _finite(rec)
     if results_dir is not None:
+        rec["artifacts"] = records.save_artifacts(Path(results_dir), rec, problem.artifacts) if status == "ok" else []
         rec["path"] = str(records.save(Path(results_dir), rec))
     return rec
 

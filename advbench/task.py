@@ -42,6 +42,9 @@ class Problem:
     train: Any  # handed to the method: training (and validation) data, or an environment factory
     heldout: Any  # never leaves the harness process
     description: dict[str, Any] = field(default_factory=dict)  # sizes, sources: stored in the record
+    # Files ``evaluate`` made of the solution it scored (name -> bytes, e.g. "samples.png": a PNG);
+    # those of the final evaluation are written beside the record and listed in its "artifacts".
+    artifacts: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
