@@ -25,6 +25,13 @@ Targets (TASKS.md): quick digits hold-out accuracy ≥ 0.980, full ≥ 0.983. Th
 with random search over seeds is a test on the committed records (``tests/test_automl.py``), on
 the CV score: the hold-out sets (450, 143, 45 and 1250 rows) are too small for 40-trial searches to
 differ on them by more than their noise.
+
+Measured (full budget, 10 seeds, one thread; mean hold-out / mean CV score): digits TPE 0.990 /
+0.991, random 0.988 / 0.989, defaults 0.982 / 0.979 (TPE and random meet 0.983 on all 10 seeds,
+defaults on 3); breast_cancer 0.996 / 0.996, 0.995 / 0.996, 0.995 / 0.995; wine 0.980 / 0.986,
+0.976 / 0.983, 0.989 / 0.974; synthetic 0.957 / 0.956, 0.953 / 0.951, 0.931 / 0.925. TPE's CV
+score is the highest on every set; on the hold-outs of the small sets the three are within noise
+(wine's 45 rows: one image is 0.022), which is why the comparison test reads the CV scores.
 """
 
 from __future__ import annotations
