@@ -1,0 +1,64 @@
+"""ewc — continual learning with elastic weight consolidation (Kirkpatrick et al. 2017).
+
+Data (scikit-learn's digits, nothing downloaded; 25% stratified test split from the seal):
+``permuted``, five tasks that each hold every training image with its 64 pixels in a fixed order
+(task 0 the identity, the others ``contract.permutations(seed)``, public); ``split-task`` and
+``split-class``, five tasks of two digits each ({0,1}, ..., {8,9}), with the task id given at
+test time (task-incremental: a solution answers among that task's two digits) or not
+(class-incremental: one 10-way answer). Fine-tuning already does well on ``split-task``; it is on
+the board to show that, beside the settings where forgetting is the problem.
+
+A method learns the tasks in order and returns one snapshot of its model per stage
+(``contract.ContinualSolution``); the harness fills the accuracy matrix ``R[i, j]`` (snapshot
+``i`` on task ``j``'s held-out images; stored in the record as ``R_i_j``) and scores
+``acc = mean_j R[T-1, j]`` and ``bwt = mean_{j<T-1} (R[T-1, j] - R[j, j])`` (Lopez-Paz & Ranzato
+2017). Each checkpoint scores its last snapshot on all five tasks, so a run reaches ``acc``
+targets only once it has learnt them all.
+
+Methods: ``reference`` = EWC with the per-sample empirical Fisher (``torch.func.vmap``), λ = 300,
+Adam; ``floor`` = plain fine-tuning; ``joint`` = the ceiling, training on every task so far
+at each stage. Budgets: ``epochs_per_task``, quick 10 (permuted), full 20 (every setting).
+Targets (TASKS.md): quick permuted ``acc`` ≥ 0.62 (the floor's quick ``acc``, 0.61 / 0.50 / 0.50
+on seeds 0-2, plus 0.08; ``tests/test_ewc.py`` also checks the difference on one seed), full permuted ``acc`` ≥ 0.70 and
+``bwt`` ≥ −0.30. FULL_RESULTS
+"""
+
+from __future__ import annotations
+
+from advbench.spec import Budget, Metric, Target, TaskSpec
+
+SPEC = TaskSpec(
+    name="ewc",
+    version=1,
+    title="Continual learning (EWC)",
+    summary="Five digit tasks learnt in order (permuted pixels, or split into digit pairs with and without "
+            "the task id at test time); accuracy after the last task and backward transfer.",
+    variants={
+        "permuted": "digits, 5 tasks: all images, pixels in a fixed order per task (task 0 unpermuted)",
+        "split-task": "digits, 5 tasks of 2 digits ({0,1}..{8,9}); task id given at test time",
+        "split-class": "digits, 5 tasks of 2 digits ({0,1}..{8,9}); no task id, one 10-way answer",
+    },
+    metrics=(
+        Metric("acc", "accuracy", True, "mean over the 5 tasks of the final snapshot's test accuracy"),
+        Metric("bwt", "accuracy", True, "backward transfer: mean over earlier tasks of final minus just-learnt "
+                                        "accuracy (negative: forgetting)"),
+        Metric("stages", "tasks", True, "snapshots the solution holds"),
+    ),
+    primary_metric="acc",
+    ceiling_methods=("joint",),
+    targets=(
+        Target("acc", 0.62, "quick", "permuted"),
+        Target("acc", 0.70, "full", "permuted"),
+        Target("bwt", -0.30, "full", "permuted"),
+    ),
+    budgets={
+        "quick": Budget("quick", max_seconds=240, limits={"epochs_per_task": 10}, variants=("permuted",)),
+        "full": Budget("full", max_seconds=600, limits={"epochs_per_task": 20},
+                       variants=("permuted", "split-task", "split-class")),
+    },
+    profiles=("cpu",),
+    throughput_unit="images/s",
+    entry_point="advbench.tasks.ewc.heldout:EWCTask",
+    solution="contract.ContinualSolution: stages() -> int, predict(x, stage, task_id) -> int64[n]",
+    data="scikit-learn's digits; 25% stratified test split (sealed); 5 tasks per setting, permutations public",
+)
