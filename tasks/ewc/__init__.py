@@ -20,7 +20,17 @@ Adam; ``floor`` = plain fine-tuning; ``joint`` = the ceiling, training on every 
 at each stage. Budgets: ``epochs_per_task``, quick 10 (permuted), full 20 (every setting).
 Targets (TASKS.md): quick permuted ``acc`` ≥ 0.62 (the floor's quick ``acc``, 0.61 / 0.50 / 0.50
 on seeds 0-2, plus 0.08; ``tests/test_ewc.py`` also checks the difference on one seed), full permuted ``acc`` ≥ 0.70 and
-``bwt`` ≥ −0.30. FULL_RESULTS
+``bwt`` ≥ −0.30.
+
+Measured (full budget, seeds 0-4, one thread; ACC / BWT, mean and range): permuted EWC 0.754
+(0.711-0.820) / −0.259 (−0.313 to −0.179), fine-tuning 0.502 / −0.589, joint 0.976 / +0.002: the
+target holds on the mean, ACC on every seed, BWT on three of five (seed 2 misses by 4e-17: −0.30000000000000004;
+seed 3: −0.313).
+TASKS.md's calibration was 0.72 / −0.26. split-task: EWC 0.978 / −0.024, fine-tuning the same, joint
+0.998 (the task id alone nearly solves it). split-class: EWC and fine-tuning 0.199 / −0.999 (each
+snapshot answers only its last two digits: a quadratic penalty cannot stop the new head's logits
+from outbidding the old ones), joint 0.979. A permuted EWC run trains in 10.5 s (12 800 images/s)
+with a 0.67 GB peak, most of it the per-sample gradients of one 512-image vmap chunk.
 """
 
 from __future__ import annotations
