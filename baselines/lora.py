@@ -1,0 +1,228 @@
+"""Low-rank adaptation (Hu et al. 2021) of a pretrained MiniLM for the ``lora`` task. One file, top to bottom.
+
+LoRA keeps a pretrained weight ``W`` frozen and learns a low-rank change to it: a linear layer
+``y = W x + b`` becomes
+
+    y = W x + b + (α / r) · B A dropout(x),    A: [r, in], B: [out, r], r ≪ min(in, out),
+
+with ``B = 0`` at the start (the adapted model *is* the pretrained one until training moves B) and
+``A`` random. Only ``A``, ``B`` and the new classification head train: on MiniLM's query and value
+projections with r = 8 that is 0.33% of the parameters. After training, ``merge()`` folds
+``(α / r) B A`` into ``W`` once, for inference at the base model's cost.
+
+Traps this file avoids (each is a test in ``tests/test_lora.py``):
+
+* **adding ΔW to the weight on every forward**: the seed's version did ``W += B A`` inside
+  ``forward``, so outputs drifted further from one call to the next. Here ``forward`` never writes;
+  only ``merge()`` does, once (a second merge raises);
+* **B starts at zero, the scale is α / r** (peft's convention, equal outputs to peft's);
+* **frozen base**: weights, biases and LayerNorm of the encoder do not train; the head does; only
+  trainable parameters reach the optimiser;
+* **dropout on the LoRA path only** (the frozen path sees the input undropped).
+
+Methods: ``reference`` = LoRA r = 8, α = 16 on query and value; ``full`` = full fine-tuning of the same
+encoder and head (the ceiling); ``floor`` = the frozen encoder's mean-pooled sentence embedding and a
+logistic regression (scikit-learn) as the head.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from advbench.tasks.lora.contract import SentimentData, encode, load_base_model
+
+
+# ---------------------------------------------------------------------------------------------
+# Hyperparameters
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Config:
+    steps: int = 150  # overridden by the budget
+    batch: int = 32
+    rank: int = 8
+    alpha: float = 16.0
+    lora_dropout: float = 0.05
+    targets: tuple[str, ...] = ("query", "value")
+    lr_lora: float = 1e-3  # LoRA's parameters and the head
+    lr_full: float = 2e-5  # full fine-tuning: every weight moves, so a far smaller step
+    lr_head: float = 1e-3  # the new head, in both modes
+    weight_decay: float = 0.0
+    checkpoints: int = 5
+
+
+# ---------------------------------------------------------------------------------------------
+# LoRA
+# ---------------------------------------------------------------------------------------------
+
+class LoRALinear(nn.Module):
+    """A frozen ``nn.Linear`` plus a trainable low-rank path (see the module docstring)."""
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.base = base
+        for p in self.base.parameters():
+            p.requires_grad_(False)
+        self.rank, self.scale = rank, alpha / rank
+        self.lora_A = nn.Parameter(torch.empty(rank, base.in_features))
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, rank))  # zero: no change at the start
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # as nn.Linear (and peft) initialise A
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.merged = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.base(x)
+        if self.merged:
+            return out
+        return out + (self.dropout(x) @ self.lora_A.T @ self.lora_B.T) * self.scale
+
+    def delta_weight(self) -> torch.Tensor:
+        return (self.lora_B @ self.lora_A) * self.scale
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        """Fold ΔW into the frozen weight, once."""
+        if self.merged:
+            raise RuntimeError("this LoRA layer is already merged; merging twice would add ΔW twice")
+        self.base.weight += self.delta_weight()
+        self.merged = True
+
+
+def inject_lora(model: nn.Module, rank: int, alpha: float, dropout: float, targets: tuple[str, ...]) -> list[LoRALinear]:
+    """Replace every ``nn.Linear`` whose name ends in one of ``targets`` by a :class:`LoRALinear`."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    layers = []
+    for name, module in list(model.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, nn.Linear) and child_name in targets:
+                layer = LoRALinear(child, rank, alpha, dropout)
+                setattr(module, child_name, layer)
+                layers.append(layer)
+    if not layers:
+        raise ValueError(f"no nn.Linear named {targets} in the model")
+    return layers
+
+
+def merge_lora(model: nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, LoRALinear):
+            m.merge()
+
+
+# ---------------------------------------------------------------------------------------------
+# The classifier the harness runs
+# ---------------------------------------------------------------------------------------------
+
+class SentenceModel(nn.Module):
+    """Encoder, mean pooling over real tokens (as sentence-transformers pools MiniLM), a linear head."""
+
+    def __init__(self, encoder: nn.Module, n_classes: int = 2) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Linear(encoder.config.hidden_size, n_classes)
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        m = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(input_ids, attention_mask))
+
+
+class Solution:
+    """What a method returns: the module (contract: ``module()``)."""
+
+    def __init__(self, net: SentenceModel) -> None:
+        self.net = net
+
+    def module(self) -> SentenceModel:
+        return self.net
+
+
+def frozen_copy(net: nn.Module) -> nn.Module:
+    import copy
+
+    out = copy.deepcopy(net).eval()
+    for p in out.parameters():
+        p.requires_grad_(False)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------
+
+def fine_tune(data: SentimentData, ctx, mode: str) -> Solution:
+    """``mode``: ``lora`` (A, B and head train) or ``full`` (every weight trains)."""
+    cfg = Config(steps=int(ctx.limits["steps"]))
+    ctx.record_config(**asdict(cfg), mode=mode)
+    torch.manual_seed(ctx.seed)
+    encoder, tokenizer = load_base_model()
+    if mode == "lora":
+        inject_lora(encoder, cfg.rank, cfg.alpha, cfg.lora_dropout, cfg.targets)
+    net = SentenceModel(encoder)
+    # Only trainable parameters reach the optimiser; the new head learns at its own (larger) rate.
+    body = [p for p in net.encoder.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW([{"params": body, "lr": cfg.lr_lora if mode == "lora" else cfg.lr_full},
+                             {"params": list(net.head.parameters()), "lr": cfg.lr_head}],
+                            weight_decay=cfg.weight_decay)
+    ids, mask = encode(tokenizer, data.texts)
+    labels = torch.as_tensor(data.labels)
+    gen = torch.Generator().manual_seed(ctx.seed)
+    order, pos = torch.randperm(len(labels), generator=gen), 0
+    every = max(1, cfg.steps // cfg.checkpoints)
+    net.train()
+    for step in range(1, cfg.steps + 1):
+        if pos + cfg.batch > len(order):
+            order, pos = torch.randperm(len(labels), generator=gen), 0
+        idx = order[pos: pos + cfg.batch]
+        pos += cfg.batch
+        loss = F.cross_entropy(net(ids[idx], mask[idx]), labels[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        ctx.count(len(idx))
+        if step % every == 0 or step == cfg.steps:
+            ctx.progress(step, cfg.steps)
+            ctx.checkpoint(Solution(frozen_copy(net)), step=step)
+            net.train()
+    return Solution(frozen_copy(net))
+
+
+def lora(data: SentimentData, ctx) -> Solution:
+    """Reference: LoRA r = 8, α = 16 on the query and value projections; head trained; AdamW 1e-3."""
+    return fine_tune(data, ctx, "lora")
+
+
+def full_fine_tuning(data: SentimentData, ctx) -> Solution:
+    """Ceiling: every weight of the encoder (AdamW 2e-5) and the head (1e-3) trained."""
+    return fine_tune(data, ctx, "full")
+
+
+def frozen_encoder(data: SentimentData, ctx) -> Solution:
+    """Floor: the pretrained encoder frozen, a logistic regression on its mean-pooled embeddings."""
+    from sklearn.linear_model import LogisticRegression
+
+    ctx.record_config(head="LogisticRegression(C=1.0, max_iter=2000)")
+    torch.manual_seed(ctx.seed)
+    encoder, tokenizer = load_base_model()
+    net = SentenceModel(encoder).eval()
+    with torch.no_grad():
+        x = torch.cat([net.embed(*encode(tokenizer, data.texts[i: i + 256]))
+                       for i in range(0, len(data), 256)]).numpy()
+    clf = LogisticRegression(C=1.0, max_iter=2000).fit(x, data.labels)
+    ctx.count(len(data))
+    with torch.no_grad():  # two logits whose difference is the logistic regression's score
+        w = torch.as_tensor(clf.coef_[0], dtype=torch.float32)
+        net.head.weight.copy_(torch.stack([-w / 2, w / 2]))
+        net.head.bias.copy_(torch.as_tensor([-clf.intercept_[0] / 2, clf.intercept_[0] / 2], dtype=torch.float32))
+    solution = Solution(frozen_copy(net))
+    ctx.checkpoint(solution, step=1)
+    return solution

