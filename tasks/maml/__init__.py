@@ -14,10 +14,18 @@ unadapted error. Because the harness runs the steps, the step count cannot be ga
 
 Methods: ``reference`` = second-order MAML (inner gradient through ``torch.func.grad``, the meta-batch
 under ``vmap``), ``first-order`` = first-order MAML, ``floor`` = joint pretraining on pooled tasks,
-adapted the same way. Budgets: ``meta_iterations`` of 25 tasks, quick QUICK_ITERS (k10), full
-FULL_ITERS (both variants). Targets (TASKS.md): quick 10-shot ``mse_1step`` ≤ 1.5 (and below the
+adapted the same way. Budgets: ``meta_iterations`` of 25 tasks, quick 2000 (k10), full
+20 000 (both variants). Targets (TASKS.md): quick 10-shot ``mse_1step`` ≤ 1.5 (and below the
 floor: a test), full 10-shot ``mse_1step`` ≤ 0.8 and ``mse_10step`` ≤ 0.6 (Meta-SGD's table reports
-MAML at about 0.77). FULL_RESULTS
+MAML at about 0.77).
+
+Measured (full budget, seeds 0-4, one thread; mean over seeds, range): 10 shots, MAML
+``mse_1step`` 0.378 (0.361-0.391; each run's 95% CI over its 600 tasks about ±0.035), ``mse_10step``
+0.110 (0.103-0.118); first-order 0.538 (0.467-0.618) and 0.133; the joint floor 2.38 and 1.58.
+5 shots: MAML 0.668 and 0.366, first-order 0.749 and 0.392, floor 2.60 and 2.31. MAML reached the
+10-shot target after 16-19 s of training (about 80 s for the whole budget, 6000 tasks/s, 309 MiB).
+The meta-gradient of a 25-task meta-batch under ``vmap``: 345 meta-batches/s against 49 for the
+per-task autograd loop, 7.0 times (``pytest tests/test_maml.py --benchmark-enable -k bench_vmap -s``).
 """
 
 from __future__ import annotations
