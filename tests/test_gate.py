@@ -107,3 +107,26 @@ def test_the_one_sided_test_matches_scipy_on_paired_differences():
     assert p == pytest.approx(stats.ttest_1samp(d + 0.01, 0, alternative="less").pvalue) and bad
     # Lower is better: the same numbers are an improvement.
     assert not G.worse_by_more_than(base, cand, False, 0.01)[0]
+
+
+def test_the_ci_gate_reference_holds_every_run_of_its_subset():
+    """`.ci/gate` runs a fixed subset; its committed reference must hold 3 ok, calibrated seeds of each."""
+    import re
+    from pathlib import Path
+
+    from advbench.registry import Registry
+
+    root = Path(__file__).resolve().parents[1]
+    script = (root / ".ci" / "gate").read_text()
+    (listed,) = re.findall(r"^TASKS=\((.*)\)$", script, flags=re.M)
+    tasks = listed.split()
+    reg = Registry()
+    assert len(tasks) >= 6 and set(tasks) <= set(reg.task_names())
+    for name in tasks:
+        spec = reg.spec(name)
+        folder = root / "results" / "ci-reference" / "runs" / spec.id / spec.reference_method
+        for variant in spec.budgets["quick"].variants:
+            recs = [json.loads(p.read_text()) for p in folder.glob(f"{variant}__*__quick__seed*.json")]
+            assert sorted(r["seed"] for r in recs) == [0, 1, 2], (name, variant)
+            assert all(r["status"] == "ok" and r["threads"] == 1 for r in recs), (name, variant)
+            assert all(r["environment"].get("calibration_seconds") for r in recs), (name, variant)
