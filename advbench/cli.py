@@ -361,7 +361,8 @@ def leaderboard(
     targets = {(s.name, t.variant, t.budget): "; ".join(x.describe(s.metric(x.metric), where=False) for x in s.targets
                                                        if (x.variant, x.budget) == (t.variant, t.budget))
                for s in specs.values() for t in s.targets}
-    text = lb.to_markdown(rows, {n: s.title for n, s in specs.items()}, targets, results_dir=str(results))
+    text = lb.to_markdown(rows, {n: s.title for n, s in specs.items()}, targets, results_dir=str(results),
+                          declared={(n, s.version): {m.name for m in s.metrics} for n, s in specs.items()})
     sys.stdout.write(text + "\n")
     if write and not (task or profile or budget):
         from advbench.records import write_atomic

@@ -325,3 +325,12 @@ def test_reproduce_reruns_a_record_and_compares_every_metric(tmp_path):
     assert old.returncode == 2 and "cannot be reproduced here" in old.stderr and "Traceback" not in old.stderr
     missing = subprocess.run([*ADVBENCH, "reproduce", str(tmp_path / "nope.json")], capture_output=True, text=True)
     assert missing.returncode == 2 and "not a record file" in missing.stderr
+
+
+def test_markdown_board_shows_the_specs_metrics_and_json_keeps_every_number():
+    """ewc records hold the 25 entries of the accuracy matrix: data for JSON, clutter on the Markdown board."""
+    committed = Path(__file__).parents[1] / "results"
+    md = cli("leaderboard", "--results", str(committed), "--task", "ewc", "--no-write").stdout
+    assert "| acc (mean ± 95% CI) | bwt | stages |" in md and "R_0_0" not in md
+    rows = json.loads(cli("leaderboard", "--results", str(committed), "--task", "ewc", "--format", "json").stdout)
+    assert rows and all("metric.R_4_0" in r for r in rows)
