@@ -36,11 +36,12 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(path: Path, data: str) -> None:
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write ``data`` (text as UTF-8, or bytes) to ``path`` whole or not at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with (os.fdopen(fd, "wb") if isinstance(data, bytes) else os.fdopen(fd, "w", encoding="utf-8")) as f:
             f.write(data)
             f.flush()
             os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp makes 0600; a record is no secret
@@ -60,10 +61,7 @@ def save_artifacts(results_dir: Path, rec: dict[str, Any], artifacts: dict[str, 
         if not name or "/" in name or name.startswith("."):
             raise ValueError(f"artifact name {name!r} is not a plain file name")
         path = stem.with_name(f"{stem.name}.{name}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        write_atomic(path, data)
         names.append(path.name)
     return names
 
