@@ -85,3 +85,26 @@ class Task(Protocol):
     def build(self, *, variant: str, seed: int, budget: Budget, seal: Seal) -> Problem: ...
 
     def evaluate(self, solution: "SolutionHandle", problem: Problem, profile: "Profile") -> dict[str, float]: ...
+
+
+def check_labels(out: Any, n: int, n_classes: int | None = None) -> "np.ndarray":
+    """What a solution's ``predict`` sent back, checked: ``n`` integer class labels (integral floats
+    accepted), within ``0 .. n_classes - 1`` when given, as int64; else an error that says what is wrong.
+    For a task's ``evaluate``: a malformed answer is an error, never a score."""
+    import numpy as np
+
+    pred = np.asarray(out)
+    if pred.dtype == np.bool_ or not np.issubdtype(pred.dtype, np.number) or np.issubdtype(pred.dtype, np.complexfloating):
+        raise TypeError(f"predict returned an array of {pred.dtype}; expected integer class labels")
+    pred = pred.reshape(-1)
+    if pred.shape != (n,):
+        raise ValueError(f"predict returned shape {pred.shape}, expected ({n},)")
+    if np.issubdtype(pred.dtype, np.floating):
+        if not np.isfinite(pred).all():
+            raise ValueError("predict returned NaN or infinite values; expected integer class labels")
+        if not np.array_equal(pred, np.round(pred)):
+            raise ValueError("predict returned non-integer values; expected integer class labels")
+    pred = pred.astype(np.int64)
+    if n_classes is not None and len(pred) and (pred.min() < 0 or pred.max() >= n_classes):
+        raise ValueError(f"predict returned labels outside 0-{n_classes - 1}: {sorted(set(pred.tolist()))[:5]}...")
+    return pred

@@ -180,8 +180,10 @@ def test_evaluate_rejects_bad_stage_counts(stages, match):
 
 @pytest.mark.parametrize("bad", [np.zeros(3), np.full(360, 0.5), np.full(360, 10), np.full(360, np.nan)])
 def test_check_predictions_refuses_malformed_answers(bad):
+    from advbench.task import check_labels  # what EWCTask.evaluate applies to each answer
+
     with pytest.raises(ValueError, match="predict"):
-        H.check_predictions(bad, 360)
+        check_labels(bad, 360, C.N_CLASSES)
 
 
 def test_split_task_predict_answers_within_the_tasks_two_digits():

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from advbench.datasets import digits_split
-from advbench.task import Problem, Seal
+from advbench.task import Problem, Seal, check_labels
 from advbench.tasks.ewc.contract import (N_CLASSES, N_FEATURES, N_TASKS, NO_TASK_ID, SETTINGS, ContinualData,
                                          TaskData, continual_metrics, permutations, split_classes)
 
@@ -63,20 +63,7 @@ class EWCTask:
         R = np.zeros((int(stages), len(tasks)))
         for i in range(int(stages)):
             for j, t in enumerate(tasks):
-                pred = check_predictions(solution.predict(t["x"].copy(), i, t["task_id"]), len(t["y"]))
+                pred = check_labels(solution.predict(t["x"].copy(), i, t["task_id"]), len(t["y"]), N_CLASSES)
                 R[i, j] = float((pred == t["y"]).mean())
         return continual_metrics(R)
 
-
-def check_predictions(pred: Any, n: int) -> np.ndarray:
-    """Labels ``int64[n]`` in 0-9, or a ValueError that says what is wrong."""
-    pred = np.asarray(pred)
-    if pred.shape != (n,):
-        raise ValueError(f"predict returned shape {pred.shape}, expected ({n},): one digit label per image")
-    if not np.issubdtype(pred.dtype, np.integer):
-        if not np.issubdtype(pred.dtype, np.number) or not (np.isfinite(pred).all() and (pred == np.round(pred)).all()):
-            raise ValueError("predict must return integer digit labels (got non-integer or non-finite values)")
-        pred = pred.astype(np.int64)
-    if len(pred) and (pred.min() < 0 or pred.max() >= N_CLASSES):
-        raise ValueError(f"predict returned labels outside 0-{N_CLASSES - 1}: {sorted(set(pred.tolist()))[:5]}...")
-    return pred.astype(np.int64)

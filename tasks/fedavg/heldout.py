@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from advbench.datasets import digits_split
-from advbench.task import Problem, Seal
+from advbench.task import Problem, Seal, check_labels
 from advbench.tasks.fedavg.contract import N_CLASSES, N_CLIENTS, ClientData, FederatedData
 
 if TYPE_CHECKING:
@@ -68,12 +68,6 @@ class FedAvgTask:
 
     def evaluate(self, solution: "SolutionHandle", problem: Problem, profile: Any) -> dict[str, float]:
         y = problem.heldout["y"]
-        pred = np.asarray(solution.predict(problem.heldout["x"].copy()))
-        if pred.shape != y.shape:
-            raise ValueError(f"predict returned shape {pred.shape}, expected {y.shape}")
-        if not np.issubdtype(pred.dtype, np.integer):
-            if not (np.isfinite(pred).all() and (pred == np.round(pred)).all()):
-                raise ValueError("predict must return integer class labels (got non-integer or non-finite values)")
-            pred = pred.astype(np.int64)
+        pred = check_labels(solution.predict(problem.heldout["x"].copy()), len(y))
         recalls = [float((pred[y == c] == c).mean()) for c in range(N_CLASSES)]
         return {"accuracy": float((pred == y).mean()), "min_class_recall": min(recalls)}

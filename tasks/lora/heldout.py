@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from advbench.task import Problem, Seal
+from advbench.task import Problem, Seal, check_labels
 from advbench.tasks.lora.contract import SentimentData
 
 if TYPE_CHECKING:
@@ -89,10 +89,9 @@ class LoRATask:
 
     def evaluate(self, solution: "SolutionHandle", problem: Problem, profile: Any) -> dict[str, float]:
         test: SentimentData = problem.heldout["test"]
-        pred = np.asarray(solution.apply("advbench.tasks.lora.contract:predict_labels", list(test.texts)))
-        if pred.shape != (len(test),) or not np.isin(pred, (0, 1)).all():
-            raise ValueError(f"the module's logits gave labels of shape {pred.shape} outside {{0, 1}}; "
-                             f"module(input_ids, attention_mask) must return logits of shape (n, 2)")
+        # module(input_ids, attention_mask) must return logits of shape (n, 2): labels 0 and 1.
+        pred = check_labels(solution.apply("advbench.tasks.lora.contract:predict_labels", list(test.texts)),
+                            len(test), 2)
         counts = solution.apply("advbench.tasks.lora.contract:parameter_counts")
         correct = pred == test.labels
         return {

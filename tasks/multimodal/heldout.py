@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from advbench.spec import Budget
-from advbench.task import Problem, Seal
+from advbench.task import Problem, Seal, check_labels
 from advbench.tasks.multimodal.contract import (AUDIO_LEN, FILLER_START, INPUT_KEYS, N_CLASSES, N_TEST, N_TRAIN,
                                                 TEXT_LEN, TOKENS, VOCAB_SIZE)
 
@@ -85,22 +85,6 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = N_CLASSES)
     return float(np.mean(scores))
 
 
-def _labels(out: object, n: int) -> np.ndarray:
-    """What ``predict`` sent back, checked: ``n`` integer labels (integral floats accepted), as int64."""
-    pred = np.asarray(out)
-    if pred.dtype == np.bool_ or not np.issubdtype(pred.dtype, np.number) or np.issubdtype(pred.dtype, np.complexfloating):
-        raise TypeError(f"predict returned an array of {pred.dtype}; expected integer labels")
-    pred = pred.reshape(-1)
-    if pred.shape != (n,):
-        raise ValueError(f"predict returned shape {pred.shape}, expected ({n},)")
-    if np.issubdtype(pred.dtype, np.floating):
-        if not np.isfinite(pred).all():
-            raise ValueError("predict returned NaN or infinite values; expected integer labels")
-        if not np.array_equal(pred, np.round(pred)):
-            raise ValueError("predict returned non-integer values; expected integer labels")
-    return pred.astype(np.int64)
-
-
 class MultimodalTask:
     def build(self, *, variant: str, seed: int, budget: Budget | None, seal: Seal) -> Problem:
         from sklearn.datasets import load_digits
@@ -123,5 +107,5 @@ class MultimodalTask:
 
     def evaluate(self, solution: "SolutionHandle", problem: Problem, profile: "Profile") -> dict[str, float]:
         h = problem.heldout
-        pred = _labels(solution.predict(h["image"].copy(), h["audio"].copy(), h["text"].copy()), len(h["label"]))
+        pred = check_labels(solution.predict(h["image"].copy(), h["audio"].copy(), h["text"].copy()), len(h["label"]))
         return {"accuracy": float(np.mean(pred == h["label"])), "macro_f1": macro_f1(h["label"], pred)}
