@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from advbench.baselines.common import frozen
 from advbench.tasks.dp_fedavg.contract import PrivacyLedger, PrivateFederatedData
 
 
@@ -112,15 +113,6 @@ class PrivateModel:
 
     def privacy_ledger(self) -> dict:
         return self.ledger.as_dict()
-
-
-def frozen(net: nn.Module) -> nn.Module:
-    import copy
-
-    out = copy.deepcopy(net).eval()
-    for p in out.parameters():
-        p.requires_grad_(False)
-    return out
 
 
 # ---------------------------------------------------------------------------------------------

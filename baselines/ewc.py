@@ -50,6 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from advbench.baselines.common import frozen
 from advbench.tasks.ewc.contract import NO_TASK_ID, ContinualData
 
 
@@ -113,13 +114,6 @@ class Snapshots:
         if self.use_task_id and task_id != NO_TASK_ID:
             logits = logits + class_mask(self.task_classes[int(task_id)], self.n_classes)
         return logits.argmax(1).numpy()
-
-
-def frozen(net: nn.Module) -> nn.Module:
-    out = copy.deepcopy(net).eval()
-    for p in out.parameters():
-        p.requires_grad_(False)
-    return out
 
 
 # ---------------------------------------------------------------------------------------------

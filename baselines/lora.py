@@ -21,7 +21,7 @@ Traps this file avoids (each is a test in ``tests/test_lora.py``):
 * **dropout on the LoRA path only** (the frozen path sees the input undropped).
 
 Methods: ``reference`` = LoRA r = 8, α = 16 on query and value; ``full`` = full fine-tuning of the same
-encoder and head (the ceiling); ``floor`` = the frozen encoder's mean-pooled sentence embedding and a
+encoder and head (beside it); ``floor`` = the frozen encoder's mean-pooled sentence embedding and a
 logistic regression (scikit-learn) as the head.
 """
 
@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from advbench.baselines.common import frozen
 from advbench.tasks.lora.contract import SentimentData, encode, load_base_model
 
 
@@ -146,15 +147,6 @@ class Solution:
         return self.net
 
 
-def frozen_copy(net: nn.Module) -> nn.Module:
-    import copy
-
-    out = copy.deepcopy(net).eval()
-    for p in out.parameters():
-        p.requires_grad_(False)
-    return out
-
-
 # ---------------------------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------------------------
@@ -198,9 +190,9 @@ def fine_tune(data: SentimentData, ctx, mode: str) -> Solution:
         ctx.count(len(idx))
         if step % every == 0 or step == cfg.steps:
             ctx.progress(step, cfg.steps)
-            ctx.checkpoint(Solution(frozen_copy(net)), step=step)
+            ctx.checkpoint(Solution(frozen(net)), step=step)
             net.train()
-    return Solution(frozen_copy(net))
+    return Solution(frozen(net))
 
 
 def lora(data: SentimentData, ctx) -> Solution:
@@ -230,6 +222,6 @@ def frozen_encoder(data: SentimentData, ctx) -> Solution:
         w = torch.as_tensor(clf.coef_[0], dtype=torch.float32)
         net.head.weight.copy_(torch.stack([-w / 2, w / 2]))
         net.head.bias.copy_(torch.as_tensor([-clf.intercept_[0] / 2, clf.intercept_[0] / 2], dtype=torch.float32))
-    solution = Solution(frozen_copy(net))
+    solution = Solution(frozen(net))
     ctx.checkpoint(solution, step=1)
     return solution

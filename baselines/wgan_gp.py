@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from advbench.baselines.common import frozen
 from advbench.tasks.wgan_gp.contract import ToyData
 
 
@@ -72,15 +73,6 @@ class GeneratorSampler:
     def sample(self, n: int, seed: int) -> np.ndarray:
         z = torch.randn(int(n), self.latent_dim, generator=torch.Generator().manual_seed(int(seed)))
         return self.generator(z).numpy().astype(np.float32)
-
-
-def frozen(net: nn.Module) -> nn.Module:
-    import copy
-
-    out = copy.deepcopy(net).eval()
-    for p in out.parameters():
-        p.requires_grad_(False)
-    return out
 
 
 def train(data: ToyData, ctx) -> GeneratorSampler:
