@@ -161,12 +161,10 @@ def test_committed_full_runs_tpe_is_at_least_random_search_over_seeds():
     chosen configuration (what both tuners optimise; the hold-out sets are too small to separate
     40-trial searches), on the committed full-budget records, with at least 10 seeds per method.
     Both tuners also end at or above the untuned defaults' CV score on every seed (they start from them)."""
-    import json
-    from pathlib import Path
+    from committed import committed
 
-    runs = Path(__file__).parents[1] / "results" / "runs" / SPEC.id
-    recs = [json.loads(p.read_text()) for p in runs.glob("*/*__full__*.json")]
-    assert recs, f"no committed full-budget records under {runs}"
+    recs = committed(SPEC, ok_only=False)
+    assert recs, f"no committed full-budget records of {SPEC.id}"
     for variant in SPEC.budgets["full"].variants:
         cv = {m: {r["seed"]: r["metrics"]["cv_score"] for r in recs
                   if r["method"] == m and r["variant"] == variant and r["status"] == "ok"}

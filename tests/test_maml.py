@@ -4,9 +4,7 @@ the harness's own adaptation, the sealed evaluation tasks, the quick target and 
 from __future__ import annotations
 
 import copy
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,12 +12,12 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from advbench.task import Seal  # noqa: E402
+from committed import committed  # noqa: E402
 from advbench.tasks.maml import SPEC  # noqa: E402
 from advbench.tasks.maml import contract as C  # noqa: E402
 from advbench.tasks.maml import heldout as H  # noqa: E402
 
 M = pytest.importorskip("advbench.baselines.maml")
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def batch(seed: int = 0, n: int = 6, k: int = 10, dtype=torch.float32):
@@ -202,14 +200,8 @@ def test_quick_maml_meets_its_target_and_beats_the_joint_floor():
     assert ref["metrics"]["mse_1step"] + ref["metrics"]["mse_1step_ci95"] < floor["metrics"]["mse_1step"]
 
 
-def committed(method: str, variant: str) -> list[dict]:
-    folder = ROOT / "results" / "runs" / SPEC.id / method
-    recs = [json.loads(p.read_text()) for p in sorted(folder.glob(f"{variant}__cpu__full__seed*.json"))]
-    return [r for r in recs if r["status"] == "ok"]
-
-
 def test_committed_full_runs_meet_the_target_on_every_seed():
-    ref, floor = committed("reference", "k10"), committed("floor", "k10")
+    ref, floor = (committed(SPEC, method=m, variant="k10") for m in ("reference", "floor"))
     assert len(ref) >= 5 and len(floor) >= 5
     assert all(r["targets_met"] for r in ref), [r["metrics"]["mse_1step"] for r in ref]
     assert max(r["metrics"]["mse_1step"] for r in ref) < min(r["metrics"]["mse_1step"] for r in floor)

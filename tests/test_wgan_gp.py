@@ -163,20 +163,19 @@ def test_floor_covers_no_mode():
 def test_committed_full_runs_cover_every_mode_and_sit_far_from_the_floor():
     """Full budget, 3 seeds per set. 25 Gaussians: all 25 modes and ≥ 80% high quality on every seed;
     W1 ≤ 0.10 held on one of three (0.093; 0.113 and 0.139 on the others: see the spec's docstring)."""
-    import json
     from pathlib import Path
 
-    folder = Path(__file__).resolve().parents[1] / "results" / "runs" / SPEC.id
+    from committed import committed
 
     def recs(method, variant):
-        out = [json.loads(p.read_text()) for p in sorted((folder / method).glob(f"{variant}__cpu__full__seed*.json"))]
+        out = committed(SPEC, method=method, variant=variant, ok_only=False)
         assert len(out) >= 3 and all(r["status"] == "ok" for r in out), (method, variant)
         return out
 
     for r in recs("reference", "25gaussians"):
         assert r["metrics"]["modes_covered"] == 25 and r["metrics"]["high_quality"] >= 0.80
         assert r["metrics"]["w1"] < 0.15
-        assert (folder / "reference" / r["artifacts"][0]).is_file()
+        assert (Path(r["_path"]).parent / r["artifacts"][0]).is_file()
     for r in recs("reference", "8gaussians"):
         assert r["metrics"]["modes_covered"] == 8 and r["metrics"]["w1"] <= 0.10
     for variant in ("8gaussians", "25gaussians", "swissroll"):
