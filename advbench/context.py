@@ -84,6 +84,18 @@ class RunContext:
             self._last_progress = now
             self.__submit("progress", (float(done), float(total)))
 
+    def ask(self, question: Any) -> Any:
+        """The task's answer to ``question`` (plain data), looked up in the harness process.
+
+        Only tasks whose contract says so answer questions (nas: an architecture's validation
+        accuracy). Every ask is counted in the record; a question the task refuses (malformed,
+        over the budget) raises ``ValueError`` with the task's reason.
+        """
+        kind, answer = self.__submit("ask", (question,))
+        if kind != "answer":
+            raise ValueError(answer)
+        return answer
+
     def checkpoint(self, solution: Any, step: float | None = None) -> None:
         """Have ``solution`` scored on held-out data with the clock stopped; enforce the time cap."""
         blob = dump_solution(solution)

@@ -370,6 +370,7 @@ class Outcome:
     final_eval_seconds: float = 0.0
     peak_rss: int = 0
     timings: dict[str, float] = field(default_factory=dict)  # isolation overheads
+    asks: int = 0  # questions the method asked the task (ctx.ask)
 
 
 def run(task: str, method: str | None = None, *, profile: str | None = None, budget: str = "quick",
@@ -454,6 +455,7 @@ def run(task: str, method: str | None = None, *, profile: str | None = None, bud
                     **outcome.timings},
         "throughput": {"value": (outcome.work / train_seconds) if train_seconds > 0 and outcome.work else None,
                        "unit": spec.throughput_unit, "work": outcome.work},
+        "asks": outcome.asks,
         "memory": {"peak_rss_bytes": outcome.peak_rss, "peak_cuda_bytes": peak_cuda, "cap_bytes": memory_cap,
                    "measured": "method process and its children" if isolation == "process" else "harness process"},
         "curve": outcome.curve,
@@ -545,6 +547,10 @@ def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, thr
                     out.work = float(work)
                     with contextlib.suppress(OSError):
                         worker.conn.send(("ack", clock.seconds() > bud.max_seconds))
+                elif kind == "ask":
+                    out.asks += 1
+                    with contextlib.suppress(OSError):
+                        worker.conn.send(_answer(problem, msg[1] if len(msg) > 1 else None))
                 elif kind == "config":
                     if isinstance(msg[1], dict):
                         out.config.update(msg[1])
@@ -625,6 +631,9 @@ def _run_in_process(spec, entry, prof, bud, variant, seed, problem, task_impl, o
             out.config.update(payload[0])
         elif kind == "progress" and on_progress is not None:
             on_progress(*payload)
+        elif kind == "ask":
+            out.asks += 1
+            return _answer(problem, payload[0])
         elif kind == "checkpoint":
             step, work, blob = payload
             point: dict[str, Any] = {"step": step, "train_seconds": clock.seconds(), "work": float(work)}
@@ -673,6 +682,16 @@ def _run_in_process(spec, entry, prof, bud, variant, seed, problem, task_impl, o
     elif out.status == "time_cap":
         out.status, out.error = "error", "the time cap was reached before any checkpoint was scored"
     return out
+
+
+def _answer(problem: Problem, question: Any) -> tuple[str, Any]:
+    """The task's oracle on one ``ctx.ask``: ("answer", value), or ("refused", why) for the method."""
+    if problem.oracle is None:
+        return "refused", "this task answers no questions (its problem has no oracle)"
+    try:
+        return "answer", problem.oracle(question)
+    except (ValueError, TypeError, KeyError, IndexError) as exc:  # a malformed or refused question
+        return "refused", str(exc) or type(exc).__name__
 
 
 def _score_local(task_impl: Any, problem: Problem, prof: Any, blob: bytes) -> dict[str, float]:

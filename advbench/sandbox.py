@@ -83,6 +83,8 @@ def _run_method(conn: Any, job: dict[str, Any]) -> None:
         if kind == "checkpoint":
             reply = conn.recv()  # from the harness: ("ack", exhausted)
             return bool(reply[1])
+        if kind == "ask":
+            return tuple(conn.recv())  # from the harness: ("answer", value) or ("refused", reason)
         return None
 
     ctx = RunContext(spec=job["spec"], variant=job["variant"], seed=job["seed"], budget=job["budget"],

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from advbench.spec import Budget
 
@@ -45,6 +45,10 @@ class Problem:
     # Files ``evaluate`` made of the solution it scored (name -> bytes, e.g. "samples.png": a PNG);
     # those of the final evaluation are written beside the record and listed in its "artifacts".
     artifacts: dict[str, bytes] = field(default_factory=dict)
+    # Answers a method's ``ctx.ask(question)`` in the harness process, so what it looks answers up
+    # in never reaches the method (a tabular benchmark's validation column: nas). Plain data in and
+    # out; a ValueError it raises is raised by ``ctx.ask`` in the method. Every ask is counted.
+    oracle: Callable[[Any], Any] | None = None
 
 
 @dataclass(frozen=True)

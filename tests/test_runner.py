@@ -177,3 +177,16 @@ def test_missing_extra_is_a_clear_usage_error(toy_registry):
     toy_registry.register_method("toyless", "estimate", "toy_methods:estimate")
     with pytest.raises(UsageError, match=r"needs the package 'advbench_no_such_module'.*advbench\[quantum\]"):
         run("toyless", "estimate", results_dir=None, registry=toy_registry)
+
+
+@pytest.mark.parametrize("isolation", ["process", "in-process"])
+def test_a_task_answers_questions_from_the_harness_side_and_counts_them(toy_registry, isolation):
+    for name in ("bisect", "ask_forever"):
+        toy_registry.register_method("toy", name.replace("_", "-"), f"toy_methods:{name}")
+    rec = run("toy", "bisect", budget="quick", seed=2, results_dir=None, registry=toy_registry, isolation=isolation)
+    assert rec["status"] == "ok" and rec["asks"] == 40
+    assert rec["metrics"]["abs_error"] < 1e-9  # found from the answers alone, never from the draws
+    refused = run("toy", "ask-forever", budget="quick", seed=2, results_dir=None, registry=toy_registry,
+                  isolation=isolation)
+    assert refused["status"] == "error" and "no more than 64 questions" in refused["error"]
+    assert refused["asks"] == 65 and "ValueError" in refused["error"]

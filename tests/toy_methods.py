@@ -98,3 +98,19 @@ def train_while_scored(train, ctx):
         ctx.checkpoint(value)
     stop.set()
     return value
+
+
+def bisect(train, ctx):
+    """Finds the mean by asking the task 40 times whether it lies above a guess (ctx.ask)."""
+    lo, hi = -5.0, 5.0
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if ctx.ask(mid) else (lo, mid)
+    return (lo + hi) / 2
+
+
+def ask_forever(train, ctx):
+    """Asks past the task's limit of 64: the task's refusal is a ValueError here."""
+    for i in range(100):
+        ctx.ask(float(i))
+    return 0.0

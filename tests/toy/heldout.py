@@ -12,7 +12,18 @@ class ToyTask:
 
         mean = float(seal.rng(2).uniform(-5, 5))
         draws = np.random.default_rng([seed, 1]).normal(mean, 1.0 if variant == "easy" else 10.0, size=20000)
-        return Problem(train=Sampler(draws), heldout=mean,
+        asked = []
+
+        def above(x):
+            """Is the held-out mean above ``x``? At most 64 questions a run (for ctx.ask's tests)."""
+            if isinstance(x, bool) or not isinstance(x, (int, float)):
+                raise ValueError(f"ask a number, not {type(x).__name__}")
+            if len(asked) >= 64:
+                raise ValueError("no more than 64 questions")
+            asked.append(x)
+            return mean > x
+
+        return Problem(train=Sampler(draws), heldout=mean, oracle=above,
                        description={"variant": variant})
 
     def evaluate(self, solution, problem, profile):
