@@ -42,6 +42,7 @@ class Format(str, Enum):
     md = "md"
     csv = "csv"
     json = "json"
+    html = "html"
 
 
 def usage_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -315,8 +316,10 @@ def leaderboard(
     task: Optional[str] = typer.Option(None, "--task", "-t", help="Only this task."),
     profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Only this profile."),
     budget: Optional[BudgetName] = typer.Option(None, "--budget", "-b", help="Only this budget."),
-    fmt: Format = typer.Option(Format.md, "--format", "-f", help="md (also written to RESULTS/LEADERBOARD.md), csv or json."),
+    fmt: Format = typer.Option(Format.md, "--format", "-f", help="md (also written to RESULTS/LEADERBOARD.md), csv, json, "
+                               "or html (a static site written to --out)."),
     results: Path = typer.Option(Path("results"), "--results", help="Results directory."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="With html: the site's folder (default RESULTS/site)."),
     write: bool = typer.Option(True, "--write/--no-write", help="With md: write RESULTS/LEADERBOARD.md."),
 ) -> None:
     """Rank methods per task and hardware profile from the stored records."""
@@ -330,9 +333,23 @@ def leaderboard(
         task = reg.spec(task).name
     if profile:
         get_profile(profile)
+    from advbench.records import iter_records
+
     check_readable(results)
+    if out is not None and fmt is not Format.html:
+        raise UsageError("--out goes with --format html")
+    site = out if out is not None else Path(results) / "site"
+    if fmt is Format.html:
+        if site.exists() and not site.is_dir():
+            raise UsageError(f"--out {site} is a file, not a folder")
+        import importlib.util
+
+        if importlib.util.find_spec("plotly") is None:
+            raise UsageError("--format html draws its plots with plotly, which is not installed: "
+                             "pip install 'advbench[site]'")
     problems: list[str] = []
-    df = lb.load(results, problems)
+    recs = list(iter_records(results, problems))
+    df = lb.frame(recs, problems)
     for p in problems:
         err.print(f"[yellow]warning:[/] {p}", highlight=False, soft_wrap=True)
     if not df.empty:
@@ -358,11 +375,22 @@ def leaderboard(
 
         sys.stdout.write(pd.DataFrame(lb.flat(rows)).to_csv(index=False))
         return
+    declared = {(n, s.version): {m.name for m in s.metrics} for n, s in specs.items()}
     targets = {(s.name, t.variant, t.budget): "; ".join(x.describe(s.metric(x.metric), where=False) for x in s.targets
                                                        if (x.variant, x.budget) == (t.variant, t.budget))
                for s in specs.values() for t in s.targets}
+    if fmt is Format.html:
+        from advbench import html_board
+
+        try:
+            pages = html_board.build(rows, {r["_path"]: r for r in recs}, specs, site, results_dir=results,
+                                     targets=targets, declared=declared)
+        except OSError as exc:
+            raise UsageError(f"cannot write the site to {site}: {exc.strerror or exc}") from exc
+        err.print(f"wrote {pages[0]} ({len(pages) - 1} task pages)", highlight=False)
+        return
     text = lb.to_markdown(rows, {n: s.title for n, s in specs.items()}, targets, results_dir=str(results),
-                          declared={(n, s.version): {m.name for m in s.metrics} for n, s in specs.items()})
+                          declared=declared)
     sys.stdout.write(text + "\n")
     if write and not (task or profile or budget):
         from advbench.records import write_atomic

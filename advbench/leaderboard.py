@@ -37,10 +37,15 @@ def load(results_dir: Path, problems: list[str] | None = None):
     A failed re-run replaces an older success of the same seed: the board shows the failure
     instead of hiding it. Records of ``--in-process`` (debugging) runs are left out and reported.
     """
+    return frame(records.iter_records(Path(results_dir), problems), problems)
+
+
+def frame(recs, problems: list[str] | None = None):
+    """:func:`load` on records already read (``records.iter_records``)."""
     import pandas as pd
 
     rows, in_process = [], 0
-    for rec in records.iter_records(Path(results_dir), problems):
+    for rec in recs:
         if rec.get("isolation") == "in-process" and rec["schema_version"] > 1:
             in_process += 1
             continue
@@ -63,6 +68,7 @@ def load(results_dir: Path, problems: list[str] | None = None):
             "peak_cuda": memory.get("peak_cuda_bytes"),
             "commit": (rec.get("environment") or {}).get("commit"),
             "calibration_seconds": (rec.get("environment") or {}).get("calibration_seconds"),
+            "path": rec.get("_path"),
         })
     if in_process and problems is not None:
         problems.append(f"left out {in_process} record(s) of --in-process runs (debugging only, never ranked)")
@@ -130,6 +136,7 @@ def aggregate(df, higher_is_better: dict[str, bool] | None = None,
             "peak_rss": max((int(v) for v in g["peak_rss"] if v is not None and not _isnan(v)), default=None),
             "peak_cuda": max((int(v) for v in g["peak_cuda"] if v is not None and not _isnan(v)), default=None),
             "commit": ",".join(commits),
+            "paths": [p for p in everything["path"] if p],  # the records behind the row (latest per seed)
         })
     higher_is_better = higher_is_better or {}
     board_key = lambda r: tuple(r[k] for k in BOARD)  # noqa: E731
@@ -232,7 +239,7 @@ def flat(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     writes as ``null`` (strict JSON parsers reject ``NaN``)."""
     out = []
     for r in rows:
-        row = {k: v for k, v in r.items() if k not in ("metrics", "failures")}
+        row = {k: v for k, v in r.items() if k not in ("metrics", "failures", "paths")}
         row["failures"] = "; ".join(r["failures"])
         row.update({f"metric.{k}": v for k, v in r["metrics"].items()})
         out.append({k: (None if _isnan(v) else v) for k, v in row.items()})

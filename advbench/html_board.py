@@ -1,0 +1,327 @@
+"""The leaderboard as a static site: ``advbench leaderboard --format html --out DIR``.
+
+An index of tasks (reference, floor and best method per task and profile) and one page per task
+version and profile, with the accuracy and speed boards of every (variant, budget, threads) group,
+a speed-quality plot with the Pareto front marked, learning curves (the primary metric against
+training seconds, target line and time to target), a privacy-utility curve where a task reports
+``epsilon``, the images a task wrote beside its records, and each row's environment manifest on
+demand. Plots are Plotly figures; ``plotly.min.js`` is written once into ``DIR`` and loaded by a
+relative path, so the site works from ``file://`` with no network.
+
+The numbers are the Markdown board's (:mod:`advbench.leaderboard` aggregates both); only the
+presentation differs.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from advbench import leaderboard as lb
+
+PLOTLY_JS = "plotly.min.js"
+# Plotly's default qualitative palette: one colour per method, the same on every plot of a page.
+COLOURS = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880",
+           "#ff97ff", "#fecb52")
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 76rem; padding: 0 1rem; color: #222; }
+table { border-collapse: collapse; margin: .5rem 0 1rem; font-size: .9rem; }
+th, td { border: 1px solid #ccc; padding: .25rem .5rem; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+tr.floor td { color: #777; } tr.reference td:nth-child(2) { font-weight: 600; }
+section.board { border-top: 2px solid #ddd; margin-top: 2rem; }
+.plots { display: flex; flex-wrap: wrap; gap: 1rem; } .plot { width: 36rem; height: 24rem; }
+figure { display: inline-block; margin: .5rem; } figure img { max-width: 18rem; border: 1px solid #ddd; }
+pre { max-height: 20rem; overflow: auto; font-size: .75rem; background: #fafafa; }
+.note { color: #555; }
+"""
+
+
+def _esc(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _slug(*parts: Any) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(str(p) for p in parts))
+
+
+def page_name(task: str, version: int, profile: str) -> str:
+    return f"task-{_slug(task, f'v{version}', profile)}.html"
+
+
+def _finite(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+class _Page:
+    """One HTML page: its body parts and its plots (Plotly figures as plain dicts)."""
+
+    def __init__(self, title: str) -> None:
+        self.title, self.parts, self.n_plots = title, [], 0
+
+    def add(self, text: str) -> None:
+        self.parts.append(text)
+
+    def plot(self, kind: str, data: list[dict[str, Any]], layout: dict[str, Any]) -> str:
+        self.n_plots += 1
+        div = f"plot-{self.n_plots}"
+        layout = {"margin": {"l": 60, "r": 20, "t": 40, "b": 50}, **layout}
+        spec = json.dumps({"data": data, "layout": layout}, allow_nan=False, default=str)
+        return (f'<div class="plot" id="{div}" data-kind="{_esc(kind)}"></div>'
+                f'<script>(function(){{var f={spec};Plotly.newPlot("{div}",f.data,f.layout,'
+                '{displaylogo:false,responsive:true});})();</script>')
+
+    def html(self) -> str:
+        return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                f"<title>{_esc(self.title)}</title><style>{STYLE}</style>"
+                f'<script src="{PLOTLY_JS}"></script></head><body>\n' + "\n".join(self.parts) + "\n</body></html>\n")
+
+
+def _table(table: list[list[str]], cls: str, rows: list[dict[str, Any]], extra: list[str] | None = None) -> str:
+    head, *body = table
+    cells = "".join(f"<th>{_esc(h)}</th>" for h in head) + ("<th>environment</th>" if extra else "")
+    out = [f'<table class="{cls}" data-rows="{len(body)}"><thead><tr>{cells}</tr></thead><tbody>']
+    for i, (line, r) in enumerate(zip(body, rows)):
+        tds = "".join(f"<td>{_esc(c)}</td>" for c in line) + (f"<td>{extra[i]}</td>" if extra else "")
+        out.append(f'<tr class="{_esc(r["role"])}" data-method="{_esc(r["method"])}">{tds}</tr>')
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _manifest(recs: list[dict[str, Any]]) -> str:
+    if not recs:
+        return "—"
+    latest = max(recs, key=lambda r: r["created_utc"])
+    env = {"seed": latest["seed"], "threads": latest.get("threads"), "sealed": latest.get("sealed"),
+           "run_id": latest["run_id"], **(latest.get("environment") or {})}
+    return (f"<details><summary>seed {latest['seed']}</summary><pre>{_esc(json.dumps(env, indent=1, default=str))}"
+            "</pre></details>")
+
+
+def _pareto(points: list[tuple[float, float, str]], higher_is_better: bool) -> list[tuple[float, float, str]]:
+    """The points no other point beats on both training time (lower) and quality."""
+    sign = 1 if higher_is_better else -1
+    front, best = [], -math.inf
+    for x, y, name in sorted(points, key=lambda p: (p[0], -sign * p[1])):
+        if sign * y > best:
+            front.append((x, y, name))
+            best = sign * y
+    return front
+
+
+def _speed_quality(page: _Page, g: list[dict[str, Any]], colour: dict[str, str], primary: str, hib: bool) -> str:
+    pts = [(r["train_seconds"], r["mean"], r["method"]) for r in g
+           if _finite(r["train_seconds"]) is not None and _finite(r["mean"]) is not None]
+    if not pts:
+        return ""
+    data = [{"type": "scatter", "mode": "markers", "name": r["method"], "x": [r["train_seconds"]], "y": [r["mean"]],
+             "error_y": {"type": "data", "array": [_finite(r["ci95"]) or 0.0], "visible": True},
+             "marker": {"size": 11, "color": colour[r["method"]]}}
+            for r in g if _finite(r["train_seconds"]) is not None and _finite(r["mean"]) is not None]
+    front = _pareto(pts, hib)
+    data.append({"type": "scatter", "mode": "lines+markers", "name": "Pareto front", "x": [p[0] for p in front],
+                 "y": [p[1] for p in front], "line": {"dash": "dot", "color": "#444"},
+                 "marker": {"symbol": "star-open", "size": 16, "color": "#444"}})
+    layout = {"title": {"text": "speed and quality"}, "xaxis": {"title": {"text": "training time (s)"}, "type": "log"},
+              "yaxis": {"title": {"text": f"{primary} (mean ± 95% CI)"}}}
+    return page.plot("speed-quality", data, layout)
+
+
+def _learning_curves(page: _Page, g: list[dict[str, Any]], recs: dict[str, dict[str, Any]], colour: dict[str, str],
+                     primary: str, threshold: float | None) -> str:
+    data, longest = [], 0
+    for r in g:
+        shown = False
+        for path in r["paths"]:
+            rec = recs.get(path)
+            if rec is None or rec["status"] != "ok":
+                continue
+            pts = [(p.get("train_seconds"), (p.get("metrics") or {}).get(primary)) for p in rec.get("curve") or []]
+            pts = [(x, y) for x, y in pts if _finite(x) is not None and _finite(y) is not None]
+            longest = max(longest, len(pts))
+            if not pts:
+                continue
+            data.append({"type": "scatter", "mode": "lines+markers", "name": r["method"], "legendgroup": r["method"],
+                         "showlegend": not shown, "x": [p[0] for p in pts], "y": [p[1] for p in pts],
+                         "line": {"color": colour[r["method"]], "width": 1}, "marker": {"size": 4},
+                         "hovertext": f"{r['method']} seed {rec['seed']}"})
+            shown = True
+            ttt = _finite(rec.get("time_to_target_seconds"))
+            if ttt is not None and threshold is not None:
+                data.append({"type": "scatter", "mode": "markers", "legendgroup": r["method"], "showlegend": False,
+                             "x": [ttt], "y": [threshold], "hovertext": f"{r['method']} seed {rec['seed']}: target at {ttt:.1f} s",
+                             "marker": {"symbol": "x", "size": 10, "color": colour[r["method"]]}})
+    if longest < 2:  # one point per run is not a curve
+        return ""
+    layout = {"title": {"text": "learning curves (× marks time to target)"},
+              "xaxis": {"title": {"text": "training seconds"}}, "yaxis": {"title": {"text": primary}}}
+    if threshold is not None:
+        layout["shapes"] = [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": threshold, "y1": threshold,
+                             "line": {"dash": "dash", "color": "#888"}}]
+        layout["annotations"] = [{"xref": "paper", "x": 1, "y": threshold, "text": f"target {threshold:g}",
+                                  "showarrow": False, "xanchor": "right", "yanchor": "bottom"}]
+    return page.plot("learning-curve", data, layout)
+
+
+def _privacy_utility(page: _Page, rows: list[dict[str, Any]], colour: dict[str, str], primary: str) -> str:
+    """Accuracy against the recorded epsilon, per variant family (the prefix before the first '-'),
+    method, budget; rows without a finite epsilon (the non-private variants) as dashed lines."""
+    out = []
+    for (family, budget), fam in lb._groupby(rows, lambda r: (r["variant"].split("-")[0], r["budget"])):
+        data, shapes = [], []
+        for method, mr in lb._groupby(fam, lambda r: r["method"]):
+            pts = sorted((_finite(r["metrics"].get("epsilon")), r["mean"], r["ci95"]) for r in mr
+                         if _finite(r["metrics"].get("epsilon")) and _finite(r["mean"]) is not None)
+            if pts:
+                data.append({"type": "scatter", "mode": "lines+markers", "name": method, "x": [p[0] for p in pts],
+                             "y": [p[1] for p in pts], "line": {"color": colour[method]},
+                             "error_y": {"type": "data", "array": [_finite(p[2]) or 0.0 for p in pts], "visible": True}})
+            for r in mr:
+                eps = r["metrics"].get("epsilon")
+                if (eps is None or (isinstance(eps, float) and math.isinf(eps))) and _finite(r["mean"]) is not None:
+                    shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": r["mean"], "y1": r["mean"],
+                                   "line": {"dash": "dash", "color": colour[method]}})
+        if data:
+            layout = {"title": {"text": f"privacy-utility: {family} ({budget}); dashed: ε = ∞"},
+                      "xaxis": {"title": {"text": "ε (recomputed by the harness)"}, "type": "log"},
+                      "yaxis": {"title": {"text": primary}}, "shapes": shapes}
+            out.append(page.plot("privacy-utility", data, layout))
+    return "".join(out)
+
+
+def _images(g: list[dict[str, Any]], recs: dict[str, dict[str, Any]], out_dir: Path) -> str:
+    figs = []
+    for r in g:
+        for path in r["paths"]:
+            rec = recs.get(path)
+            for name in (rec or {}).get("artifacts") or []:
+                src = Path(path).parent / name
+                if not src.is_file():
+                    continue
+                rel = Path("img") / rec["task_id"] / r["method"] / name
+                (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, out_dir / rel)
+                figs.append(f'<figure><img src="{_esc(rel.as_posix())}" alt="{_esc(name)}">'
+                            f"<figcaption>{_esc(r['method'])}, seed {rec['seed']}</figcaption></figure>")
+    return ('<h4>images the task wrote (left or top: the method; the real data beside it)</h4><div class="images">'
+            + "".join(figs) + "</div>") if figs else ""
+
+
+def _headline(rows: list[dict[str, Any]], spec: Any) -> list[dict[str, Any]]:
+    """The board an index row summarises: full budget before quick, then the spec's variant order."""
+    order = list(getattr(spec, "variants", {}) or {})
+    boards = lb._groupby(rows, lambda r: (r["variant"], r["budget"], r["threads"], r["sealed"]))
+    key = lambda kv: (kv[0][1] != "full", order.index(kv[0][0]) if kv[0][0] in order else len(order),  # noqa: E731
+                      kv[0][3], kv[0][2])
+    return sorted(boards, key=key)[0][1]
+
+
+def _cell(r: dict[str, Any] | None) -> str:
+    if r is None:
+        return "—"
+    ci = f" ± {lb._fmt(r['ci95'])}" if r["replicates"] > 1 else ""
+    return f"{lb._fmt(r['mean'])}{ci}"
+
+
+def build(rows: list[dict[str, Any]], recs: dict[str, dict[str, Any]], specs: dict[str, Any], out_dir: Path,
+          *, results_dir: Path, targets: dict[tuple[str, str, str], str] | None = None,
+          declared: dict[tuple[str, int], set[str]] | None = None) -> list[Path]:
+    """Write the site for the aggregated ``rows`` (``leaderboard.aggregate``) into ``out_dir``.
+
+    ``recs`` maps a record's path to the record (for curves, images and manifests). Returns the
+    pages written, the index first.
+    """
+    from plotly.offline import get_plotlyjs
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    js = out_dir / PLOTLY_JS
+    if not js.exists():
+        js.write_text(get_plotlyjs(), encoding="utf-8")
+    targets, declared = targets or {}, declared or {}
+    index = _Page("advbench leaderboard")
+    index.add("<h1>advbench leaderboard</h1>"
+              f'<p class="note">Generated by <code>advbench leaderboard --format html</code> from the run records '
+              f"under <code>{_esc(Path(results_dir).as_posix())}/runs/</code>: mean ± 95% CI over seeds of each task's "
+              "primary metric; the headline board of each task and profile (full budget where it exists). "
+              "Each task page holds every board, the speed boards and the plots.</p>")
+    index.add('<table class="index"><thead><tr><th>task</th><th>profile</th><th>board</th><th>primary metric</th>'
+              "<th>reference</th><th>floor</th><th>best method</th><th>boards</th></tr></thead><tbody>")
+    pages = []
+    by_page = lb._groupby(rows, lambda r: (r["task"], r["task_version"], r["profile"]))
+    for (task, version, profile), page_rows in sorted(by_page, key=lambda kv: kv[0]):
+        spec = specs.get(task)
+        hib = spec.primary.higher_is_better if spec is not None else True
+        methods = sorted({r["method"] for r in page_rows}, key=lambda m: (m not in ("reference", "floor"), m))
+        colour = {m: COLOURS[i % len(COLOURS)] for i, m in enumerate(methods)}
+        name = page_name(task, version, profile)
+        title = f"{task}-v{version} · {profile}" + (f" — {spec.title}" if spec is not None else "")
+        page = _Page(title)
+        page.add(f'<p><a href="index.html">← all tasks</a></p><h1>{_esc(title)}</h1>')
+        if spec is not None:
+            page.add(f"<p>{_esc(spec.summary)}</p>")
+        boards = lb._groupby(page_rows, lambda r: (r["variant"], r["budget"], r["threads"], r["sealed"]))
+        for (variant, budget, threads, sealed), g in boards:
+            where = f"{variant} · {budget} · {threads} thread{'s' if threads != 1 else ''}" + (" · sealed" if sealed else "")
+            primary = g[0]["primary_metric"]
+            page.add(f'<section class="board" data-board="{_esc(where)}"><h2>{_esc(where)}</h2>')
+            target_text = targets.get((task, variant, budget))
+            if target_text:
+                page.add(f"<p>Target: {_esc(target_text)}</p>")
+            threshold = None
+            if spec is not None:
+                threshold = next((t.threshold for t in spec.targets
+                                  if (t.metric, t.variant, t.budget) == (primary, variant, budget)), None)
+            group_recs = [[recs[p] for p in r["paths"] if p in recs] for r in g]
+            page.add("<h3>accuracy</h3>" + _table(lb.accuracy_table(g, declared.get((task, version))), "board accuracy", g,
+                                                  [_manifest(rs) for rs in group_recs]))
+            page.add("<h3>speed</h3>" + _table(lb.speed_table(g), "board speed", g))
+            page.add('<div class="plots">' + _speed_quality(page, g, colour, primary, hib)
+                     + _learning_curves(page, g, recs, colour, primary, threshold) + "</div>")
+            page.add(_images(g, recs, out_dir) + "</section>")
+        if spec is not None and any(m.name == "epsilon" for m in spec.metrics):
+            plots = _privacy_utility(page, page_rows, colour, spec.primary_metric)
+            if plots:
+                page.add('<section class="privacy"><h2>privacy-utility</h2><div class="plots">' + plots + "</div></section>")
+        path = out_dir / name
+        path.write_text(page.html(), encoding="utf-8")
+        pages.append(path)
+
+        head = _headline(page_rows, spec)
+        by_role = {r["role"]: r for r in head}
+        best = head[0] if head and head[0]["mean"] is not None else None
+        best_text = "—"
+        if best is not None:
+            role = f" ({best['role']})" if best["role"] in ("floor", "ceiling") else ""
+            best_text = f"{_esc(best['method'])}{role}: {_cell(best)}"
+        index.add(f'<tr data-task="{_esc(task)}"><td><a href="{_esc(name)}">{_esc(task)}-v{version}</a></td>'
+                  f"<td>{_esc(profile)}</td><td>{_esc(head[0]['variant'])} · {_esc(head[0]['budget'])}</td>"
+                  f"<td>{_esc(head[0]['primary_metric'])} {'↑' if hib else '↓'}</td>"
+                  f"<td>{_cell(by_role.get('reference'))}</td><td>{_cell(by_role.get('floor'))}</td>"
+                  f"<td>{best_text}</td>"
+                  f"<td>{len(boards)}</td></tr>")
+    index.add("</tbody></table>")
+    history = _asv_links(Path(results_dir), out_dir)
+    if history:
+        index.add(history)
+    (out_dir / "index.html").write_text(index.html(), encoding="utf-8")
+    return [out_dir / "index.html", *pages]
+
+
+def _asv_links(results_dir: Path, out_dir: Path) -> str:
+    """Links to asv's history of the benchmark suite, where ``advbench run --asv`` and ``asv publish`` left it."""
+    links = []
+    for folder, text in (("asv-html", "asv's published history (asv publish)"),
+                         ("asv", "raw asv results (advbench run --asv)")):
+        target = results_dir / folder
+        if target.exists():
+            page = target / "index.html" if (target / "index.html").exists() else target
+            rel = os.path.relpath(page.resolve(), out_dir.resolve())
+            links.append(f'<li><a href="{_esc(Path(rel).as_posix())}">{_esc(text)}</a></li>')
+    return "<h2>history</h2><ul>" + "".join(links) + "</ul>" if links else ""
