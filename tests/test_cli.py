@@ -288,6 +288,18 @@ def test_confidence_interval_is_scipys_student_t_interval():
     assert math.isnan(lb.ci95([0.7]))
 
 
+def test_iqm_is_the_mean_of_the_middle_half_with_a_bootstrap_interval_that_covers_it():
+    from advbench import leaderboard as lb
+
+    values = [0.0, 100.0, *range(1, 9), -50.0, 7.5]  # 12 runs, two wild ones that the IQM ignores
+    iqm, low, high = lb.iqm_with_interval(values)
+    middle = sorted(values)[3:9]
+    assert iqm == pytest.approx(sum(middle) / len(middle))
+    assert low < iqm < high and high - low < 10  # the outliers do not blow the interval up
+    assert lb.iqm_with_interval(values) == (iqm, low, high)  # seeded resampling: the board repeats
+    assert lb.iqm_with_interval([0.5] * 10) == (0.5, 0.5, 0.5)
+
+
 def test_leaderboard_json_is_strict_json_with_null_for_a_single_seeds_interval(tmp_path):
     res = subprocess.run([*ADVBENCH, "run", "--task", "pc", "--method", "floor", "--variant", "sachs", "--results",
                           str(tmp_path)], capture_output=True, text=True, timeout=300)
