@@ -1,0 +1,60 @@
+"""darts — differentiable architecture search (Liu et al. 2019) on digits.
+
+Data: scikit-learn's ``load_digits`` as 1×8×8 images; a 30% stratified test split held out (from
+the seal), the method searches on the other 70% (``contract.SearchData``), which DARTS halves into
+a weight half and an architecture half.
+
+Space (``contract``): one cell type used by both of the network's 2 cells; 3 intermediate nodes,
+9 candidate edges, C = 16 channels at 8×8, operations ``none, skip, conv3, conv5, dil3, max3,
+avg3``. A method returns a genotype (two inputs and an operation each, per node); the **harness**
+builds that network and trains it from scratch on all 70% with one fixed recipe
+(``contract.RETRAIN``: SGD with momentum, cosine, 20 epochs) under three retraining seeds of its
+own (from the seal), and scores the test accuracy of each. So the board compares architectures,
+never training effort.
+
+Metrics: ``test_accuracy`` (primary: mean over the three retrainings), its min and max, the derived
+network's ``parameters`` and how many of its 6 operations are parameter-free
+(``parameter_free_ops``: DARTS's known failure is a cell of skips and pools), and the harness's
+``retrain_seconds`` per retraining. The search cost is the record's training time.
+
+Methods: ``reference`` = first-order DARTS, ``second-order`` = DARTS through one virtual weight
+step with the finite-difference mixed derivative, ``floor`` = a random cell from the same space
+(Li & Talwalkar 2019). Budgets: ``search_epochs`` 4 (quick) and 30 (full).
+"""
+
+from __future__ import annotations
+
+from advbench.spec import Budget, Metric, Target, TaskSpec
+
+SPEC = TaskSpec(
+    name="darts",
+    version=1,
+    title="Differentiable architecture search (DARTS)",
+    summary="DARTS over a 2-cell, 3-node, 7-operation space on 8x8 digits; the derived cell retrained from "
+            "scratch by the harness under three sealed seeds, against random cells of the same space.",
+    variants={"digits": "sklearn load_digits as 1x8x8; 70% to search on, 30% sealed test"},
+    metrics=(
+        Metric("test_accuracy", "accuracy", True, "test accuracy of the derived cell retrained from scratch, mean of "
+                                                  "three harness retrainings", min_effect=0.005),
+        Metric("test_accuracy_min", "accuracy", True, "the worst of the three retrainings"),
+        Metric("test_accuracy_max", "accuracy", True, "the best of the three retrainings"),
+        Metric("parameters", "count", False, "parameters of the derived network"),
+        Metric("parameter_free_ops", "count", False, "skip and pooling operations among the cell's 6"),
+        Metric("retrain_seconds", "s", False, "harness seconds per retraining"),
+    ),
+    primary_metric="test_accuracy",
+    targets=(
+        Target("test_accuracy", 0.97, "quick", "digits"),
+        Target("test_accuracy", 0.99, "full", "digits"),
+    ),
+    budgets={
+        "quick": Budget("quick", max_seconds=240, limits={"search_epochs": 4}, variants=("digits",)),
+        "full": Budget("full", max_seconds=600, limits={"search_epochs": 30}, variants=("digits",)),
+    },
+    profiles=("cpu",),
+    throughput_unit="search images/s",
+    entry_point="advbench.tasks.darts.heldout:DARTSTask",
+    solution="contract.Genotype: genotype() -> 3 nodes of (input_a, op_a, input_b, op_b)",
+    data="sklearn load_digits as 1x8x8; 30% stratified test split from the seal",
+    extras=("vision",),
+)
