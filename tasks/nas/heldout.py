@@ -1,0 +1,334 @@
+"""The held-out side of ``nas``: the table (built once, cached), the oracle that answers ``ctx.ask``, the scores.
+
+The table lives here, not in a public module, so a method's process cannot import the code that
+builds or loads it (the sandbox refuses ``*.heldout`` modules); see the task's docstring for what
+that does and does not protect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from advbench.task import Problem, Seal
+from advbench.tasks.nas.contract import (N_ARCHITECTURES, N_CHOICES, SPACE, SearchSpace, better, choices_of,
+                                         index_of)
+
+if TYPE_CHECKING:
+    from advbench.solution import SolutionHandle
+
+# ---------------------------------------------------------------------------------------------
+# The table: every architecture of contract.SPACE trained once with fixed seeds
+# ---------------------------------------------------------------------------------------------
+
+# Bump when anything below changes the numbers: the cache file's name carries it.
+TABLE_VERSION = 1
+TABLE_SEED = 0  # the digits split (advbench.datasets.digits_split, unsealed), the folds and the training seeds
+FOLDS = 3  # of the 1347 training digits: each architecture is trained 3 times, on 898, validated on 449
+EPOCHS = 150  # full-batch Adam steps
+LEARNING_RATE = 0.01
+WEIGHT_DECAY = 1e-4
+PER_GROUP = N_CHOICES[2] * N_CHOICES[3]  # one (depth, width) group: every activation x dropout, trained together
+N_GROUPS = N_CHOICES[0] * N_CHOICES[1]
+COLUMNS = ("validation_accuracy", "validation_loss", "test_accuracy", "train_accuracy")
+
+
+@dataclass(frozen=True)
+class Table:
+    """One row per architecture (row = ``contract.index_of``): float64 columns of :data:`COLUMNS`."""
+
+    validation_accuracy: np.ndarray
+    validation_loss: np.ndarray
+    test_accuracy: np.ndarray
+    train_accuracy: np.ndarray
+
+    def sha256(self) -> str:
+        h = hashlib.sha256()
+        for c in COLUMNS:
+            h.update(np.ascontiguousarray(getattr(self, c), dtype="<f8").tobytes())
+        return h.hexdigest()
+
+    def best_by_validation(self, rows: "np.ndarray | list[int] | None" = None) -> int:
+        """The row :func:`contract.better` ranks first among ``rows`` (all rows by default; the first on ties)."""
+        rows = range(len(self.validation_accuracy)) if rows is None else rows
+        best = None
+        for i in rows:
+            if best is None or better(self.answer(i), self.answer(best)):
+                best = int(i)
+        assert best is not None
+        return best
+
+    def answer(self, i: int) -> tuple[float, float]:
+        return float(self.validation_accuracy[i]), float(self.validation_loss[i])
+
+
+def cache_dir() -> Path:
+    """``$ADVBENCH_CACHE``, else ``$XDG_CACHE_HOME/advbench``, else ``~/.cache/advbench``."""
+    if os.environ.get("ADVBENCH_CACHE"):
+        return Path(os.environ["ADVBENCH_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "advbench"
+
+
+def cache_path() -> Path:
+    return cache_dir() / f"nas-digits-mlp-table-v{TABLE_VERSION}.npz"
+
+
+def digits_folds() -> list[tuple[Any, Any, Any]]:
+    """(fit, validation, test) arrays of digits for each of the :data:`FOLDS` folds: the shared split of
+    the unsealed seed TABLE_SEED (1347 training, 450 test digits), its training part cut into stratified
+    folds; the test digits are the same for every fold."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from advbench.datasets import LabelledArrays, digits_split
+
+    train, test = digits_split(Seal(TABLE_SEED))
+    folds = StratifiedKFold(FOLDS, shuffle=True, random_state=TABLE_SEED).split(train.x, train.y)
+    c = np.ascontiguousarray
+    return [(LabelledArrays(c(train.x[f]), c(train.y[f])), LabelledArrays(c(train.x[v]), c(train.y[v])), test)
+            for f, v in folds]
+
+
+def _activate(h: "Any", torch: Any) -> Any:
+    """Each model's own activation: models are ordered activation-major within a group."""
+    funcs = {"relu": torch.relu, "tanh": torch.tanh, "elu": torch.nn.functional.elu, "sigmoid": torch.sigmoid}
+    k = N_CHOICES[3]
+    return torch.cat([funcs[a](h[i * k:(i + 1) * k]) for i, a in enumerate(SPACE["activation"])])
+
+
+def train_group(group: int, fold: int, data: tuple[Any, Any, Any]) -> np.ndarray:
+    """Train the 12 architectures of one (depth, width) group on one fold; ``float64[12, 4]`` of :data:`COLUMNS`.
+
+    The 12 networks are independent (separate weights; Adam is per element, so summing their losses
+    gives each its own update), batched along a leading model dimension with ``torch.baddbmm``.
+    Seeds depend on the group and fold only, so any group can be rebuilt alone.
+    """
+    import torch
+
+    fit, val, test = data
+    depth = SPACE["depth"][group // N_CHOICES[1]]
+    width = SPACE["width"][group % N_CHOICES[1]]
+    m = PER_GROUP
+    gen = torch.Generator().manual_seed(1_000_000 * TABLE_SEED + 1000 * fold + group)
+    sizes = [fit.x.shape[1]] + [width] * depth + [10]
+    params = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        bound = 1.0 / fan_in ** 0.5  # nn.Linear's default initialisation
+        w = ((torch.rand(m, fan_in, fan_out, generator=gen) * 2 - 1) * bound).requires_grad_(True)
+        b = ((torch.rand(m, 1, fan_out, generator=gen) * 2 - 1) * bound).requires_grad_(True)
+        params += [w, b]
+    keep = 1.0 - torch.tensor([SPACE["dropout"][i % N_CHOICES[3]] for i in range(m)])[:, None, None]
+
+    def forward(x: Any, train: bool) -> Any:
+        h = x.unsqueeze(0).expand(m, *x.shape)
+        for layer in range(depth + 1):
+            h = torch.baddbmm(params[2 * layer + 1], h, params[2 * layer])
+            if layer < depth:
+                h = _activate(h, torch)
+                if train:
+                    h = h * (torch.rand(h.shape, generator=gen) < keep) / keep  # inverted dropout
+        return h  # [m, n, 10] logits
+
+    def per_model_loss(logits: Any, y: Any) -> Any:
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, 10), y.repeat(m), reduction="none").view(m, -1).mean(1)
+
+    x_fit, y_fit = torch.from_numpy(fit.x), torch.from_numpy(fit.y)
+    opt = torch.optim.Adam(params, lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
+    for _ in range(EPOCHS):
+        opt.zero_grad(set_to_none=True)
+        per_model_loss(forward(x_fit, True), y_fit).sum().backward()
+        opt.step()
+    out = np.zeros((m, len(COLUMNS)))
+    with torch.no_grad():
+        def acc(d: Any) -> np.ndarray:
+            return (forward(torch.from_numpy(d.x), False).argmax(-1) == torch.from_numpy(d.y)).double().mean(1).numpy()
+
+        out[:, 0] = acc(val)
+        out[:, 1] = per_model_loss(forward(torch.from_numpy(val.x), False), torch.from_numpy(val.y)).double().numpy()
+        out[:, 2] = acc(test)
+        out[:, 3] = acc(fit)
+    return out
+
+
+def build_table(groups: "range | list[int] | None" = None,
+                progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """``float64[rows, 4]`` for the rows of ``groups`` (all by default), in table order: each column the
+    mean over the folds (validation: the 3-fold cross-validation accuracy, on all 1347 training digits;
+    test: the mean test accuracy of the three trained networks). One thread suffices."""
+    import torch
+
+    groups = list(range(N_GROUPS) if groups is None else groups)
+    folds = digits_folds()
+    parts = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same sums in the same order whoever builds it: the rows repeat exactly
+    try:
+        for k, g in enumerate(groups):
+            parts.append(np.mean([train_group(g, f, data) for f, data in enumerate(folds)], axis=0))
+            if progress is not None:
+                progress(k + 1, len(groups))
+    finally:
+        torch.set_num_threads(threads)
+    return np.concatenate(parts)
+
+
+def _as_table(rows: np.ndarray) -> Table:
+    return Table(*(np.ascontiguousarray(rows[:, j], dtype=np.float64) for j in range(len(COLUMNS))))
+
+
+def _write_atomic(path: Path, rows: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    np.savez(buf, rows=rows, version=np.int64(TABLE_VERSION), columns=np.array(COLUMNS))
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(buf.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # readers see the old file or the whole new one, never a part
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read(path: Path) -> np.ndarray | None:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            rows = z["rows"]
+            if int(z["version"]) != TABLE_VERSION or rows.shape != (N_ARCHITECTURES, len(COLUMNS)):
+                return None
+            if tuple(z["columns"].tolist()) != COLUMNS or not np.isfinite(rows).all():
+                return None
+            return rows.astype(np.float64)
+    except (OSError, ValueError, KeyError, EOFError):
+        return None  # missing, truncated or foreign: rebuild
+
+
+_LOADED: dict[Path, Table] = {}
+
+
+def load_table(*, rebuild: bool = False) -> Table:
+    """The table from the cache, built (a few minutes, one thread) and cached first when missing or unreadable."""
+    path = cache_path()
+    if not rebuild and path in _LOADED:
+        return _LOADED[path]
+    rows = None if rebuild else _read(path)
+    if rows is None:
+        rows = build_table()
+        _write_atomic(path, rows)
+    _LOADED[path] = table = _as_table(rows)
+    return table
+
+
+# ---------------------------------------------------------------------------------------------
+# The task
+# ---------------------------------------------------------------------------------------------
+
+VARIANTS = ("digits-mlp",)
+DEFAULT_EVALUATIONS = 100
+REGRET_AT = (10, 25, 50, 100, 200)
+
+
+class NASTask:
+    def build(self, *, variant: str, seed: int, budget: Any, seal: Seal) -> Problem:
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
+        limit = int(budget.limits["evaluations"]) if budget is not None else DEFAULT_EVALUATIONS
+        t0 = time.perf_counter()
+        table = load_table()
+        load_seconds = time.perf_counter() - t0
+        log: list[int] = []
+        opt = table.best_by_validation()
+        return Problem(
+            train=SearchSpace(evaluations=limit),
+            heldout={"table": table, "log": log, "evaluations": limit},
+            oracle=make_oracle(table, log, limit),
+            description={"variant": variant, "architectures": N_ARCHITECTURES, "evaluations": limit,
+                         "table_version": TABLE_VERSION, "table_sha256": table.sha256(),
+                         "table_seconds": round(load_seconds, 3),
+                         "optimum": {"row": opt, "choices": list(choices_of(opt)),
+                                     "validation_accuracy": float(table.validation_accuracy[opt]),
+                                     "test_accuracy": float(table.test_accuracy[opt]),
+                                     "best_test_accuracy": float(table.test_accuracy.max())}},
+        )
+
+    def evaluate(self, solution: "SolutionHandle", problem: Problem, profile: Any) -> dict[str, float]:
+        log, table = problem.heldout["log"], problem.heldout["table"]
+        if not log:
+            raise ValueError("no architecture was evaluated: ask (ctx.ask) before choosing")
+        picked, asked = index_of(solution.architecture()), solution.asks()
+        if isinstance(asked, bool) or not isinstance(asked, int) or asked != len(log):
+            raise ValueError(f"the Choice says it was made after {asked!r} asks, but the method had asked "
+                             f"{len(log)} times: pass the number of ctx.ask calls made so far")
+        if picked not in log:
+            raise ValueError("the returned architecture was never evaluated (ctx.ask): a method may only "
+                             "pick among the architectures it paid for")
+        metrics, curve = score(table, log, problem.heldout["evaluations"])
+        # The whole best-so-far curve goes into the record (config.data), for plots; metrics are floats.
+        problem.description["best_so_far"] = curve
+        return metrics
+
+
+def make_oracle(table: Table, log: list[int], limit: int) -> Callable[[Any], dict[str, Any]]:
+    """``ctx.ask``'s answer in the harness process: validation numbers only, each ask logged and counted."""
+
+    def oracle(question: Any) -> dict[str, Any]:
+        i = index_of(question)  # ValueError on anything that is not an architecture: not counted
+        if len(log) >= limit:
+            raise ValueError(f"the budget of {limit} evaluations is spent")
+        log.append(i)
+        return {"validation_accuracy": float(table.validation_accuracy[i]),
+                "validation_loss": float(table.validation_loss[i]),
+                "evaluations_left": limit - len(log)}
+
+    return oracle
+
+
+def incumbents(table: Table, log: list[int]) -> list[int]:
+    """The harness's pick after each ask: the best answer so far by :func:`contract.better`, earliest on ties."""
+    out, best = [], None
+    for i in log:
+        if best is None or better(table.answer(i), table.answer(best)):
+            best = i
+        out.append(best)
+    return out
+
+
+def score(table: Table, log: list[int], limit: int) -> tuple[dict[str, float], dict[str, list]]:
+    """Metrics of an ask log, and the best-so-far curve (one point per evaluation)."""
+    if not log:
+        raise ValueError("no architecture was evaluated")
+    inc = incumbents(table, log)
+    opt = float(table.test_accuracy[table.best_by_validation()])
+    test = table.test_accuracy[inc]
+    # A search that stops early keeps its pick: the curve runs on flat to the budget.
+    full = np.concatenate([test, np.full(max(0, limit - len(test)), test[-1])])
+    regret = opt - full
+    last = inc[-1]
+    metrics = {
+        "test_accuracy": float(table.test_accuracy[last]),
+        "regret": float(opt - table.test_accuracy[last]),
+        "regret_to_best_test": float(table.test_accuracy.max() - table.test_accuracy[last]),
+        "regret_auc": float(regret[:limit].mean()),
+        "validation_accuracy": float(table.validation_accuracy[last]),
+        "found_optimum": float(last == table.best_by_validation()),
+        "evaluations": float(len(log)),
+        "distinct_evaluations": float(len(set(log))),
+    }
+    for k in REGRET_AT:
+        if k <= limit:
+            metrics[f"regret_at_{k}"] = float(regret[k - 1])
+    curve = {"evaluations": len(log), "limit": limit, "optimum_test_accuracy": opt,
+             "test_accuracy": [round(float(v), 6) for v in test],
+             "validation_accuracy": [round(float(table.validation_accuracy[i]), 6) for i in inc],
+             "regret": [round(float(v), 6) for v in regret[:len(test)]]}
+    return metrics, curve
