@@ -38,6 +38,11 @@ class BudgetName(str, Enum):
     full = "full"
 
 
+class Executor(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
 class Format(str, Enum):
     md = "md"
     csv = "csv"
@@ -168,6 +173,11 @@ def run(
     in_process: bool = typer.Option(False, "--in-process",
                                     help="Debugging: run methods in this process (no isolation; never ranked)."),
     asv: bool = typer.Option(False, "--asv", help="Run the selection under airspeed velocity (asv) instead."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, max=256,
+                             help="Local executor: runs at a time, each in its own worker process."),
+    executor: Executor = typer.Option(Executor.local, "--executor",
+                                      help="local (this machine) or ray (a Ray cluster: --address, or a local one)."),
+    address: Optional[str] = typer.Option(None, "--address", help="With --executor ray: the cluster, e.g. HOST:6379."),
 ) -> None:
     """Run methods on tasks and write one record per run under RESULTS/runs/.
 
@@ -197,6 +207,19 @@ def run(
         raise UsageError("give either --profile or --all-profiles, not both")
     if asv and (sealed or in_process):
         raise UsageError("--asv runs the asv suite as configured; it takes neither --sealed nor --in-process")
+    if address and executor is not Executor.ray:
+        raise UsageError("--address goes with --executor ray")
+    if executor is Executor.ray:
+        if in_process or asv:
+            raise UsageError("--executor ray runs each run in its own process on the cluster; it takes neither "
+                             "--in-process nor --asv")
+        if jobs != 1:
+            raise UsageError("--jobs is the local executor's; on Ray, the cluster's CPUs decide how many runs go at once")
+        from advbench.executors import ray_available
+
+        ray_available()
+    if jobs > 1 and (in_process or asv):
+        raise UsageError("--jobs runs each run in a worker process; it takes neither --in-process nor --asv")
     threads = default_threads() if threads is None else threads
     if sealed:
         runner.seal_key()  # says how to set the key, before any work
@@ -219,19 +242,59 @@ def run(
         return
     done = set() if force else records.completed(results)
     isolation = "in-process" if in_process else "process"
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     recs, skipped = [], 0
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                  TimeElapsedColumn(), console=err, transient=as_json) as progress:
+    if executor is Executor.ray or jobs > 1:
+        from advbench import executors
+
+        requests = []
         for spec, entry, prof, v in plan:
             for s in range(seed, seed + seeds):
                 key = (spec.name, spec.version, v, entry.name, prof.name, budget.value, s, sealed, isolation)
                 if key in done:
                     skipped += 1
                     continue
+                requests.append(executors.RunRequest(spec.name, entry.name, prof.name, budget.value, s, v, sealed,
+                                                     isolation, threads, memory_cap, prof.torch_device == "cuda"))
+        where = f"Ray ({address or 'a local cluster'})" if executor is Executor.ray else f"{jobs} worker processes"
+        err.print(f"{len(requests)} run(s) on {where}", highlight=False)
+
+        def on_record(rec: dict[str, Any]) -> None:
+            runner.store(rec, results)
+            recs.append(rec)
+            prim = rec["metrics"].get(rec["primary_metric"])
+            err.print(f"{rec['task']}:{rec['method']} {rec['variant']} {rec['profile']} seed {rec['seed']}: "
+                      f"{rec['status']}" + (f" {rec['primary_metric']}={prim:.4g}" if prim is not None else "")
+                      + (f" {(rec['error'] or '').splitlines()[0]}" if rec["status"] != "ok" and rec["error"] else ""),
+                      highlight=False, soft_wrap=True)
+
+        if executor is Executor.ray:
+            executors.run_ray(requests, on_record, address=address)
+        else:
+            executors.run_local_pool(requests, jobs, on_record)
+    else:
+        _run_here(plan, seed, seeds, done, budget.value, sealed, isolation, threads, memory_cap, results, reg, as_json,
+                  recs)
+        skipped = sum(1 for spec, entry, prof, v in plan for s in range(seed, seed + seeds)
+                      if (spec.name, spec.version, v, entry.name, prof.name, budget.value, s, sealed, isolation) in done)
+    _report(recs, skipped, results, as_json, check_targets)
+
+
+def _run_here(plan, seed, seeds, done, budget, sealed, isolation, threads, memory_cap, results, reg, as_json,
+              recs) -> None:
+    """The runs one after another in this process, each with a live progress bar."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from advbench import runner
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), console=err, transient=as_json) as progress:
+        for spec, entry, prof, v in plan:
+            for s in range(seed, seed + seeds):
+                key = (spec.name, spec.version, v, entry.name, prof.name, budget, s, sealed, isolation)
+                if key in done:
+                    continue
                 bar = progress.add_task(f"{spec.name}:{entry.name} {v} {prof.name} seed {s}", total=1.0)
-                rec = runner.run(spec.name, entry.name, profile=prof.name, budget=budget.value, seed=s, variant=v,
+                rec = runner.run(spec.name, entry.name, profile=prof.name, budget=budget, seed=s, variant=v,
                                  results_dir=results, registry=reg, sealed=sealed, isolation=isolation,
                                  threads=threads, memory_cap=memory_cap,
                                  on_progress=lambda d, t, bar=bar: progress.update(bar, completed=d / max(t, 1)))
@@ -241,6 +304,9 @@ def run(
                     err.print(f"[red]{spec.name}:{entry.name} {v} seed {s}: {rec['status']}[/] "
                               f"{(rec['error'] or '').splitlines()[0] if rec['error'] else ''}",
                               highlight=False, soft_wrap=True)
+
+
+def _report(recs: list[dict[str, Any]], skipped: int, results: Path, as_json: bool, check_targets: bool) -> None:
     if skipped:
         err.print(f"skipped {skipped} run(s) that already have an ok record in {results} (--force to run them again)",
                   highlight=False)

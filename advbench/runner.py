@@ -377,10 +377,12 @@ def run(task: str, method: str | None = None, *, profile: str | None = None, bud
         seed: int = 0, variant: str | None = None, results_dir: Path | None = Path("results"),
         registry: Registry | None = None, on_progress: Callable[[float, float], None] | None = None,
         sealed: bool = False, isolation: str = "process", threads: int | None = None,
-        memory_cap: int | None = None) -> dict[str, Any]:
+        memory_cap: int | None = None, keep_artifacts: bool = False) -> dict[str, Any]:
     """Run one (task, variant, method, profile, budget, seed); write and return its record.
 
-    ``results_dir=None`` keeps the record in memory only.
+    ``results_dir=None`` keeps the record in memory only; with ``keep_artifacts`` the files the task
+    made ride along under ``"_artifacts"`` for :func:`store` to write where the record lands (a
+    worker of a pool or of a Ray cluster returns its record to the driver this way).
     """
     reg = registry or default_registry()
     spec, entry, prof = check_run_args(reg, task, method, profile, budget)
@@ -417,6 +419,46 @@ def run(task: str, method: str | None = None, *, profile: str | None = None, bud
 
         peak_cuda = int(torch.cuda.max_memory_allocated())
 
+    rec = _record(spec, entry, prof, budget, variant, seed, threads, key, isolation, outcome, setup_seconds,
+                  getattr(problem, "description", {}), hardware, memory_cap, peak_cuda)
+    if results_dir is not None:
+        store(rec, Path(results_dir), problem.artifacts if rec["status"] == "ok" else {})
+    elif keep_artifacts:
+        rec["_artifacts"] = dict(problem.artifacts) if rec["status"] == "ok" else {}
+    return rec
+
+
+def store(rec: dict[str, Any], results_dir: Path, artifacts: dict[str, bytes] | None = None) -> dict[str, Any]:
+    """Write ``rec`` (and its artifacts: given, or carried under ``"_artifacts"``) into ``results_dir``,
+    atomically; sets ``rec["artifacts"]`` and ``rec["path"]``."""
+    carried = rec.pop("_artifacts", None)
+    artifacts = carried if artifacts is None else artifacts
+    rec["artifacts"] = records.save_artifacts(Path(results_dir), rec, artifacts or {})
+    rec["path"] = str(records.save(Path(results_dir), rec))
+    return rec
+
+
+def failed_record(task: str, method: str | None, *, profile: str | None, budget: str, seed: int,
+                  variant: str | None, status: str, error: str, sealed: bool = False, isolation: str = "process",
+                  threads: int | None = None, registry: Registry | None = None) -> dict[str, Any]:
+    """The record of a run that never reported back (its worker died, twice): the same fields as any
+    record, with ``status`` and ``error`` saying why, and no metrics."""
+    if status not in FAILED:
+        raise ValueError(f"a failed record's status is one of {', '.join(FAILED)}, not {status!r}")
+    reg = registry or default_registry()
+    spec, entry, prof = check_run_args(reg, task, method, profile, budget)
+    variant = resolve_variants(spec, budget, [variant] if variant else None)[0]
+    key = seal_key() if sealed else None
+    threads = default_threads() if threads is None else threads
+    outcome = Outcome(status=status, error=error)
+    return _record(spec, entry, prof, budget, variant, seed, threads, key, isolation, outcome, 0.0, {},
+                   {"threads": threads}, default_memory_cap(), None)
+
+
+def _record(spec: TaskSpec, entry: MethodEntry, prof: Any, budget: str, variant: str, seed: int, threads: int,
+            key: bytes | None, isolation: str, outcome: Outcome, setup_seconds: float, description: dict[str, Any],
+            hardware: dict[str, Any], memory_cap: int, peak_cuda: int | None) -> dict[str, Any]:
+    bud = spec.budgets[budget]
     metrics, status = outcome.metrics, outcome.status
     targets = []
     for t in spec.targets_for(budget, variant):
@@ -460,14 +502,10 @@ def run(task: str, method: str | None = None, *, profile: str | None = None, bud
                    "measured": "method process and its children" if isolation == "process" else "harness process"},
         "curve": outcome.curve,
         "config": {"budget": {"name": bud.name, "max_seconds": bud.max_seconds, "limits": dict(bud.limits)},
-                   "method": outcome.config, "data": getattr(problem, "description", {})},
+                   "method": outcome.config, "data": description},
         "environment": manifest(hardware),
     }
-    rec = _finite(rec)
-    if results_dir is not None:
-        rec["artifacts"] = records.save_artifacts(Path(results_dir), rec, problem.artifacts) if status == "ok" else []
-        rec["path"] = str(records.save(Path(results_dir), rec))
-    return rec
+    return _finite(rec)
 
 
 def _job(spec: TaskSpec, prof: Any, seed: int, threads: int) -> dict[str, Any]:

@@ -1,0 +1,178 @@
+"""Where a sweep's runs execute: one after another, on a pool of local worker processes, or on Ray.
+
+Every executor runs the same :func:`advbench.runner.run` (method and scoring in their own
+processes, held-out data only in the process that builds and scores the task) and hands the
+record back to the driver, which alone writes the results store, atomically
+(:func:`advbench.runner.store`). So a record is the same whichever executor made it, two workers
+never write the same file, and resuming (the driver skips runs that already have an ok record)
+works across executors.
+
+* ``local`` with ``jobs=1``: in the driver's process, with live progress (the default).
+* ``local`` with ``jobs=N``: N worker processes at a time (``python -m advbench.executors``), each
+  running one run and returning its record through a file.
+* ``ray``: each run is a Ray task that declares its resources (``num_cpus`` = the run's threads, a
+  GPU for the ``cuda`` profile, the memory cap) on an existing cluster (``address``) or a local one.
+
+A worker that dies before it reports (killed, out of memory at the node, its node lost) is retried
+once; if the retry dies too, the driver writes a ``crashed`` record for the run and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from advbench.errors import UsageError
+
+EXECUTORS = ("local", "ray")
+RETRIES = 1  # a run whose worker dies is retried once, then recorded as crashed
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One run of a sweep: what :func:`advbench.runner.run` needs, as plain data."""
+
+    task: str
+    method: str
+    profile: str
+    budget: str
+    seed: int
+    variant: str
+    sealed: bool = False
+    isolation: str = "process"
+    threads: int = 1
+    memory_cap: int | None = None
+    needs_gpu: bool = False
+
+    def label(self) -> str:
+        return f"{self.task}:{self.method} {self.variant} {self.profile} seed {self.seed}"
+
+
+def execute(request: RunRequest, *, keep_artifacts: bool = True, **kwargs: Any) -> dict[str, Any]:
+    """Run one request here and return its record (artifacts carried along, nothing written)."""
+    from advbench.runner import run
+
+    return run(request.task, request.method, profile=request.profile, budget=request.budget, seed=request.seed,
+               variant=request.variant, results_dir=None, sealed=request.sealed, isolation=request.isolation,
+               threads=request.threads, memory_cap=request.memory_cap, keep_artifacts=keep_artifacts, **kwargs)
+
+
+def crashed(request: RunRequest, why: str) -> dict[str, Any]:
+    from advbench.runner import failed_record
+
+    return failed_record(request.task, request.method, profile=request.profile, budget=request.budget,
+                         seed=request.seed, variant=request.variant, status="crashed", error=why,
+                         sealed=request.sealed, isolation=request.isolation, threads=request.threads)
+
+
+# ---------------------------------------------------------------------------------------------
+# Local: a pool of worker processes
+# ---------------------------------------------------------------------------------------------
+
+def run_local_pool(requests: Iterable[RunRequest], jobs: int, on_record: Callable[[dict[str, Any]], None]) -> None:
+    """Each request in a fresh ``python -m advbench.executors`` process, ``jobs`` at a time."""
+    lock = threading.Lock()
+
+    def one(request: RunRequest) -> None:
+        why = ""
+        for attempt in range(RETRIES + 1):
+            rec, why = _in_worker_process(request)
+            if rec is not None:
+                break
+        else:
+            rec = crashed(request, f"the worker process running this run died, {RETRIES + 1} times: {why}")
+        with lock:  # the driver alone writes the store, one record at a time
+            on_record(rec)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for future in [pool.submit(one, r) for r in requests]:
+            future.result()
+
+
+def _in_worker_process(request: RunRequest) -> tuple[dict[str, Any] | None, str]:
+    with tempfile.TemporaryDirectory(prefix="advbench-worker-") as tmp:
+        job, out = Path(tmp) / "request.json", Path(tmp) / "record.pickle"
+        import json
+
+        job.write_text(json.dumps(asdict(request)))
+        proc = subprocess.run([sys.executable, "-m", "advbench.executors", str(job), str(out)],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if proc.returncode == 0 and out.exists():
+            return pickle.loads(out.read_bytes()), ""  # written by our own worker, never by method code
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+        return None, f"exit code {proc.returncode} {tail[0]}".strip()
+
+
+def _worker_main(job: str, out: str) -> None:
+    import json
+
+    request = RunRequest(**json.loads(Path(job).read_text()))
+    rec = execute(request)
+    tmp = Path(out).with_suffix(".tmp")
+    tmp.write_bytes(pickle.dumps(rec, protocol=5))
+    os.replace(tmp, out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ray
+# ---------------------------------------------------------------------------------------------
+
+def ray_available() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise UsageError("--executor ray needs Ray, which is not installed: pip install 'advbench[ray]'")
+
+
+def run_ray(requests: Iterable[RunRequest], on_record: Callable[[dict[str, Any]], None], *,
+            address: str | None = None) -> None:
+    """Each request as a Ray task on the cluster at ``address`` (None: start a local one). A sealed
+    sweep's key travels to the workers in the job's environment, as it does to local workers."""
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # ray 2.60 turns token auth on by default
+    key = os.environ.get("ADVBENCH_SEAL_KEY")
+    runtime_env = {"env_vars": {"ADVBENCH_SEAL_KEY": key}} if key else None
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                 runtime_env=runtime_env)
+    remote = ray.remote(max_retries=RETRIES, retry_exceptions=False)(_ray_execute)
+    pending: dict[Any, RunRequest] = {}
+    try:
+        for request in requests:
+            options: dict[str, Any] = {"num_cpus": request.threads, "num_gpus": 1 if request.needs_gpu else 0}
+            if request.memory_cap:
+                options["memory"] = int(request.memory_cap)
+            pending[remote.options(**options).remote(asdict(request))] = request
+        while pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            request = pending.pop(ref)
+            try:
+                rec = ray.get(ref)
+            except ray.exceptions.RayTaskError as exc:  # the harness raised in the worker: not a lost worker
+                rec = crashed(request, f"the run raised in its Ray worker: {str(exc).strip().splitlines()[-1]}")
+                rec["status"] = "error"
+            except ray.exceptions.RayError as exc:  # worker or node died, and so did the retry
+                rec = crashed(request, f"the Ray worker running this run died, {RETRIES + 1} times: "
+                                       f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+            on_record(rec)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _ray_execute(request: dict[str, Any]) -> dict[str, Any]:
+    return execute(RunRequest(**request))
+
+
+if __name__ == "__main__":
+    _worker_main(sys.argv[1], sys.argv[2])
