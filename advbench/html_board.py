@@ -135,32 +135,49 @@ def _speed_quality(page: _Page, g: list[dict[str, Any]], colour: dict[str, str],
 
 def _learning_curves(page: _Page, g: list[dict[str, Any]], recs: dict[str, dict[str, Any]], colour: dict[str, str],
                      primary: str, threshold: float | None) -> str:
-    data, longest = [], 0
+    """Every seed's curve against training seconds, or (a button) against the task's work unit:
+    trials, evaluations, env steps. × marks each run's first checkpoint that met the target."""
+    data, by_seconds, by_work, longest = [], [], [], 0
+    unit = (g[0].get("throughput_unit") or "").removesuffix("/s").strip() or "work"
     for r in g:
         shown = False
         for path in r["paths"]:
             rec = recs.get(path)
             if rec is None or rec["status"] != "ok":
                 continue
-            pts = [(p.get("train_seconds"), (p.get("metrics") or {}).get(primary)) for p in rec.get("curve") or []]
-            pts = [(x, y) for x, y in pts if _finite(x) is not None and _finite(y) is not None]
+            pts = [(p.get("train_seconds"), p.get("work"), (p.get("metrics") or {}).get(primary))
+                   for p in rec.get("curve") or []]
+            pts = [(x, w, y) for x, w, y in pts if _finite(x) is not None and _finite(y) is not None]
             longest = max(longest, len(pts))
             if not pts:
                 continue
             data.append({"type": "scatter", "mode": "lines+markers", "name": r["method"], "legendgroup": r["method"],
-                         "showlegend": not shown, "x": [p[0] for p in pts], "y": [p[1] for p in pts],
+                         "showlegend": not shown, "x": [p[0] for p in pts], "y": [p[2] for p in pts],
                          "line": {"color": colour[r["method"]], "width": 1}, "marker": {"size": 4},
                          "hovertext": f"{r['method']} seed {rec['seed']}"})
+            by_seconds.append([p[0] for p in pts])
+            by_work.append([_finite(p[1]) for p in pts])
             shown = True
+            hit = next((t for t in rec.get("targets") or [] if t.get("metric") == primary), None)
             ttt = _finite(rec.get("time_to_target_seconds"))
             if ttt is not None and threshold is not None:
                 data.append({"type": "scatter", "mode": "markers", "legendgroup": r["method"], "showlegend": False,
                              "x": [ttt], "y": [threshold], "hovertext": f"{r['method']} seed {rec['seed']}: target at {ttt:.1f} s",
                              "marker": {"symbol": "x", "size": 10, "color": colour[r["method"]]}})
+                by_seconds.append([ttt])
+                by_work.append([_finite((hit or {}).get("work_to_target"))])
     if longest < 2:  # one point per run is not a curve
         return ""
-    layout = {"title": {"text": "learning curves (× marks time to target)"},
-              "xaxis": {"title": {"text": "training seconds"}}, "yaxis": {"title": {"text": primary}}}
+    layout: dict[str, Any] = {"title": {"text": "learning curves (× marks time to target)"},
+                              "xaxis": {"title": {"text": "training seconds"}}, "yaxis": {"title": {"text": primary}}}
+    if any(w is not None for ws in by_work for w in ws):
+        layout["margin"] = {"l": 60, "r": 20, "t": 80, "b": 50}
+        layout["updatemenus"] = [{"type": "buttons", "direction": "right", "x": 0, "y": 1.25, "xanchor": "left",
+                                  "buttons": [
+                                      {"label": "x: seconds", "method": "update",
+                                       "args": [{"x": by_seconds}, {"xaxis.title.text": "training seconds"}]},
+                                      {"label": f"x: {unit}", "method": "update",
+                                       "args": [{"x": by_work}, {"xaxis.title.text": unit}]}]}]
     if threshold is not None:
         layout["shapes"] = [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": threshold, "y1": threshold,
                              "line": {"dash": "dash", "color": "#888"}}]

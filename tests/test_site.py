@@ -111,6 +111,16 @@ def test_the_site_renders_in_chromium_every_page_reachable_every_board_and_plot_
     assert plots_seen["privacy-utility"] > 0, "dp-fedavg's privacy-utility curve"
     assert images > 0, "wgan-gp's scatter plots"
 
+    # Search tasks read better against their own work unit: the button swaps every curve's x to it.
+    page.goto((site / "task-automl-v1-cpu.html").as_uri())
+    curve = "document.querySelector('div.plot[data-kind=learning-curve]')"
+    before = page.evaluate(f"() => {curve}.data[0].x")
+    page.locator("div.plot[data-kind=learning-curve] .updatemenu-button").nth(1).click()
+    page.wait_for_timeout(300)
+    after = page.evaluate(f"() => {curve}.data[0].x")
+    title = page.evaluate(f"() => {curve}.layout.xaxis.title.text")
+    assert after != before and all(float(x).is_integer() for x in after) and title == "model fits", (after, title)
+
     task_page = site / "task-dp-fedavg-v1-cpu.html"
     page.goto(task_page.as_uri())
     page.screenshot(path=str(tmp_path / "task.png"), full_page=False)
