@@ -1,6 +1,15 @@
 from __future__ import annotations
 
-import pytest
+import os
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # The README's test command runs one test process per core (pytest -n auto): each then gets one
+    # thread for the libraries it loads itself (torch, BLAS), or two processes of two threads each
+    # would fight over two cores. Runs started through the harness take ADVBENCH_THREADS (default 1).
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
+import pytest  # noqa: E402
 
 import toy
 from advbench.registry import Registry

@@ -45,8 +45,10 @@ def main() -> None:
                 driver.wait()
                 print(f"step {i}: killed after {len(list(results.rglob('*.json')))} records", flush=True)
                 continue
+            t0 = time.perf_counter()
             res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-            sys.stderr.write(f"--- step {i}\n{res.stderr}")
+            seconds = time.perf_counter() - t0
+            sys.stderr.write(f"--- step {i} ({seconds:.1f} s)\n{res.stderr}")
             print(f"step {i}: exit {res.returncode}", flush=True)
     finally:
         cluster.shutdown()

@@ -417,3 +417,17 @@ def test_the_public_renderer_equals_the_harness_renderer():
         public = C.render_rays(model, torch.as_tensor(o.reshape(-1, 3), dtype=torch.float32),
                                torch.as_tensor(d.reshape(-1, 3), dtype=torch.float32))
     np.testing.assert_allclose(ours, public.numpy(), atol=2e-5)
+
+
+def test_committed_full_runs_meet_the_target_on_every_seed_with_the_views_beside_them():
+    from pathlib import Path
+
+    from committed import committed
+
+    ref, floor = (committed(SPEC, method=m, variant="spheres64") for m in ("reference", "floor"))
+    assert len(ref) >= 3 and len(floor) >= 3
+    assert all(r["targets_met"] for r in ref), [r["metrics"]["psnr"] for r in ref]
+    assert max(r["metrics"]["psnr"] for r in floor) < 12 < 26 <= min(r["metrics"]["psnr"] for r in ref)
+    for r in ref:
+        (views,) = r["artifacts"]
+        assert (Path(r["_path"]).parent / views).stat().st_size > 1000

@@ -104,7 +104,10 @@ def test_training_while_the_harness_scores_is_counted_as_training(toy_registry):
     """A thread that keeps training while checkpoints are scored gains no free time."""
     rec = run("toy", "train-while-scored", seed=0, results_dir=None, registry=toy_registry)
     assert rec["status"] == "ok"
-    assert rec["timings"]["train_seconds"] >= 0.8 * rec["timings"]["checkpoint_eval_seconds"]
+    # Counted is the CPU time the method burnt while being scored: alone on a core that is all of the
+    # scoring time; with another test process sharing the cores (pytest -n), a good part of it.
+    # Without the rule it would be none.
+    assert rec["timings"]["train_seconds"] >= 0.4 * rec["timings"]["checkpoint_eval_seconds"]
 
 
 def test_bad_names_are_usage_errors_with_suggestions(toy_registry):
