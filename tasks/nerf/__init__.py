@@ -36,6 +36,15 @@ direction, a coarser finest grid (96) or 64 samples scored 24.5-25.4 dB. Floor 9
 Full: reference 28.61 dB (27.75) after 449 s, target met at 173 s; 644 MiB. Throughput: reference
 3900-4600 rays/s, hash grid 7600.
 
+Full budget, seeds 0-2 (the committed records; 64 x 64, one thread, the other core busy with
+another sweep): reference 28.61 / 28.89 / 28.97 dB (worst views 27.1-27.8), the 26 dB target met
+on every seed after 139-178 s of training, 349-368 s in all, 5600-5900 rays/s, 0.63 GB; at about
+70 s it stood at 24.5-25.5 dB. Hash grid 27.64 / 21.26 / 29.11 dB: at about 80 s seed 2 was at
+28.0 dB (TASKS.md's goal), seed 0 at 26.9 (61 s), seed 1 at 23.5 (it started at 14 dB and never
+recovered its worst view, 16.4); 26 dB reached after 40-61 s where it was reached, 6800-9400
+rays/s. So the hash grid is 2-3 times faster to the target when it trains well, and less stable
+from seed to seed than the positional encoding. Floor 9.7-10.4 dB.
+
 Tried for the reference and not adopted (spheres32, in-process): a softplus density, Adam 5e-4
 and 48 samples: 17.1 dB after 300 steps; the same with Adam 2e-3 and 32 samples: 20.6 dB, the
 spheres' colours never appearing (a grey, half-transparent fog with black colours behind the
