@@ -41,7 +41,7 @@ def chromium_or_skip() -> str:
 def site(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("site")
     res = subprocess.run([sys.executable, "-m", "advbench.cli", "leaderboard", "--format", "html", "--results",
-                          str(RESULTS), "--out", str(out)], capture_output=True, text=True, timeout=300)
+                          "results", "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert res.returncode == 0, res.stderr
     return out
 
