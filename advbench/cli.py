@@ -242,19 +242,17 @@ def run(
         return
     done = set() if force else records.completed(results)
     isolation = "in-process" if in_process else "process"
-    recs, skipped = [], 0
+    every = [(spec, entry, prof, v, s) for spec, entry, prof, v in plan for s in range(seed, seed + seeds)]
+    pending = [(spec, entry, prof, v, s) for spec, entry, prof, v, s in every
+               if (spec.name, spec.version, v, entry.name, prof.name, budget.value, s, sealed, isolation) not in done]
+    skipped = len(every) - len(pending)
+    recs: list[dict[str, Any]] = []
     if executor is Executor.ray or jobs > 1:
         from advbench import executors
 
-        requests = []
-        for spec, entry, prof, v in plan:
-            for s in range(seed, seed + seeds):
-                key = (spec.name, spec.version, v, entry.name, prof.name, budget.value, s, sealed, isolation)
-                if key in done:
-                    skipped += 1
-                    continue
-                requests.append(executors.RunRequest(spec.name, entry.name, prof.name, budget.value, s, v, sealed,
-                                                     isolation, threads, memory_cap, prof.torch_device == "cuda"))
+        requests = [executors.RunRequest(spec.name, entry.name, prof.name, budget.value, s, v, sealed, isolation,
+                                         threads, memory_cap, prof.torch_device == "cuda")
+                    for spec, entry, prof, v, s in pending]
         where = f"Ray ({address or 'a local cluster'})" if executor is Executor.ray else f"{jobs} worker processes"
         err.print(f"{len(requests)} run(s) on {where}", highlight=False)
 
@@ -272,15 +270,11 @@ def run(
         else:
             executors.run_local_pool(requests, jobs, on_record)
     else:
-        _run_here(plan, seed, seeds, done, budget.value, sealed, isolation, threads, memory_cap, results, reg, as_json,
-                  recs)
-        skipped = sum(1 for spec, entry, prof, v in plan for s in range(seed, seed + seeds)
-                      if (spec.name, spec.version, v, entry.name, prof.name, budget.value, s, sealed, isolation) in done)
+        _run_here(pending, budget.value, sealed, isolation, threads, memory_cap, results, reg, as_json, recs)
     _report(recs, skipped, results, as_json, check_targets)
 
 
-def _run_here(plan, seed, seeds, done, budget, sealed, isolation, threads, memory_cap, results, reg, as_json,
-              recs) -> None:
+def _run_here(pending, budget, sealed, isolation, threads, memory_cap, results, reg, as_json, recs) -> None:
     """The runs one after another in this process, each with a live progress bar."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -288,22 +282,18 @@ def _run_here(plan, seed, seeds, done, budget, sealed, isolation, threads, memor
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   TimeElapsedColumn(), console=err, transient=as_json) as progress:
-        for spec, entry, prof, v in plan:
-            for s in range(seed, seed + seeds):
-                key = (spec.name, spec.version, v, entry.name, prof.name, budget, s, sealed, isolation)
-                if key in done:
-                    continue
-                bar = progress.add_task(f"{spec.name}:{entry.name} {v} {prof.name} seed {s}", total=1.0)
-                rec = runner.run(spec.name, entry.name, profile=prof.name, budget=budget, seed=s, variant=v,
-                                 results_dir=results, registry=reg, sealed=sealed, isolation=isolation,
-                                 threads=threads, memory_cap=memory_cap,
-                                 on_progress=lambda d, t, bar=bar: progress.update(bar, completed=d / max(t, 1)))
-                progress.update(bar, completed=1.0)
-                recs.append(rec)
-                if rec["status"] != "ok":
-                    err.print(f"[red]{spec.name}:{entry.name} {v} seed {s}: {rec['status']}[/] "
-                              f"{(rec['error'] or '').splitlines()[0] if rec['error'] else ''}",
-                              highlight=False, soft_wrap=True)
+        for spec, entry, prof, v, s in pending:
+            bar = progress.add_task(f"{spec.name}:{entry.name} {v} {prof.name} seed {s}", total=1.0)
+            rec = runner.run(spec.name, entry.name, profile=prof.name, budget=budget, seed=s, variant=v,
+                             results_dir=results, registry=reg, sealed=sealed, isolation=isolation,
+                             threads=threads, memory_cap=memory_cap,
+                             on_progress=lambda d, t, bar=bar: progress.update(bar, completed=d / max(t, 1)))
+            progress.update(bar, completed=1.0)
+            recs.append(rec)
+            if rec["status"] != "ok":
+                err.print(f"[red]{spec.name}:{entry.name} {v} seed {s}: {rec['status']}[/] "
+                          f"{(rec['error'] or '').splitlines()[0] if rec['error'] else ''}",
+                          highlight=False, soft_wrap=True)
 
 
 def _report(recs: list[dict[str, Any]], skipped: int, results: Path, as_json: bool, check_targets: bool) -> None:

@@ -19,6 +19,7 @@ once; if the retry dies too, the driver writes a ``crashed`` record for the run 
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import subprocess
@@ -52,9 +53,6 @@ class RunRequest:
     memory_cap: int | None = None
     needs_gpu: bool = False
 
-    def label(self) -> str:
-        return f"{self.task}:{self.method} {self.variant} {self.profile} seed {self.seed}"
-
 
 def execute(request: RunRequest, *, keep_artifacts: bool = True, **kwargs: Any) -> dict[str, Any]:
     """Run one request here and return its record (artifacts carried along, nothing written)."""
@@ -65,12 +63,14 @@ def execute(request: RunRequest, *, keep_artifacts: bool = True, **kwargs: Any) 
                threads=request.threads, memory_cap=request.memory_cap, keep_artifacts=keep_artifacts, **kwargs)
 
 
-def crashed(request: RunRequest, why: str) -> dict[str, Any]:
+def failed(request: RunRequest, status: str, why: str) -> dict[str, Any]:
+    """The record of a request whose worker never reported back."""
     from advbench.runner import failed_record
 
     return failed_record(request.task, request.method, profile=request.profile, budget=request.budget,
-                         seed=request.seed, variant=request.variant, status="crashed", error=why,
-                         sealed=request.sealed, isolation=request.isolation, threads=request.threads)
+                         seed=request.seed, variant=request.variant, status=status, error=why,
+                         sealed=request.sealed, isolation=request.isolation, threads=request.threads,
+                         memory_cap=request.memory_cap)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -82,13 +82,12 @@ def run_local_pool(requests: Iterable[RunRequest], jobs: int, on_record: Callabl
     lock = threading.Lock()
 
     def one(request: RunRequest) -> None:
-        why = ""
-        for attempt in range(RETRIES + 1):
+        for _ in range(RETRIES + 1):
             rec, why = _in_worker_process(request)
             if rec is not None:
                 break
         else:
-            rec = crashed(request, f"the worker process running this run died, {RETRIES + 1} times: {why}")
+            rec = failed(request, "crashed", f"the worker process running this run died, {RETRIES + 1} times: {why}")
         with lock:  # the driver alone writes the store, one record at a time
             on_record(rec)
 
@@ -100,8 +99,6 @@ def run_local_pool(requests: Iterable[RunRequest], jobs: int, on_record: Callabl
 def _in_worker_process(request: RunRequest) -> tuple[dict[str, Any] | None, str]:
     with tempfile.TemporaryDirectory(prefix="advbench-worker-") as tmp:
         job, out = Path(tmp) / "request.json", Path(tmp) / "record.pickle"
-        import json
-
         job.write_text(json.dumps(asdict(request)))
         proc = subprocess.run([sys.executable, "-m", "advbench.executors", str(job), str(out)],
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -112,8 +109,6 @@ def _in_worker_process(request: RunRequest) -> tuple[dict[str, Any] | None, str]
 
 
 def _worker_main(job: str, out: str) -> None:
-    import json
-
     request = RunRequest(**json.loads(Path(job).read_text()))
     rec = execute(request)
     tmp = Path(out).with_suffix(".tmp")
@@ -159,11 +154,11 @@ def run_ray(requests: Iterable[RunRequest], on_record: Callable[[dict[str, Any]]
             try:
                 rec = ray.get(ref)
             except ray.exceptions.RayTaskError as exc:  # the harness raised in the worker: not a lost worker
-                rec = crashed(request, f"the run raised in its Ray worker: {str(exc).strip().splitlines()[-1]}")
-                rec["status"] = "error"
+                rec = failed(request, "error", f"the run raised in its Ray worker: {str(exc).strip().splitlines()[-1]}")
             except ray.exceptions.RayError as exc:  # worker or node died, and so did the retry
-                rec = crashed(request, f"the Ray worker running this run died, {RETRIES + 1} times: "
-                                       f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                rec = failed(request, "crashed", f"the Ray worker running this run died, {RETRIES + 1} times: "
+                                                 f"{type(exc).__name__}: {first}")
             on_record(rec)
     finally:
         if started_here:

@@ -440,7 +440,8 @@ def store(rec: dict[str, Any], results_dir: Path, artifacts: dict[str, bytes] | 
 
 def failed_record(task: str, method: str | None, *, profile: str | None, budget: str, seed: int,
                   variant: str | None, status: str, error: str, sealed: bool = False, isolation: str = "process",
-                  threads: int | None = None, registry: Registry | None = None) -> dict[str, Any]:
+                  threads: int | None = None, memory_cap: int | None = None,
+                  registry: Registry | None = None) -> dict[str, Any]:
     """The record of a run that never reported back (its worker died, twice): the same fields as any
     record, with ``status`` and ``error`` saying why, and no metrics."""
     if status not in FAILED:
@@ -452,7 +453,7 @@ def failed_record(task: str, method: str | None, *, profile: str | None, budget:
     threads = default_threads() if threads is None else threads
     outcome = Outcome(status=status, error=error)
     return _record(spec, entry, prof, budget, variant, seed, threads, key, isolation, outcome, 0.0, {},
-                   {"threads": threads}, default_memory_cap(), None)
+                   {"threads": threads}, default_memory_cap() if memory_cap is None else memory_cap, None)
 
 
 def _record(spec: TaskSpec, entry: MethodEntry, prof: Any, budget: str, variant: str, seed: int, threads: int,

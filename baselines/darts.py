@@ -145,7 +145,7 @@ def virtual_step(net: Supernet, opt: torch.optim.SGD, alpha: torch.Tensor, x: to
 def hypergradient(net: Supernet, opt: torch.optim.SGD, alpha: torch.Tensor, train_batch, val_batch, xi: float,
                   epsilon: float = 0.01) -> torch.Tensor:
     """∇_α L_val(w', α) − ξ ∇²_{α,w} L_train(w, α) · ∇_w' L_val(w', α), the mixed term by central
-    differences at w ± ε v, ε = ``epsilon`` / ||v|` (the paper's eq. 7-8). Leaves the weights as found."""
+    differences at w ± ε v, ε = ``epsilon`` / ||v|| (the paper's eq. 7-8). Leaves the weights as found."""
     params = list(net.parameters())
     saved = [p.detach().clone() for p in params]
     w_prime = virtual_step(net, opt, alpha, *train_batch, xi)
