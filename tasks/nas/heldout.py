@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,19 +184,12 @@ def _as_table(rows: np.ndarray) -> Table:
 
 
 def _write_atomic(path: Path, rows: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """The table as one .npz, written whole or not at all (readers see the old file or the new one)."""
+    from advbench.records import write_atomic
+
     buf = io.BytesIO()
     np.savez(buf, rows=rows, version=np.int64(TABLE_VERSION), columns=np.array(COLUMNS))
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # readers see the old file or the whole new one, never a part
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, buf.getvalue())
 
 
 def _read(path: Path) -> np.ndarray | None:
