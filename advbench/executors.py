@@ -110,10 +110,9 @@ def _in_worker_process(request: RunRequest) -> tuple[dict[str, Any] | None, str]
 
 def _worker_main(job: str, out: str) -> None:
     request = RunRequest(**json.loads(Path(job).read_text()))
-    rec = execute(request)
-    tmp = Path(out).with_suffix(".tmp")
-    tmp.write_bytes(pickle.dumps(rec, protocol=5))
-    os.replace(tmp, out)
+    from advbench.records import write_atomic
+
+    write_atomic(Path(out), pickle.dumps(execute(request), protocol=5))
 
 
 # ---------------------------------------------------------------------------------------------
