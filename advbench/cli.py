@@ -151,7 +151,8 @@ MAX_SEEDS = 1000
 def run(
     task: Optional[List[str]] = typer.Option(None, "--task", "-t", help="Task to run (repeatable)."),
     all_tasks: bool = typer.Option(False, "--all", help="Run every registered task."),
-    method: Optional[str] = typer.Option(None, "--method", "-m", help="Method name (default: the task's reference)."),
+    method: Optional[List[str]] = typer.Option(None, "--method", "-m",
+                                               help="Method name (repeatable; default: the task's reference)."),
     all_methods: bool = typer.Option(False, "--all-methods", help="Run every registered method of each task."),
     profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Hardware profile (default: the task's first)."),
     all_profiles: bool = typer.Option(False, "--all-profiles",
@@ -230,7 +231,7 @@ def run(
     plan = []
     for name in names:  # validate everything before running anything
         spec = reg.spec(name)
-        methods = list(reg.methods(spec.name)) if all_methods else [method]
+        methods = list(reg.methods(spec.name)) if all_methods else list(dict.fromkeys(method or [None]))
         profiles = ([p for p in spec.profiles if get_profile(p).available()[0]] if all_profiles else [profile])
         for m in methods:
             for p in profiles:
@@ -338,7 +339,7 @@ def _print_records(recs: list[dict[str, Any]]) -> None:
         out.print(f"records written under {Path(recs[-1]['path']).parents[3]}/runs/", highlight=False)
 
 
-def _run_asv(tasks: list[str], method: Optional[str], profile: Optional[str], budget: str, seeds: int,
+def _run_asv(tasks: list[str], methods: Optional[list[str]], profile: Optional[str], budget: str, seeds: int,
              results: Path) -> None:
     """Run the generated asv modules of ``tasks`` on the current environment and commit."""
     root = Path.cwd()
@@ -347,11 +348,12 @@ def _run_asv(tasks: list[str], method: Optional[str], profile: Optional[str], bu
     env = dict(os.environ, ADVBENCH_ASV_BUDGET=budget, ADVBENCH_ASV_SEEDS=str(seeds))
     if profile:
         env["ADVBENCH_ASV_PROFILE"] = profile
-    if method:
-        if method not in ("reference", "floor"):
-            raise UsageError(f"--asv runs the asv suite, which tracks the reference and floor methods only, "
-                             f"not {method!r}. Valid methods with --asv: floor, reference")
-        env["ADVBENCH_ASV_METHODS"] = method
+    if methods:
+        for method in methods:
+            if method not in ("reference", "floor"):
+                raise UsageError(f"--asv runs the asv suite, which tracks the reference and floor methods only, "
+                                 f"not {method!r}. Valid methods with --asv: floor, reference")
+        env["ADVBENCH_ASV_METHODS"] = ",".join(dict.fromkeys(methods))
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     bench = "|".join(f"^bench_{t.replace('-', '_')}\\." for t in tasks)
     cmd = [sys.executable, "-m", "asv", "run", "-E", f"existing:{sys.executable}", "--bench", bench,
