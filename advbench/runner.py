@@ -21,10 +21,12 @@ import hashlib
 import math
 import os
 import pickle
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -123,14 +125,19 @@ def time_to_target(curve: list[dict[str, Any]], metric: str, target: Any, m: Any
 # ---------------------------------------------------------------------------------------------
 
 class Child:
-    """A fresh ``python -m advbench.sandbox ROLE`` process in its own session, and its socket."""
+    """A fresh ``python -m advbench.sandbox ROLE`` process in its own session, and its socket.
+
+    Its ``TMPDIR`` is a folder of its own, removed with it: what a method leaves in temporary
+    files (a Ray instance's session, compiler caches) is gone even when the method was killed.
+    """
 
     def __init__(self, role: str, job: dict[str, Any], threads: int) -> None:
         from multiprocessing.connection import Connection
 
         ours, theirs = socket.socketpair()
+        self.scratch = tempfile.mkdtemp(prefix=f"advbench-{role}-")
         env = {k: v for k, v in os.environ.items() if k != SEAL_ENV}  # the key never leaves the harness
-        env.update(thread_env(threads))
+        env.update(thread_env(threads), TMPDIR=self.scratch)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "advbench.sandbox", role, str(theirs.fileno())],
             pass_fds=(theirs.fileno(),), env=env, start_new_session=True,
@@ -193,6 +200,7 @@ class Child:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
         self.conn.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
     def wait_ready(self, timeout: float) -> float:
         """Seconds the process spent starting (as it reports), or raises with how it failed."""

@@ -9,6 +9,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(_var, "1")
 
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import uuid  # noqa: E402
+
 import pytest  # noqa: E402
 
 import toy
@@ -17,7 +21,7 @@ from advbench.registry import Registry
 pytest_plugins = ["ci_never_skips"]
 
 TOY_METHODS = ("estimate", "zero", "crash", "slow", "hang", "exit_3", "hard_exit", "segfault", "hog_memory",
-               "nan", "wrong_type", "no_solution", "unpicklable", "train_while_scored")
+               "nan", "wrong_type", "no_solution", "unpicklable", "train_while_scored", "temp_files_then_hang")
 
 
 @pytest.fixture
@@ -28,3 +32,28 @@ def toy_registry() -> Registry:
     for name in TOY_METHODS:
         reg.register_method("toy", name.replace("_", "-"), f"toy_methods:{name}")
     return reg
+
+
+@pytest.fixture(scope="module")
+def loopback_namespace():
+    """``ip netns exec NAME``: a network namespace with only ``lo``, up. Ray 2.60 binds its node to the
+    host's address otherwise, and no test may send traffic off loopback; where no namespace can be
+    made (no ``ip``, no privilege) the test skips and says why."""
+    pytest.importorskip("ray")  # "could not import": fails under CI, where the test extra installs it
+    ip = shutil.which("ip")
+    if ip is None:
+        pytest.skip("no `ip` command, so no loopback-only network namespace: a Ray cluster started here would "
+                    "bind the host's address")
+    name = f"advbench-ray-{uuid.uuid4().hex[:8]}"  # one per module, even two modules in one process
+    made = subprocess.run([ip, "netns", "add", name], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot make a network namespace ({made.stderr.strip()}; it needs CAP_SYS_ADMIN): a Ray "
+                    "cluster started here would bind the host's address")
+    try:
+        prefix = [ip, "netns", "exec", name]
+        subprocess.run([*prefix, ip, "link", "set", "lo", "up"], check=True, capture_output=True)
+        links = subprocess.run([*prefix, ip, "-o", "link"], check=True, capture_output=True, text=True).stdout
+        assert [line.split(":")[1].strip() for line in links.splitlines()] == ["lo"], links
+        yield prefix
+    finally:
+        subprocess.run([ip, "netns", "del", name], capture_output=True)

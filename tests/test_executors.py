@@ -8,7 +8,6 @@ traffic off loopback. Where no namespace can be made (no ``ip``, no privilege), 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -84,29 +83,6 @@ def test_bad_executor_options_are_one_line_usage_errors_before_any_work(tmp_path
 # ---------------------------------------------------------------------------------------------
 # Ray, on a loopback-only cluster
 # ---------------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def loopback_namespace():
-    """``ip netns exec NAME``: a network namespace with only ``lo``, up."""
-    pytest.importorskip("ray")  # "could not import": fails under CI, where the test extra installs it
-    ip = shutil.which("ip")
-    if ip is None:
-        pytest.skip("no `ip` command, so no loopback-only network namespace: a Ray cluster started here would "
-                    "bind the host's address")
-    name = f"advbench-ray-{os.getpid()}"
-    made = subprocess.run([ip, "netns", "add", name], capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot make a network namespace ({made.stderr.strip()}; it needs CAP_SYS_ADMIN): a Ray "
-                    "cluster started here would bind the host's address")
-    try:
-        prefix = [ip, "netns", "exec", name]
-        subprocess.run([*prefix, ip, "link", "set", "lo", "up"], check=True, capture_output=True)
-        links = subprocess.run([*prefix, ip, "-o", "link"], check=True, capture_output=True, text=True).stdout
-        assert [line.split(":")[1].strip() for line in links.splitlines()] == ["lo"], links
-        yield prefix
-    finally:
-        subprocess.run([ip, "netns", "del", name], capture_output=True)
-
 
 def test_a_ray_sweep_on_a_loopback_cluster(loopback_namespace, host_killer_env, tmp_path):
     """One cluster (a head and two worker nodes), one results store, four steps:

@@ -77,6 +77,18 @@ def test_a_method_that_hangs_without_checkpointing_is_killed_at_the_cap(toy_regi
     assert rec["metrics"] == rec["curve"][0]["metrics"]  # the one checkpoint it made is what counts
 
 
+def test_a_killed_method_leaves_no_temporary_files(toy_registry):
+    """Each method process gets a TMPDIR of its own, removed with it, even when it is killed at the cap."""
+    import tempfile
+    from pathlib import Path
+
+    rec = run("toy", "temp-files-then-hang", budget="quick", seed=0, results_dir=None, registry=toy_registry)
+    assert rec["status"] == "time_cap"
+    left = Path(rec["config"]["method"]["temp_file"])
+    assert left.parent.name.startswith("advbench-method-") and left.parent.parent == Path(tempfile.gettempdir())
+    assert not left.parent.exists()
+
+
 @pytest.mark.parametrize("method, status, message", [
     ("crash", "error", "RuntimeError: boom"),
     ("exit-3", "error", "the method called sys.exit(3)"),

@@ -32,6 +32,19 @@ def slow(train, ctx):
         ctx.checkpoint(float(train.draw(10).mean()))
 
 
+def temp_files_then_hang(train, ctx):
+    """Leaves a file in the temporary folder, says where, then hangs until killed at the cap."""
+    import tempfile
+
+    fd, path = tempfile.mkstemp(suffix=".left-behind")
+    os.write(fd, b"x" * 1000)
+    os.close(fd)
+    ctx.record_config(temp_file=path)
+    ctx.checkpoint(float(train.draw(100).mean()))
+    while True:
+        time.sleep(1.0)
+
+
 def hang(train, ctx):
     """Checkpoints once, then sleeps for ever without checkpointing again."""
     ctx.checkpoint(float(train.draw(100).mean()))
