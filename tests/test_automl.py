@@ -176,3 +176,89 @@ def test_committed_full_runs_tpe_is_at_least_random_search_over_seeds():
         for seed, score in cv["floor"].items():
             # The tuners' trial 0 is C=1, gamma=1/d: sklearn's defaults up to gamma="scale"'s variance.
             assert cv["reference"][seed] >= score - 0.01 and cv["random"][seed] >= score - 0.01, (variant, seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ray Tune as the trials' back end (tpe-ray-tune): on a loopback-only network namespace, as every
+# test that starts Ray (see the loopback_namespace fixture)
+# ---------------------------------------------------------------------------------------------
+
+def _in_namespace(prefix, args, tmp):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TMPDIR=str(tmp), ADVBENCH_THREADS="1", RAY_AUTH_MODE="disabled")
+    return subprocess.run([*prefix, sys.executable, *args], capture_output=True, text=True, timeout=600, env=env)
+
+
+@pytest.fixture
+def short_tmp():
+    """A short TMPDIR: Ray puts its sockets under it, and a socket's path has at most 107 bytes."""
+    import shutil
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="ab", dir="/tmp")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_tpe_on_ray_tune_runs_the_references_trials_and_leaves_nothing_behind(loopback_namespace, short_tmp,
+                                                                              tmp_path):
+    """With one thread, Ray Tune asks optuna's TPE the same questions in the same order and tells it
+    the same scores as the reference's study.optimize: same trials, same choice, same scores. The
+    record says which back end ran. The method's Ray instance (its processes and its session under
+    the method's TMPDIR) is gone after the run."""
+    import os
+
+    pytest.importorskip("ray.tune", reason="pip install 'advbench[ray-tune]'")
+    from advbench import records
+
+    res = _in_namespace(loopback_namespace, ["-m", "advbench.cli", "run", "--task", "automl", "--method", "reference",
+                                             "--method", "tpe-ray-tune", "--variant", "wine", "--seed", "3",
+                                             "--threads", "1", "--results", str(tmp_path)], short_tmp)
+    assert res.returncode == 0, res.stderr
+    recs = {r["method"]: r for r in records.iter_records(tmp_path)}
+    ref, tune = recs["reference"], recs["tpe-ray-tune"]
+    assert ref["config"]["method"]["backend"] == "optuna"
+    assert tune["config"]["method"]["backend"] == "ray-tune" and tune["config"]["method"]["ray"]
+    for key in ("best_cv_by_trial", "best_config", "best_cv", "sampler", "trials", "n_jobs"):
+        assert tune["config"]["method"][key] == ref["config"]["method"][key], key
+    assert len(ref["config"]["method"]["best_cv_by_trial"]) == SPEC.budgets["quick"].limits["trials"]
+    assert tune["metrics"] == ref["metrics"]
+    assert [(c["step"], c["metrics"]) for c in tune["curve"]] == [(c["step"], c["metrics"]) for c in ref["curve"]]
+    assert os.listdir(short_tmp) == []  # the harness removed each method process's TMPDIR, Ray's session in it
+    import psutil
+
+    assert not [p.pid for p in psutil.process_iter(["cmdline"]) if short_tmp in " ".join(p.info["cmdline"] or [])]
+
+
+SPENT_AT_STEP_10 = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from test_automl import _Ctx, build
+from advbench.baselines import automl as A
+from advbench.errors import BudgetExhausted
+
+class Ctx(_Ctx):
+    def checkpoint(self, solution, step=None):
+        super().checkpoint(solution, step)
+        if step >= 10:
+            raise BudgetExhausted("spent")
+
+ctx = Ctx(seed=0, trials=40)
+try:
+    A.tpe_on_ray_tune(build("wine").train, ctx)
+except BudgetExhausted:
+    print("stopped at", ctx.steps)
+"""
+
+
+def test_tpe_on_ray_tune_stops_when_the_budget_is_spent(loopback_namespace, short_tmp):
+    """ctx.checkpoint raises BudgetExhausted inside a Tune callback, which Tune would file as a failed
+    trial and carry on: the method stops the Tuner and hands the exception to the harness."""
+    from pathlib import Path
+
+    pytest.importorskip("ray.tune", reason="pip install 'advbench[ray-tune]'")
+    res = _in_namespace(loopback_namespace, ["-c", SPENT_AT_STEP_10, str(Path(__file__).parent)], short_tmp)
+    assert res.stdout.strip() == "stopped at [5, 10]", res.stdout + res.stderr

@@ -68,6 +68,23 @@ def test_every_task_is_a_spec_a_contract_and_held_out_code():
         assert spec.entry_point.startswith(f"advbench.tasks.{package}.heldout:"), spec.entry_point
 
 
+def test_every_built_in_method_has_committed_full_budget_records():
+    """results/ is the reference leaderboard: full-budget runs of every built-in method, each task's
+    current version, on every variant of its full budget."""
+    from committed import committed
+
+    reg = Registry()
+    missing = []
+    for name in reg.task_names():
+        spec = reg.spec(name)
+        for method, entry in reg.methods(name).items():
+            if entry.source != "advbench":
+                continue  # a plugin installed here
+            ran = {r["variant"] for r in committed(spec, method=method, ok_only=False)}
+            missing += [f"{spec.id} {method} {v}" for v in spec.budgets["full"].variants if v not in ran]
+    assert not missing, "no committed full-budget record: " + ", ".join(missing)
+
+
 def test_reading_every_spec_imports_no_numpy():
     code = ("import sys; from advbench.registry import Registry; r = Registry()\n"
             "[r.spec(t) for t in r.task_names()]\n"

@@ -19,6 +19,11 @@ its learning curve is the hold-out score of the refit best every 5 trials.
 Methods: ``reference`` = optuna ``TPESampler(seed)``, ``random`` = ``RandomSampler(seed)``, same
 trials, both starting from the default configuration; ``floor`` = scikit-learn's defaults, no
 tuning. Trials run through optuna's ``n_jobs`` (threads), never more than the run's threads.
+``tpe-ray-tune`` (``pip install 'advbench[ray-tune]'``) is the reference's TPE sampler with Ray Tune
+running the trials (``OptunaSearch``; one trial per Ray worker, as many at once as the run has
+threads, on a Ray instance the method starts for itself): on one thread its trials, choice and
+scores equal the reference's, seed for seed (tested, and on the committed records); its records
+say ``backend: ray-tune``, and the speed board shows what Ray costs.
 
 Budgets: ``trials``, quick 15 (digits), full 40 (every set).
 Targets (TASKS.md): quick digits hold-out accuracy ≥ 0.980, full ≥ 0.983. The comparison of TPE
