@@ -194,11 +194,12 @@ def _in_namespace(prefix, args, tmp):
 
 @pytest.fixture
 def short_tmp():
-    """A short TMPDIR: Ray puts its sockets under it, and a socket's path has at most 107 bytes."""
+    """A short TMPDIR: Ray puts its sockets under it (the harness's advbench-method-XXXXXXXX/ray/
+    session_<date>_<time>_<us>_<pid>/sockets/plasma_store), and a socket's path has at most 107 bytes."""
     import shutil
     import tempfile
 
-    path = tempfile.mkdtemp(prefix="ab", dir="/tmp")
+    path = tempfile.mkdtemp(prefix="", dir="/tmp")
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
@@ -262,3 +263,19 @@ def test_tpe_on_ray_tune_stops_when_the_budget_is_spent(loopback_namespace, shor
     pytest.importorskip("ray.tune", reason="pip install 'advbench[ray-tune]'")
     res = _in_namespace(loopback_namespace, ["-c", SPENT_AT_STEP_10, str(Path(__file__).parent)], short_tmp)
     assert res.stdout.strip() == "stopped at [5, 10]", res.stdout + res.stderr
+
+
+def test_committed_tpe_on_ray_tune_records_equal_the_references_seed_for_seed():
+    """The committed full-budget records (one thread each): Ray Tune ran the reference's search, so
+    on every variant and seed it chose the same configuration with the same scores; only the
+    clock differs (Ray's start-up and scheduling are its cost, on the speed board)."""
+    from committed import committed
+
+    ref = {(r["variant"], r["seed"]): r for r in committed(SPEC, method="reference")}
+    tune = {(r["variant"], r["seed"]): r for r in committed(SPEC, method="tpe-ray-tune")}
+    assert len(tune) >= 4 * 10 and set(tune) <= set(ref), sorted(set(tune) - set(ref))
+    for key, rec in tune.items():
+        assert rec["threads"] == 1 and rec["config"]["method"]["backend"] == "ray-tune", key
+        assert rec["config"]["method"]["best_cv_by_trial"] == ref[key]["config"]["method"]["best_cv_by_trial"], key
+        assert rec["config"]["method"]["best_config"] == ref[key]["config"]["method"]["best_config"], key
+        assert rec["metrics"] == ref[key]["metrics"], key
