@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import gc
 import hashlib
 import math
@@ -124,11 +125,47 @@ def time_to_target(curve: list[dict[str, Any]], metric: str, target: Any, m: Any
 # Processes that run method code
 # ---------------------------------------------------------------------------------------------
 
+NAMESPACES_ENV = "ADVBENCH_NAMESPACES"  # "0": start method and scoring processes without namespaces
+
+
+@functools.lru_cache(maxsize=1)
+def namespace_prefix() -> tuple[str, ...]:
+    """``unshare ...``: the command that starts a process in a new user and PID namespace, or ``()``.
+
+    Method code (a method, or a solution in the scoring process) runs as the user who runs the
+    harness, and a process of the same user may read another's memory (``/proc/PID/mem``: where
+    held-out answers are) and signal it (kill the sweep). In a user namespace of its own it holds no
+    capability over the harness, so the kernel refuses both even to root; in a PID namespace of its
+    own the harness's PID names nothing, and when the process ends, everything it started ends
+    with it (a ``setsid`` daemon included). Needs util-linux's ``unshare`` and user namespaces
+    (root, or unprivileged ones allowed); where either is missing, or with ADVBENCH_NAMESPACES=0,
+    processes start without them and each record's ``namespaces`` says so.
+    """
+    if os.environ.get(NAMESPACES_ENV, "1") == "0":
+        return ()
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return ()
+    for mapping in ("--map-current-user", "--map-root-user"):  # the first needs util-linux 2.38
+        cmd = (unshare, "--user", mapping, "--pid", "--fork", "--kill-child")
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            if subprocess.run([*cmd, "true"], capture_output=True, timeout=10).returncode == 0:
+                return cmd
+    return ()
+
+
+def namespaces() -> list[str]:
+    """The namespaces method processes start in here (the record's ``namespaces``)."""
+    return ["user", "pid"] if namespace_prefix() else []
+
+
 class Child:
     """A fresh ``python -m advbench.sandbox ROLE`` process in its own session, and its socket.
 
-    Its ``TMPDIR`` is a folder of its own, removed with it: what a method leaves in temporary
-    files (a Ray instance's session, compiler caches) is gone even when the method was killed.
+    It starts in user and PID namespaces of its own where the system allows
+    (:func:`namespace_prefix`). Its ``TMPDIR`` is a folder of its own, removed with it: what a
+    method leaves in temporary files (a Ray instance's session, compiler caches) is gone even when
+    the method was killed.
     """
 
     def __init__(self, role: str, job: dict[str, Any], threads: int) -> None:
@@ -139,7 +176,7 @@ class Child:
         env = {k: v for k, v in os.environ.items() if k != SEAL_ENV}  # the key never leaves the harness
         env.update(thread_env(threads), TMPDIR=self.scratch)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "advbench.sandbox", role, str(theirs.fileno())],
+            [*namespace_prefix(), sys.executable, "-m", "advbench.sandbox", role, str(theirs.fileno())],
             pass_fds=(theirs.fileno(),), env=env, start_new_session=True,
             stdin=subprocess.DEVNULL, stdout=2,  # a method's prints go to stderr, never into --json output
         )
@@ -495,6 +532,7 @@ def _record(spec: TaskSpec, entry: MethodEntry, prof: Any, budget: str, variant:
         "sealed": key is not None,
         "seal_key_sha256": hashlib.sha256(key).hexdigest() if key is not None else None,
         "isolation": isolation,
+        "namespaces": namespaces() if isolation == "process" else None,
         "status": status, "error": outcome.error,
         "primary_metric": spec.primary_metric,
         "metrics": metrics,

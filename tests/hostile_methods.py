@@ -178,3 +178,66 @@ def pc_scan_everything(train, ctx):
         if a.shape == (p, p) and np.isin(a, (0, 1)).all() and a.any() and not np.diagonal(a).any():
             return Graph(train.nodes, a)
     return empty
+
+
+# ---------------------------------------------------------------------------------------------
+# Beyond the process: the harness's memory and its PID
+# ---------------------------------------------------------------------------------------------
+
+
+def _read_harness_memory() -> tuple[float | None, list[str]]:
+    """Read the anonymous memory of the harness (its PID in ``ADVBENCH_HOSTILE_HARNESS``, as an
+    attacker scanning /proc would find it) for the answer's bytes (``ADVBENCH_HOSTILE_NEEDLE``: an
+    attacker who knows what the answer looks like), and try to signal the harness."""
+    import re
+    import struct
+
+    pid = int(os.environ["ADVBENCH_HOSTILE_HARNESS"])
+    needle = bytes.fromhex(os.environ["ADVBENCH_HOSTILE_NEEDLE"])
+    found, read, notes = None, 0, []
+    try:
+        os.kill(pid, 0)
+        notes.append("signal: allowed")
+    except OSError as exc:
+        notes.append(f"signal: {type(exc).__name__}")
+    try:
+        regions = [line.split() for line in Path(f"/proc/{pid}/maps").read_text().splitlines()]
+        with open(f"/proc/{pid}/mem", "rb", 0) as mem:
+            for fields in regions:
+                if not fields[1].startswith("rw") or (len(fields) > 5 and not fields[5].startswith("[heap")):
+                    continue  # anonymous writable memory: where Python keeps its objects
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                if end - start > 1 << 28:
+                    continue
+                try:
+                    mem.seek(start)
+                    chunk = mem.read(end - start)
+                except OSError:
+                    continue
+                read += len(chunk)
+                if found is None and re.search(re.escape(needle), chunk):
+                    found = struct.unpack("<d", needle)[0]
+        notes.append(f"memory: read {'some' if read else 'nothing'}")
+    except OSError as exc:
+        notes.append(f"memory: {type(exc).__name__}")
+    notes.append("answer found" if found is not None else "answer not found")
+    return found, notes
+
+
+def toy_read_harness_memory(train, ctx):
+    found, notes = _read_harness_memory()
+    _dump("method:harness-memory", set() if found is None else {found}, [], notes)
+    return 0.0 if found is None else found
+
+
+class HarnessReadingEstimate:
+    """A solution whose code, in the scoring process, reads the harness's memory for the answer."""
+
+    def estimate(self) -> float:
+        found, notes = _read_harness_memory()
+        _dump("solution:harness-memory", set() if found is None else {found}, [], notes)
+        return 0.0 if found is None else found
+
+
+def toy_solution_reads_harness_memory(train, ctx):
+    return HarnessReadingEstimate()

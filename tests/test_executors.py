@@ -30,13 +30,39 @@ def key(rec):
 
 
 @pytest.fixture(scope="module")
-def host_killer_env(tmp_path_factory) -> dict[str, str]:
-    """An environment that also holds a plugin whose method SIGKILLs the process hosting its run."""
+def host_killer_site(tmp_path_factory) -> str:
+    """A folder holding a plugin whose method SIGKILLs its parent, the process hosting its run."""
     target = tmp_path_factory.mktemp("site")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target",
                     str(target), str(ROOT / "tests" / "fixtures" / "host-killer-plugin")],
                    check=True, capture_output=True, timeout=300)
-    return dict(os.environ, PYTHONPATH=str(target), ADVBENCH_THREADS="1")
+    return str(target)
+
+
+@pytest.fixture(scope="module")
+def host_killer_env(host_killer_site) -> dict[str, str]:
+    """The host killer's environment, with method processes started outside namespaces
+    (ADVBENCH_NAMESPACES=0), as where the system cannot make them: there it does kill its host, the
+    way a lost node or the OS's OOM killer would, and that is the path these tests take."""
+    return dict(os.environ, PYTHONPATH=host_killer_site, ADVBENCH_THREADS="1", ADVBENCH_NAMESPACES="0")
+
+
+def test_in_its_namespaces_a_method_cannot_kill_the_sweep(host_killer_site, tmp_path):
+    """The default, one run after another in the driver's process: the host killer's parent is
+    outside its PID namespace, so its kill reaches only its own process group; the run is crashed
+    and the sweep goes on."""
+    from advbench.runner import namespaces
+
+    if not namespaces():
+        pytest.skip("this system cannot start processes in new user and PID namespaces")
+    res = advbench("run", "--task", "pc", "--all-methods", "--variant", "sachs", "--results", str(tmp_path),
+                   env=dict(os.environ, PYTHONPATH=host_killer_site, ADVBENCH_THREADS="1"))
+    assert res.returncode == 1, res.stderr  # a failed run, and the sweep went on
+    by_method = {r["method"]: r for r in records.iter_records(tmp_path)}
+    assert by_method["reference"]["status"] == by_method["floor"]["status"] == "ok"
+    dead = by_method["kills-its-host"]
+    assert dead["status"] == "crashed" and "the method's process died: killed by signal SIGKILL" in dead["error"]
+    assert dead["namespaces"] == ["user", "pid"]
 
 
 def test_a_pool_of_worker_processes_writes_the_records_a_sequential_sweep_writes(tmp_path):

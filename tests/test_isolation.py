@@ -14,7 +14,8 @@ import pytest
 from advbench.runner import run
 from advbench.task import Seal
 
-HOSTILE = ("toy_scan_everything", "toy_read_curve", "toy_rebuild_from_seed", "toy_scanning_solution")
+HOSTILE = ("toy_scan_everything", "toy_read_curve", "toy_rebuild_from_seed", "toy_scanning_solution",
+           "toy_read_harness_memory", "toy_solution_reads_harness_memory")
 KEY = "correct-horse-battery-staple-0123"
 
 
@@ -61,6 +62,49 @@ def test_the_scoring_process_holds_no_held_out_answer(hostile):
     assert entry["route"] == "solution:everything" and len(entry["floats"]) > 10
     assert answer(3) not in entry["floats"]
     assert not {"Problem", "Scorer"} & set(entry["kinds"])
+
+
+def _ptrace_unrestricted() -> bool:
+    """Whether this kernel lets a process read the memory of any other process of its user (no Yama)."""
+    from pathlib import Path
+
+    scope = Path("/proc/sys/kernel/yama/ptrace_scope")
+    return not scope.exists() or scope.read_text().strip() == "0"
+
+
+@pytest.mark.parametrize("method", ["toy_read_harness_memory", "toy_solution_reads_harness_memory"])
+def test_method_code_can_neither_read_the_harness_memory_nor_signal_it(hostile, monkeypatch, method):
+    """Method code runs as the user who runs the harness, and a process may read the memory of
+    another process of its user (/proc/PID/mem) and signal it. Here it is told the harness's PID and
+    the answer's bytes, and looks for them in the harness's memory, from the method process and from
+    the scoring process. In user and PID namespaces of their own, both are refused; without them
+    (ADVBENCH_NAMESPACES=0, where this kernel allows same-user reads) the same code finds the answer:
+    the attack is real, and the namespaces are what stop it."""
+    import os
+    import struct
+
+    from advbench.runner import namespace_prefix, namespaces
+
+    monkeypatch.setenv("ADVBENCH_HOSTILE_HARNESS", str(os.getpid()))
+    monkeypatch.setenv("ADVBENCH_HOSTILE_NEEDLE", struct.pack("<d", answer(3)).hex())
+    namespace_prefix.cache_clear()
+    if not namespaces():
+        pytest.skip("this system cannot start processes in new user and PID namespaces (no `unshare`, or user "
+                    "namespaces not allowed)")
+    rec, (entry,) = hostile(method)
+    assert entry["kinds"] == ["answer not found", "memory: PermissionError", "signal: ProcessLookupError"], entry
+    assert rec["namespaces"] == ["user", "pid"] and rec["metrics"]["abs_error"] == pytest.approx(abs(answer(3)))
+
+    if _ptrace_unrestricted():
+        monkeypatch.setenv("ADVBENCH_NAMESPACES", "0")
+        namespace_prefix.cache_clear()
+        try:
+            rec, (entry,) = hostile(method)
+        finally:
+            monkeypatch.delenv("ADVBENCH_NAMESPACES")
+            namespace_prefix.cache_clear()
+        assert "answer found" in entry["kinds"] and "signal: allowed" in entry["kinds"], entry
+        assert rec["namespaces"] == [] and rec["metrics"]["abs_error"] == 0.0
 
 
 def test_rebuilding_the_data_from_the_seed_fails_when_sealed(hostile):
