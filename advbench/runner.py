@@ -130,14 +130,15 @@ NAMESPACES_ENV = "ADVBENCH_NAMESPACES"  # "0": start method and scoring processe
 
 @functools.lru_cache(maxsize=1)
 def namespace_prefix() -> tuple[str, ...]:
-    """``unshare ...``: the command that starts a process in a new user and PID namespace, or ``()``.
+    """``unshare ...``: the command that starts a process in new user, PID and network namespaces, or ``()``.
 
     Method code (a method, or a solution in the scoring process) runs as the user who runs the
     harness, and a process of the same user may read another's memory (``/proc/PID/mem``: where
     held-out answers are) and signal it (kill the sweep). In a user namespace of its own it holds no
     capability over the harness, so the kernel refuses both even to root; in a PID namespace of its
     own the harness's PID names nothing, and when the process ends, everything it started ends
-    with it (a ``setsid`` daemon included). Needs util-linux's ``unshare`` and user namespaces
+    with it (a ``setsid`` daemon included). In a network namespace of its own it has loopback
+    only (the sandbox brings ``lo`` up): nothing to download, nowhere to send. Needs util-linux's ``unshare`` and user namespaces
     (root, or unprivileged ones allowed); where either is missing, or with ADVBENCH_NAMESPACES=0,
     processes start without them and each record's ``namespaces`` says so.
     """
@@ -147,7 +148,7 @@ def namespace_prefix() -> tuple[str, ...]:
     if unshare is None:
         return ()
     for mapping in ("--map-current-user", "--map-root-user"):  # the first needs util-linux 2.38
-        cmd = (unshare, "--user", mapping, "--pid", "--fork", "--kill-child")
+        cmd = (unshare, "--user", mapping, "--pid", "--net", "--fork", "--kill-child")
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             if subprocess.run([*cmd, "true"], capture_output=True, timeout=10).returncode == 0:
                 return cmd
@@ -156,7 +157,7 @@ def namespace_prefix() -> tuple[str, ...]:
 
 def namespaces() -> list[str]:
     """The namespaces method processes start in here (the record's ``namespaces``)."""
-    return ["user", "pid"] if namespace_prefix() else []
+    return ["user", "pid", "net"] if namespace_prefix() else []
 
 
 class Child:

@@ -6,8 +6,9 @@
   questions about it (:func:`advbench.solution.serve`). It receives held-out inputs, never answers.
 
 Both are started fresh by the harness (never forked from it), in user and PID namespaces of their
-own where the system allows (:func:`advbench.runner.namespace_prefix`: no reading the harness's
-memory, no signalling it), with ``ADVBENCH_SEAL_KEY`` removed from their environment, a ``TMPDIR``
+own where the system allows, and a network namespace holding loopback only
+(:func:`advbench.runner.namespace_prefix`: no reading the harness's memory, no signalling it, no
+network), with ``ADVBENCH_SEAL_KEY`` removed from their environment, a ``TMPDIR``
 of their own and the thread count fixed before any library loads. Both refuse to
 import a task's held-out module. They die with the harness (``PR_SET_PDEATHSIG``) and when
 their socket closes. Everything they send the harness is plain data (see
@@ -51,6 +52,22 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
     except (OSError, AttributeError):
         pass  # not Linux: the closed socket still ends the process
+
+
+def _loopback_up() -> None:
+    """In a network namespace of its own, ``lo`` starts down: bring it up (a method may run local
+    servers, Ray for one). Elsewhere it is up already, or not ours to change."""
+    import fcntl
+    import struct
+
+    get_flags, set_flags, up = 0x8913, 0x8914, 0x1  # SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            flags = struct.unpack("16sH14s", fcntl.ioctl(s, get_flags, struct.pack("16sH14s", b"lo", 0, b"")))[1]
+            if not flags & up:
+                fcntl.ioctl(s, set_flags, struct.pack("16sH14s", b"lo", flags | up, b""))
+    except OSError:
+        pass
 
 
 def _prepare(job: dict[str, Any]) -> None:
@@ -124,6 +141,7 @@ def _run_solution_host(conn: Any, job: dict[str, Any]) -> None:
 def main() -> None:
     role, fd = sys.argv[1], int(sys.argv[2])
     _die_with_parent()
+    _loopback_up()
     from multiprocessing.connection import Connection
 
     sock = socket.socket(fileno=fd)

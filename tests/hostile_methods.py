@@ -241,3 +241,23 @@ class HarnessReadingEstimate:
 
 def toy_solution_reads_harness_memory(train, ctx):
     return HarnessReadingEstimate()
+
+
+def toy_use_the_network(train, ctx):
+    """Which network interfaces can it see, does loopback work, and can it reach out (to the
+    harness's own addresses, which exist on this host: ``ADVBENCH_HOSTILE_ADDRESSES``)?"""
+    import socket
+
+    notes = ["interfaces: " + ",".join(sorted(name for _, name in socket.if_nameindex()))]
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        with socket.create_connection(server.getsockname(), timeout=5):
+            notes.append("loopback: works")
+    for address in filter(None, os.environ.get("ADVBENCH_HOSTILE_ADDRESSES", "").split(",")):
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.connect((address, 9))  # a route to it, or not
+            notes.append(f"route to {address}: yes")
+        except OSError as exc:
+            notes.append(f"route to {address}: {type(exc).__name__}")
+    _dump("method:network", set(), [], notes)
+    return 0.0

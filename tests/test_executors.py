@@ -62,7 +62,7 @@ def test_in_its_namespaces_a_method_cannot_kill_the_sweep(host_killer_site, tmp_
     assert by_method["reference"]["status"] == by_method["floor"]["status"] == "ok"
     dead = by_method["kills-its-host"]
     assert dead["status"] == "crashed" and "the method's process died: killed by signal SIGKILL" in dead["error"]
-    assert dead["namespaces"] == ["user", "pid"]
+    assert dead["namespaces"] == ["user", "pid", "net"]
 
 
 def test_a_pool_of_worker_processes_writes_the_records_a_sequential_sweep_writes(tmp_path):

@@ -15,7 +15,7 @@ from advbench.runner import run
 from advbench.task import Seal
 
 HOSTILE = ("toy_scan_everything", "toy_read_curve", "toy_rebuild_from_seed", "toy_scanning_solution",
-           "toy_read_harness_memory", "toy_solution_reads_harness_memory")
+           "toy_read_harness_memory", "toy_solution_reads_harness_memory", "toy_use_the_network")
 KEY = "correct-horse-battery-staple-0123"
 
 
@@ -93,7 +93,7 @@ def test_method_code_can_neither_read_the_harness_memory_nor_signal_it(hostile, 
                     "namespaces not allowed)")
     rec, (entry,) = hostile(method)
     assert entry["kinds"] == ["answer not found", "memory: PermissionError", "signal: ProcessLookupError"], entry
-    assert rec["namespaces"] == ["user", "pid"] and rec["metrics"]["abs_error"] == pytest.approx(abs(answer(3)))
+    assert rec["namespaces"] == ["user", "pid", "net"] and rec["metrics"]["abs_error"] == pytest.approx(abs(answer(3)))
 
     if _ptrace_unrestricted():
         monkeypatch.setenv("ADVBENCH_NAMESPACES", "0")
@@ -105,6 +105,44 @@ def test_method_code_can_neither_read_the_harness_memory_nor_signal_it(hostile, 
             namespace_prefix.cache_clear()
         assert "answer found" in entry["kinds"] and "signal: allowed" in entry["kinds"], entry
         assert rec["namespaces"] == [] and rec["metrics"]["abs_error"] == 0.0
+
+
+def test_method_code_has_loopback_and_no_other_network(hostile, monkeypatch):
+    """Nothing to download, nowhere to send: in its network namespace a method sees ``lo`` alone,
+    which works (Ray and other local servers need it), and has no route to this host's addresses."""
+    import socket
+
+    from advbench.runner import namespace_prefix, namespaces
+
+    namespace_prefix.cache_clear()
+    if not namespaces():
+        pytest.skip("this system cannot start processes in new user, PID and network namespaces")
+    ours = sorted(name for _, name in socket.if_nameindex())
+    # 192.0.2.1 is a documentation address (TEST-NET-1): connecting a UDP socket only asks for a
+    # route, it sends nothing. From here the route exists (when this host has one off loopback),
+    # and its local end is this host's address; the method must have a route to neither.
+    addresses = ["192.0.2.1"]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))
+            addresses.append(probe.getsockname()[0])
+        except OSError:
+            pass  # no route off loopback here either: the method's view must still be lo alone
+    monkeypatch.setenv("ADVBENCH_HOSTILE_ADDRESSES", ",".join(addresses))
+    rec, (entry,) = hostile("toy_use_the_network")
+    assert rec["status"] == "ok" and "net" in rec["namespaces"]
+    assert sorted(entry["kinds"]) == sorted(["interfaces: lo", "loopback: works",
+                                             *(f"route to {a}: OSError" for a in addresses)]), (entry, ours)
+
+    monkeypatch.setenv("ADVBENCH_NAMESPACES", "0")  # the control: the same code, outside the namespaces
+    namespace_prefix.cache_clear()
+    try:
+        rec, (entry,) = hostile("toy_use_the_network")
+    finally:
+        monkeypatch.delenv("ADVBENCH_NAMESPACES")
+        namespace_prefix.cache_clear()
+    assert entry["kinds"][0] == "interfaces: " + ",".join(ours)
+    assert len(addresses) == 1 or "route to 192.0.2.1: yes" in entry["kinds"], entry
 
 
 def test_rebuilding_the_data_from_the_seed_fails_when_sealed(hostile):
