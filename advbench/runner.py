@@ -125,7 +125,7 @@ def time_to_target(curve: list[dict[str, Any]], metric: str, target: Any, m: Any
 # Processes that run method code
 # ---------------------------------------------------------------------------------------------
 
-NAMESPACES_ENV = "ADVBENCH_NAMESPACES"  # "0": start method and scoring processes without namespaces
+CONFINEMENT_ENV = "ADVBENCH_CONFINEMENT"  # "0": method and scoring processes without namespaces or Landlock
 
 
 @functools.lru_cache(maxsize=1)
@@ -139,10 +139,10 @@ def namespace_prefix() -> tuple[str, ...]:
     own the harness's PID names nothing, and when the process ends, everything it started ends
     with it (a ``setsid`` daemon included). In a network namespace of its own it has loopback
     only (the sandbox brings ``lo`` up): nothing to download, nowhere to send. Needs util-linux's ``unshare`` and user namespaces
-    (root, or unprivileged ones allowed); where either is missing, or with ADVBENCH_NAMESPACES=0,
+    (root, or unprivileged ones allowed); where either is missing, or with ADVBENCH_CONFINEMENT=0,
     processes start without them and each record's ``namespaces`` says so.
     """
-    if os.environ.get(NAMESPACES_ENV, "1") == "0":
+    if os.environ.get(CONFINEMENT_ENV, "1") == "0":
         return ()
     unshare = shutil.which("unshare")
     if unshare is None:
@@ -252,6 +252,7 @@ class Child:
         msg = recv_plain(self.conn)
         if msg[0] == "error":
             raise SolutionError(str(msg[1]))
+        self.writable = [str(p) for p in msg[2]] if len(msg) > 2 else []  # where it may write files
         return float(msg[1])
 
 
@@ -417,6 +418,7 @@ class Outcome:
     peak_rss: int = 0
     timings: dict[str, float] = field(default_factory=dict)  # isolation overheads
     asks: int = 0  # questions the method asked the task (ctx.ask)
+    writable: list[str] | None = None  # where the method process may write files (None: no confinement known)
 
 
 def run(task: str, method: str | None = None, *, profile: str | None = None, budget: str = "quick",
@@ -533,7 +535,10 @@ def _record(spec: TaskSpec, entry: MethodEntry, prof: Any, budget: str, variant:
         "sealed": key is not None,
         "seal_key_sha256": hashlib.sha256(key).hexdigest() if key is not None else None,
         "isolation": isolation,
-        "namespaces": namespaces() if isolation == "process" else None,
+        # How method code was confined (the same for the method and the scoring process): namespaces,
+        # and the only folders it could write files in ([]: anywhere its user can).
+        "confinement": ({"namespaces": namespaces(), "writes_only_beneath": outcome.writable or []}
+                        if isolation == "process" else None),
         "status": status, "error": outcome.error,
         "primary_metric": spec.primary_metric,
         "metrics": metrics,
@@ -582,6 +587,7 @@ def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, thr
         with MemoryWatch(worker, memory_cap) as mem:
             try:
                 out.timings["method_start_seconds"] = worker.wait_ready(START_TIMEOUT)
+                out.writable = worker.writable
             except SolutionError as exc:
                 out.status, out.error = ("crashed" if worker.dead() else "error"), f"the method could not start: {exc}"
                 return out

@@ -8,7 +8,7 @@
 Both are started fresh by the harness (never forked from it), in user and PID namespaces of their
 own where the system allows, and a network namespace holding loopback only
 (:func:`advbench.runner.namespace_prefix`: no reading the harness's memory, no signalling it, no
-network), with ``ADVBENCH_SEAL_KEY`` removed from their environment, a ``TMPDIR``
+network), writing files only beneath their own TMPDIR where Landlock allows (:func:`_confine_writes`), with ``ADVBENCH_SEAL_KEY`` removed from their environment, a ``TMPDIR``
 of their own and the thread count fixed before any library loads. Both refuse to
 import a task's held-out module. They die with the harness (``PR_SET_PDEATHSIG``) and when
 their socket closes. Everything they send the harness is plain data (see
@@ -70,6 +70,34 @@ def _loopback_up() -> None:
         pass
 
 
+WRITABLE = ("/dev/shm", "/dev")  # besides the process's own TMPDIR: shared memory, /dev/null and devices
+
+
+def _confine_writes() -> list[str]:
+    """From here on, this process and every process it starts may create, change or delete files
+    only beneath its TMPDIR (a folder of its own, removed after it), /dev/shm and /dev: not the
+    results, not the installed code of the harness, tasks and libraries that later runs would load.
+    Reading and executing stay allowed everywhere. Landlock (Linux 5.13+) enforces it in the kernel
+    and it cannot be undone. Returns the folders (TMPDIR as "$TMPDIR"), or [] where Landlock is
+    unavailable or ADVBENCH_CONFINEMENT=0."""
+    if os.environ.get("ADVBENCH_CONFINEMENT", "1") == "0" or not sys.platform.startswith("linux"):
+        return []
+    try:
+        import landlock
+        from landlock import FSAccess
+
+        if landlock.landlock_abi_version() < 1:
+            return []
+        reads = FSAccess.READ_FILE | FSAccess.READ_DIR | FSAccess.EXECUTE | getattr(FSAccess, "IOCTL_DEV", 0)
+        writes = FSAccess.all() & ~reads  # the rights Landlock handles; whatever it does not handle stays allowed
+        ruleset = landlock.Ruleset(restrict_rules=writes)
+        ruleset.allow(os.environ["TMPDIR"], *[p for p in WRITABLE if os.path.isdir(p)])
+        ruleset.apply()
+    except Exception:  # noqa: BLE001 - no Landlock here (old kernel, not built in, not Linux)
+        return []
+    return ["$TMPDIR", *[p for p in WRITABLE if os.path.isdir(p)]]
+
+
 def _prepare(job: dict[str, Any]) -> None:
     sys.path[:] = job["sys_path"]
     sys.meta_path.insert(0, HeldoutImportBlocker(set(job["blocked_modules"])))
@@ -108,7 +136,7 @@ def _run_method(conn: Any, job: dict[str, Any]) -> None:
 
     ctx = RunContext(spec=job["spec"], variant=job["variant"], seed=job["seed"], budget=job["budget"],
                      profile=profile, submit=submit)
-    send_plain(conn, ("ready", time.perf_counter() - t0))
+    send_plain(conn, ("ready", time.perf_counter() - t0, job["writable"]))
     conn.recv()  # "go": the harness starts its training clock as it sends this
     ctx._start = time.perf_counter()
     try:
@@ -134,7 +162,7 @@ def _run_solution_host(conn: Any, job: dict[str, Any]) -> None:
 
     t0 = time.perf_counter()
     get_profile(job["profile"]).activate(job["seed"], threads=job["threads"], import_torch=False)
-    send_plain(conn, ("ready", time.perf_counter() - t0))
+    send_plain(conn, ("ready", time.perf_counter() - t0, job["writable"]))
     serve(conn)
 
 
@@ -148,6 +176,7 @@ def main() -> None:
     conn = Connection(sock.detach())
     job = conn.recv()  # from the harness, which is trusted
     _prepare(job)
+    job["writable"] = _confine_writes()  # before any method or solution code is loaded
     if role == "method":
         _run_method(conn, job)
     elif role == "solution":

@@ -261,3 +261,24 @@ def toy_use_the_network(train, ctx):
             notes.append(f"route to {address}: {type(exc).__name__}")
     _dump("method:network", set(), [], notes)
     return 0.0
+
+
+def toy_write_outside(train, ctx):
+    """Plant a file in, and append to a file of, folders outside its TMPDIR (``ADVBENCH_HOSTILE_TARGETS``:
+    a stand-in for results/ and for installed code that later runs load), and write in its TMPDIR."""
+    import tempfile
+
+    notes = []
+    for i, folder in enumerate(os.environ["ADVBENCH_HOSTILE_TARGETS"].split(",")):
+        for what, path, mode in (("plant", Path(folder) / "planted.txt", "w"), ("append", Path(folder) / "victim.py", "a")):
+            try:
+                with open(path, mode) as f:
+                    f.write("tampered\n")
+                notes.append(f"{what} {i}: done")
+            except OSError as exc:
+                notes.append(f"{what} {i}: {type(exc).__name__}")
+    with open(Path(tempfile.gettempdir()) / "mine.txt", "w") as f:
+        f.write("scratch\n")
+    notes.append("tmpdir: done")
+    _dump("method:write-outside", set(), [], notes)
+    return 0.0

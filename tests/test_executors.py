@@ -42,9 +42,9 @@ def host_killer_site(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def host_killer_env(host_killer_site) -> dict[str, str]:
     """The host killer's environment, with method processes started outside namespaces
-    (ADVBENCH_NAMESPACES=0), as where the system cannot make them: there it does kill its host, the
+    (ADVBENCH_CONFINEMENT=0), as where the system cannot make them: there it does kill its host, the
     way a lost node or the OS's OOM killer would, and that is the path these tests take."""
-    return dict(os.environ, PYTHONPATH=host_killer_site, ADVBENCH_THREADS="1", ADVBENCH_NAMESPACES="0")
+    return dict(os.environ, PYTHONPATH=host_killer_site, ADVBENCH_THREADS="1", ADVBENCH_CONFINEMENT="0")
 
 
 def test_in_its_namespaces_a_method_cannot_kill_the_sweep(host_killer_site, tmp_path):
@@ -62,7 +62,7 @@ def test_in_its_namespaces_a_method_cannot_kill_the_sweep(host_killer_site, tmp_
     assert by_method["reference"]["status"] == by_method["floor"]["status"] == "ok"
     dead = by_method["kills-its-host"]
     assert dead["status"] == "crashed" and "the method's process died: killed by signal SIGKILL" in dead["error"]
-    assert dead["namespaces"] == ["user", "pid", "net"]
+    assert dead["confinement"]["namespaces"] == ["user", "pid", "net"]
 
 
 def test_a_pool_of_worker_processes_writes_the_records_a_sequential_sweep_writes(tmp_path):

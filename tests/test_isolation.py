@@ -15,15 +15,26 @@ from advbench.runner import run
 from advbench.task import Seal
 
 HOSTILE = ("toy_scan_everything", "toy_read_curve", "toy_rebuild_from_seed", "toy_scanning_solution",
-           "toy_read_harness_memory", "toy_solution_reads_harness_memory", "toy_use_the_network")
+           "toy_read_harness_memory", "toy_solution_reads_harness_memory", "toy_use_the_network",
+           "toy_write_outside")
 KEY = "correct-horse-battery-staple-0123"
+
+
+def dump_file(tmp_path):
+    """Where a hostile method writes what it found. Method code may write files only in its own
+    TMPDIR, /dev/shm and /dev, so: /dev/shm, under a name of this test's own."""
+    import uuid
+    from pathlib import Path
+
+    shm = Path("/dev/shm")
+    return (shm if shm.is_dir() else tmp_path) / f"advbench-hostile-{uuid.uuid4().hex}.jsonl"
 
 
 @pytest.fixture
 def hostile(toy_registry, tmp_path, monkeypatch):
     for name in HOSTILE:
         toy_registry.register_method("toy", name, f"hostile_methods:{name}")
-    dump = tmp_path / "dump.jsonl"
+    dump = dump_file(tmp_path)
     monkeypatch.setenv("ADVBENCH_HOSTILE_DUMP", str(dump))
     monkeypatch.setenv("ADVBENCH_SEAL_KEY", KEY)
 
@@ -33,7 +44,8 @@ def hostile(toy_registry, tmp_path, monkeypatch):
         dump.unlink(missing_ok=True)
         return rec, entries
 
-    return go
+    yield go
+    dump.unlink(missing_ok=True)
 
 
 def answer(seed: int, key: bytes | None = None) -> float:
@@ -64,6 +76,19 @@ def test_the_scoring_process_holds_no_held_out_answer(hostile):
     assert not {"Problem", "Scorer"} & set(entry["kinds"])
 
 
+def unconfined(hostile, monkeypatch, method: str):
+    """The control: the same hostile code with ADVBENCH_CONFINEMENT=0 (no namespaces, no Landlock)."""
+    from advbench.runner import namespace_prefix
+
+    monkeypatch.setenv("ADVBENCH_CONFINEMENT", "0")
+    namespace_prefix.cache_clear()
+    try:
+        return hostile(method)
+    finally:
+        monkeypatch.delenv("ADVBENCH_CONFINEMENT")
+        namespace_prefix.cache_clear()
+
+
 def _ptrace_unrestricted() -> bool:
     """Whether this kernel lets a process read the memory of any other process of its user (no Yama)."""
     from pathlib import Path
@@ -78,7 +103,7 @@ def test_method_code_can_neither_read_the_harness_memory_nor_signal_it(hostile, 
     another process of its user (/proc/PID/mem) and signal it. Here it is told the harness's PID and
     the answer's bytes, and looks for them in the harness's memory, from the method process and from
     the scoring process. In user and PID namespaces of their own, both are refused; without them
-    (ADVBENCH_NAMESPACES=0, where this kernel allows same-user reads) the same code finds the answer:
+    (ADVBENCH_CONFINEMENT=0, where this kernel allows same-user reads) the same code finds the answer:
     the attack is real, and the namespaces are what stop it."""
     import os
     import struct
@@ -93,18 +118,12 @@ def test_method_code_can_neither_read_the_harness_memory_nor_signal_it(hostile, 
                     "namespaces not allowed)")
     rec, (entry,) = hostile(method)
     assert entry["kinds"] == ["answer not found", "memory: PermissionError", "signal: ProcessLookupError"], entry
-    assert rec["namespaces"] == ["user", "pid", "net"] and rec["metrics"]["abs_error"] == pytest.approx(abs(answer(3)))
+    assert rec["confinement"]["namespaces"] == ["user", "pid", "net"] and rec["metrics"]["abs_error"] == pytest.approx(abs(answer(3)))
 
     if _ptrace_unrestricted():
-        monkeypatch.setenv("ADVBENCH_NAMESPACES", "0")
-        namespace_prefix.cache_clear()
-        try:
-            rec, (entry,) = hostile(method)
-        finally:
-            monkeypatch.delenv("ADVBENCH_NAMESPACES")
-            namespace_prefix.cache_clear()
+        rec, (entry,) = unconfined(hostile, monkeypatch, method)
         assert "answer found" in entry["kinds"] and "signal: allowed" in entry["kinds"], entry
-        assert rec["namespaces"] == [] and rec["metrics"]["abs_error"] == 0.0
+        assert rec["confinement"]["namespaces"] == [] and rec["metrics"]["abs_error"] == 0.0
 
 
 def test_method_code_has_loopback_and_no_other_network(hostile, monkeypatch):
@@ -130,19 +149,35 @@ def test_method_code_has_loopback_and_no_other_network(hostile, monkeypatch):
             pass  # no route off loopback here either: the method's view must still be lo alone
     monkeypatch.setenv("ADVBENCH_HOSTILE_ADDRESSES", ",".join(addresses))
     rec, (entry,) = hostile("toy_use_the_network")
-    assert rec["status"] == "ok" and "net" in rec["namespaces"]
+    assert rec["status"] == "ok" and "net" in rec["confinement"]["namespaces"]
     assert sorted(entry["kinds"]) == sorted(["interfaces: lo", "loopback: works",
                                              *(f"route to {a}: OSError" for a in addresses)]), (entry, ours)
 
-    monkeypatch.setenv("ADVBENCH_NAMESPACES", "0")  # the control: the same code, outside the namespaces
-    namespace_prefix.cache_clear()
-    try:
-        rec, (entry,) = hostile("toy_use_the_network")
-    finally:
-        monkeypatch.delenv("ADVBENCH_NAMESPACES")
-        namespace_prefix.cache_clear()
+    rec, (entry,) = unconfined(hostile, monkeypatch, "toy_use_the_network")
     assert entry["kinds"][0] == "interfaces: " + ",".join(ours)
     assert len(addresses) == 1 or "route to 192.0.2.1: yes" in entry["kinds"], entry
+
+
+def test_method_code_writes_files_only_in_its_own_temporary_folder(hostile, monkeypatch, tmp_path):
+    """Same user, so without confinement a method could rewrite results/ or the installed code that
+    later runs (and the harness) load. Landlock lets it write only beneath its TMPDIR, /dev/shm and
+    /dev; the same code with ADVBENCH_CONFINEMENT=0 plants and appends where it likes."""
+    targets = [tmp_path / "results", tmp_path / "site-packages"]
+    for folder in targets:
+        folder.mkdir()
+        (folder / "victim.py").write_text("original\n")
+    monkeypatch.setenv("ADVBENCH_HOSTILE_TARGETS", ",".join(map(str, targets)))
+    rec, (entry,) = hostile("toy_write_outside")
+    if not rec["confinement"]["writes_only_beneath"]:
+        pytest.skip("no Landlock on this kernel: method processes may write wherever their user can")
+    assert rec["confinement"]["writes_only_beneath"] == ["$TMPDIR", "/dev/shm", "/dev"]
+    assert sorted(entry["kinds"]) == ["append 0: PermissionError", "append 1: PermissionError",
+                                      "plant 0: PermissionError", "plant 1: PermissionError", "tmpdir: done"]
+    assert all((f / "victim.py").read_text() == "original\n" and not (f / "planted.txt").exists() for f in targets)
+
+    rec, (entry,) = unconfined(hostile, monkeypatch, "toy_write_outside")
+    assert rec["confinement"] == {"namespaces": [], "writes_only_beneath": []}
+    assert "plant 0: done" in entry["kinds"] and (targets[0] / "victim.py").read_text() == "original\ntampered\n"
 
 
 def test_rebuilding_the_data_from_the_seed_fails_when_sealed(hostile):
@@ -214,10 +249,11 @@ def test_pc_answers_are_out_of_reach_of_a_method(tmp_path, monkeypatch):
 
     reg = Registry()
     reg.register_method("pc", "scan", "hostile_methods:pc_scan_everything")
-    dump = tmp_path / "dump.jsonl"
+    dump = dump_file(tmp_path)
     monkeypatch.setenv("ADVBENCH_HOSTILE_DUMP", str(dump))
     rec = run("pc", "scan", variant="sachs", results_dir=None, registry=reg)
     (entry,) = [json.loads(line) for line in dump.read_text().splitlines()]
+    dump.unlink()
     from advbench.tasks.pc.heldout import PCTask
 
     truth = PCTask().build(variant="sachs", seed=0, budget=reg.spec("pc").budgets["quick"], seal=Seal(0)).heldout
