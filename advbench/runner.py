@@ -148,7 +148,9 @@ def namespace_prefix() -> tuple[str, ...]:
     if unshare is None:
         return ()
     for mapping in ("--map-current-user", "--map-root-user"):  # the first needs util-linux 2.38
-        cmd = (unshare, "--user", mapping, "--pid", "--net", "--fork", "--kill-child")
+        # --mount-proc: a /proc of its PID namespace (with the host's, /proc/self names nothing and
+        # CUDA cannot start), which also hides every process but its own.
+        cmd = (unshare, "--user", mapping, "--pid", "--net", "--fork", "--mount-proc", "--kill-child")
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             if subprocess.run([*cmd, "true"], capture_output=True, timeout=10).returncode == 0:
                 return cmd

@@ -70,12 +70,14 @@ def _loopback_up() -> None:
         pass
 
 
-WRITABLE = ("/dev/shm", "/dev")  # besides the process's own TMPDIR: shared memory, /dev/null and devices
+# Besides the process's own TMPDIR: shared memory, /dev/null and devices, and /proc (its own process
+# settings: CUDA does not start without; in its PID namespace /proc shows its own processes alone).
+WRITABLE = ("/dev/shm", "/dev", "/proc")
 
 
 def _confine_writes() -> list[str]:
     """From here on, this process and every process it starts may create, change or delete files
-    only beneath its TMPDIR (a folder of its own, removed after it), /dev/shm and /dev: not the
+    only beneath its TMPDIR (a folder of its own, removed after it), /dev/shm, /dev and /proc: not the
     results, not the installed code of the harness, tasks and libraries that later runs would load.
     Reading and executing stay allowed everywhere. Landlock (Linux 5.13+) enforces it in the kernel
     and it cannot be undone. Returns the folders (TMPDIR as "$TMPDIR"), or [] where Landlock is
