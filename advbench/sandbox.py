@@ -5,11 +5,11 @@
 * ``solution``: the scoring process; holds one solution at a time and answers the task's
   questions about it (:func:`advbench.solution.serve`). It receives held-out inputs, never answers.
 
-Both are started fresh by the harness (never forked from it), in user and PID namespaces of their
-own where the system allows, and a network namespace holding loopback only
-(:func:`advbench.runner.namespace_prefix`: no reading the harness's memory, no signalling it, no
-network), writing files only beneath their own TMPDIR where Landlock allows (:func:`_confine_writes`), with ``ADVBENCH_SEAL_KEY`` removed from their environment, a ``TMPDIR``
-of their own and the thread count fixed before any library loads. Both refuse to
+Both are started fresh by the harness (never forked from it), with ``ADVBENCH_SEAL_KEY`` removed
+from their environment, a ``TMPDIR`` of their own and the thread count fixed before any library
+loads. Where the system allows, they run in user, PID and network namespaces of their own
+(:func:`advbench.runner.namespace_prefix`: no reading the harness's memory, no signalling it,
+loopback only) and write files only beneath their TMPDIR (:func:`_confine_writes`). Both refuse to
 import a task's held-out module. They die with the harness (``PR_SET_PDEATHSIG``) and when
 their socket closes. Everything they send the harness is plain data (see
 :mod:`advbench.solution`): the harness never unpickles what a method wrote.
