@@ -53,8 +53,13 @@ class Target:
         return (not metric.higher_is_better) if self.at_most is None else self.at_most
 
     def met(self, value: float | None, metric: Metric) -> bool:
+        """Whether ``value`` reaches the bar. A value that equals the bar up to floating-point
+        rounding (1e-12 relative) reaches it: a mean of differences of exact fractions that lands
+        on -0.30000000000000004 has reached "at least -0.3"; no real margin is that small."""
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return False
+        if math.isclose(value, self.threshold, rel_tol=1e-12, abs_tol=1e-15):
+            return True
         return value <= self.threshold if self.upper_bound(metric) else value >= self.threshold
 
     def describe(self, metric: Metric, *, where: bool = True) -> str:

@@ -98,3 +98,18 @@ def test_a_task_that_cannot_be_loaded_is_a_clear_usage_error(monkeypatch):
     reg = Registry()
     with pytest.raises(UsageError, match=r"task 'broken' \(registered by package 'broken-plugin'\) cannot be loaded"):
         reg.spec("broken")
+
+
+def test_a_target_is_met_up_to_rounding_and_not_a_hair_further():
+    from advbench.spec import Metric, Target
+
+    bwt = Metric("bwt", "accuracy", True, "backward transfer")
+    bar = Target("bwt", -0.3, "full", "permuted")
+    # ((0.3 - 0.3) - 0.3 + (0.8 - 0.3) - 0.8) / 2: -0.3 exactly, -0.30000000000000004 in floats
+    assert ((0.3 - 0.3) - 0.3 + (0.8 - 0.3) - 0.8) / 2 == -0.30000000000000004
+    assert bar.met(-0.30000000000000004, bwt)
+    assert bar.met(-0.3, bwt) and bar.met(-0.2999, bwt)
+    assert not bar.met(-0.3001, bwt) and not bar.met(-0.3 - 1e-9, bwt) and not bar.met(float("nan"), bwt)
+    mse = Metric("mse", "loss", False, "")
+    assert Target("mse", 0.6, "full", "k10").met(0.6000000000000001, mse)
+    assert not Target("mse", 0.6, "full", "k10").met(0.6000001, mse)
