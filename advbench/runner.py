@@ -128,6 +128,11 @@ def time_to_target(curve: list[dict[str, Any]], metric: str, target: Any, m: Any
 CONFINEMENT_ENV = "ADVBENCH_CONFINEMENT"  # "0": method and scoring processes without namespaces or Landlock
 
 
+def confinement_on() -> bool:
+    """Whether method and scoring processes are confined (namespaces, Landlock) where the system allows."""
+    return os.environ.get(CONFINEMENT_ENV, "1") != "0"
+
+
 @functools.lru_cache(maxsize=1)
 def namespace_prefix() -> tuple[str, ...]:
     """``unshare ...``: the command that starts a process in new user, PID and network namespaces, or ``()``.
@@ -138,11 +143,12 @@ def namespace_prefix() -> tuple[str, ...]:
     capability over the harness, so the kernel refuses both even to root; in a PID namespace of its
     own the harness's PID names nothing, and when the process ends, everything it started ends
     with it (a ``setsid`` daemon included). In a network namespace of its own it has loopback
-    only (the sandbox brings ``lo`` up): nothing to download, nowhere to send. Needs util-linux's ``unshare`` and user namespaces
-    (root, or unprivileged ones allowed); where either is missing, or with ADVBENCH_CONFINEMENT=0,
-    processes start without them and each record's ``namespaces`` says so.
+    only (the sandbox brings ``lo`` up): nothing to download, nowhere to send. Needs util-linux's
+    ``unshare`` and user namespaces (root, or unprivileged ones allowed); where either is missing,
+    or with ADVBENCH_CONFINEMENT=0, processes start without them and each record's
+    ``confinement`` says so.
     """
-    if os.environ.get(CONFINEMENT_ENV, "1") == "0":
+    if not confinement_on():
         return ()
     unshare = shutil.which("unshare")
     if unshare is None:
@@ -165,10 +171,11 @@ def namespaces() -> list[str]:
 class Child:
     """A fresh ``python -m advbench.sandbox ROLE`` process in its own session, and its socket.
 
-    It starts in user and PID namespaces of its own where the system allows
-    (:func:`namespace_prefix`). Its ``TMPDIR`` is a folder of its own, removed with it: what a
-    method leaves in temporary files (a Ray instance's session, compiler caches) is gone even when
-    the method was killed.
+    It starts in user, PID and network namespaces of its own where the system allows
+    (:func:`namespace_prefix`) and writes files only beneath its TMPDIR where Landlock does (the
+    sandbox confines itself when the job says ``confine``). Its ``TMPDIR`` is a folder of its own,
+    removed with it: what a method leaves in temporary files (a Ray instance's session, compiler
+    caches) is gone even when the method was killed.
     """
 
     def __init__(self, role: str, job: dict[str, Any], threads: int) -> None:
@@ -254,7 +261,7 @@ class Child:
         msg = recv_plain(self.conn)
         if msg[0] == "error":
             raise SolutionError(str(msg[1]))
-        self.writable = [str(p) for p in msg[2]] if len(msg) > 2 else []  # where it may write files
+        self.writable = [str(p) for p in msg[2]]  # where it may write files ([]: anywhere)
         return float(msg[1])
 
 
@@ -420,7 +427,7 @@ class Outcome:
     peak_rss: int = 0
     timings: dict[str, float] = field(default_factory=dict)  # isolation overheads
     asks: int = 0  # questions the method asked the task (ctx.ask)
-    writable: list[str] | None = None  # where the method process may write files (None: no confinement known)
+    writable: list[str] = field(default_factory=list)  # where the method process may write files ([]: anywhere)
 
 
 def run(task: str, method: str | None = None, *, profile: str | None = None, budget: str = "quick",
@@ -539,7 +546,7 @@ def _record(spec: TaskSpec, entry: MethodEntry, prof: Any, budget: str, variant:
         "isolation": isolation,
         # How method code was confined (the same for the method and the scoring process): namespaces,
         # and the only folders it could write files in ([]: anywhere its user can).
-        "confinement": ({"namespaces": namespaces(), "writes_only_beneath": outcome.writable or []}
+        "confinement": ({"namespaces": namespaces(), "writes_only_beneath": outcome.writable}
                         if isolation == "process" else None),
         "status": status, "error": outcome.error,
         "primary_metric": spec.primary_metric,
@@ -567,7 +574,7 @@ def _job(spec: TaskSpec, prof: Any, seed: int, threads: int) -> dict[str, Any]:
     """What both kinds of child get: where to import from, what they may not import, the profile."""
     heldout_module = spec.entry_point.partition(":")[0]
     return {"sys_path": list(sys.path), "blocked_modules": [heldout_module], "profile": prof.name,
-            "seed": seed, "threads": threads}
+            "seed": seed, "threads": threads, "confine": confinement_on()}
 
 
 def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, threads, memory_cap,

@@ -81,8 +81,8 @@ def _confine_writes() -> list[str]:
     results, not the installed code of the harness, tasks and libraries that later runs would load.
     Reading and executing stay allowed everywhere. Landlock (Linux 5.13+) enforces it in the kernel
     and it cannot be undone. Returns the folders (TMPDIR as "$TMPDIR"), or [] where Landlock is
-    unavailable or ADVBENCH_CONFINEMENT=0."""
-    if os.environ.get("ADVBENCH_CONFINEMENT", "1") == "0" or not sys.platform.startswith("linux"):
+    unavailable."""
+    if not sys.platform.startswith("linux"):
         return []
     try:
         import landlock
@@ -105,7 +105,7 @@ def _prepare(job: dict[str, Any]) -> None:
     sys.meta_path.insert(0, HeldoutImportBlocker(set(job["blocked_modules"])))
 
 
-def _run_method(conn: Any, job: dict[str, Any]) -> None:
+def _run_method(conn: Any, job: dict[str, Any], writable: list[str]) -> None:
     from advbench.context import RunContext, dump_solution
     from advbench.errors import BudgetExhausted
     from advbench.profiles import get_profile
@@ -138,7 +138,7 @@ def _run_method(conn: Any, job: dict[str, Any]) -> None:
 
     ctx = RunContext(spec=job["spec"], variant=job["variant"], seed=job["seed"], budget=job["budget"],
                      profile=profile, submit=submit)
-    send_plain(conn, ("ready", time.perf_counter() - t0, job["writable"]))
+    send_plain(conn, ("ready", time.perf_counter() - t0, writable))
     conn.recv()  # "go": the harness starts its training clock as it sends this
     ctx._start = time.perf_counter()
     try:
@@ -158,31 +158,33 @@ def _describe(exc: BaseException) -> str:
     return head + "\n" + "".join(traceback.format_tb(exc.__traceback__, limit=-6))
 
 
-def _run_solution_host(conn: Any, job: dict[str, Any]) -> None:
+def _run_solution_host(conn: Any, job: dict[str, Any], writable: list[str]) -> None:
     from advbench.profiles import get_profile
     from advbench.solution import send_plain, serve
 
     t0 = time.perf_counter()
     get_profile(job["profile"]).activate(job["seed"], threads=job["threads"], import_torch=False)
-    send_plain(conn, ("ready", time.perf_counter() - t0, job["writable"]))
+    send_plain(conn, ("ready", time.perf_counter() - t0, writable))
     serve(conn)
 
 
 def main() -> None:
     role, fd = sys.argv[1], int(sys.argv[2])
     _die_with_parent()
-    _loopback_up()
     from multiprocessing.connection import Connection
 
     sock = socket.socket(fileno=fd)
     conn = Connection(sock.detach())
     job = conn.recv()  # from the harness, which is trusted
     _prepare(job)
-    job["writable"] = _confine_writes()  # before any method or solution code is loaded
+    writable: list[str] = []
+    if job["confine"]:  # before any method or solution code is loaded
+        _loopback_up()
+        writable = _confine_writes()
     if role == "method":
-        _run_method(conn, job)
+        _run_method(conn, job, writable)
     elif role == "solution":
-        _run_solution_host(conn, job)
+        _run_solution_host(conn, job, writable)
     else:
         raise SystemExit(f"unknown role {role!r}")
     conn.close()

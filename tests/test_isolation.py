@@ -211,7 +211,7 @@ def test_the_seal_key_never_reaches_method_processes(toy_registry, monkeypatch, 
 
     from advbench.runner import Child
 
-    child = Child("method", {"sys_path": [], "blocked_modules": []}, threads=1)
+    child = Child("method", {"sys_path": [], "blocked_modules": [], "confine": True}, threads=1)
     try:
         environ = open(f"/proc/{child.pid}/environ", "rb").read().split(b"\0")
     finally:
