@@ -67,7 +67,7 @@ def _loopback_up() -> None:
             if not flags & up:
                 fcntl.ioctl(s, set_flags, struct.pack("16sH14s", b"lo", flags | up, b""))
     except OSError:
-        pass
+        pass  # no network namespace of its own (no CAP_NET_ADMIN): lo is the host's, already up
 
 
 # Besides the process's own TMPDIR: shared memory, /dev/null and devices, and /proc (its own process
