@@ -16,19 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import functools
 import gc
 import hashlib
 import math
 import os
 import pickle
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 import traceback
 import uuid
@@ -39,17 +34,17 @@ from typing import Any, Callable
 from advbench import records
 from advbench.environment import manifest
 from advbench.errors import BudgetExhausted, UsageError, unknown
-from advbench.profiles import default_threads, get_profile, thread_env
+from advbench.jail import (DEFAULT_MAX_PROCESSES, START_TIMEOUT, Child, JailSpec, MemoryWatch, PeakRSS, RunLimits,
+                           describe_jail, hidden_paths, jail_on)
+from advbench.profiles import default_threads, get_profile
 from advbench.registry import MethodEntry, Registry, default_registry, load_object
 from advbench.solution import LocalSolution, RemoteSolution, SolutionError, recv_plain
 from advbench.spec import BUDGETS, TaskSpec
 from advbench.task import Problem, Seal
 
-ISOLATIONS = ("process", "in-process")
+ISOLATIONS = ("process", "no-jail", "in-process")  # only "process" (jailed) runs are ranked
 FAILED = ("time_cap", "out_of_memory", "crashed", "error")
 SEAL_ENV = "ADVBENCH_SEAL_KEY"
-START_TIMEOUT = 300.0  # seconds a fresh process may take to import its libraries and the method
-PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def default_memory_cap() -> int:
@@ -59,13 +54,48 @@ def default_memory_cap() -> int:
     return int(psutil.virtual_memory().total * 0.75)
 
 
-def seal_key() -> bytes:
-    """The key of sealed runs, from ``ADVBENCH_SEAL_KEY`` (at least 16 characters)."""
-    key = os.environ.get(SEAL_ENV, "")
-    if len(key) < 16:
-        raise UsageError(f"--sealed needs a secret key of at least 16 characters in {SEAL_ENV} "
-                         f"(it has {len(key)}); e.g. export {SEAL_ENV}=$(python -c 'import secrets; print(secrets.token_hex(16))')")
-    return key.encode()
+_SEAL: dict[str, Any] = {}  # the key, once read (never in the environment of a child)
+
+
+def seal_key(path: Path | None = None) -> bytes:
+    """The key of sealed runs (at least 16 characters): from ``path`` (``--seal-key-file``) or
+    ``ADVBENCH_SEAL_KEY``, read once. The variable is removed from this process's environment as it
+    is read, so no process started later (a worker, Ray, a jail) inherits it; the key stays in this
+    process's memory, and what leaves it is per-run material (:func:`seal_for_run`)."""
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--seal-key-file {path} cannot be read: {getattr(exc, 'strerror', None) or exc}") from exc
+        source = f"--seal-key-file {path}"
+    elif SEAL_ENV in os.environ:
+        text, source = os.environ.pop(SEAL_ENV), SEAL_ENV
+    elif "key" in _SEAL:
+        return _SEAL["key"]
+    else:
+        text, source = "", SEAL_ENV
+    if len(text) < 16:
+        raise UsageError(f"--sealed needs a secret key of at least 16 characters in {source} "
+                         f"(it has {len(text)}); e.g. export {SEAL_ENV}=$(python -c 'import secrets; print(secrets.token_hex(16))')")
+    _SEAL["key"] = text.encode()
+    if path is not None:
+        _SEAL["file"] = str(Path(path).resolve())
+    return _SEAL["key"]
+
+
+def seal_key_file() -> str | None:
+    """Where the key was read from, if a file: hidden from every jail's view."""
+    return _SEAL.get("file")
+
+
+def seal_for_run(key: bytes, task: str, variant: str, seed: int) -> tuple[bytes, str]:
+    """What a run needs of the key: an HMAC of it for this (task, variant, seed), and the key's
+    fingerprint for the record. A worker (local or Ray) gets this pair, never the key: it unlocks
+    one run's held-out data and nothing else."""
+    import hmac
+
+    material = hmac.new(key, f"advbench-run\0{task}\0{variant}\0{seed}".encode(), hashlib.sha256).digest()
+    return material, hashlib.sha256(key).hexdigest()
 
 
 def resolve_variants(spec: TaskSpec, budget: str, variants: list[str] | None) -> list[str]:
@@ -95,17 +125,41 @@ def check_run_args(reg: Registry, task: str, method: str | None, profile: str | 
 
 
 def _check_importable(entry: MethodEntry) -> None:
-    """A method whose module cannot be found is the method's fault, said before any work."""
-    import importlib.util
-
+    """A method whose module cannot be found is the method's fault, said before any work. Found
+    the way the import system finds it (``find_spec`` of each finder on ``sys.meta_path``), but
+    without executing anything: importing ``pkg.mod`` runs ``pkg/__init__.py``, plugin code that has
+    no business in the harness's process. Whether it imports is checked where it runs, in its jail."""
     module = entry.target.partition(":")[0]
-    try:
-        found = importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        found = False
-    if not found:
+    if not _locate(module):
         raise UsageError(f"method {entry.id!r} (registered by package {entry.source!r}) points at module "
                          f"{module!r}, which cannot be imported; reinstall or fix that package")
+
+
+def _locate(module: str) -> bool:
+    parts = module.split(".")
+    if not all(p.isidentifier() for p in parts):
+        return False
+    path = None
+    for i in range(len(parts)):
+        name = ".".join(parts[: i + 1])
+        loaded = sys.modules.get(name)
+        spec = getattr(loaded, "__spec__", None) if loaded is not None else None
+        for finder in sys.meta_path if spec is None else ():
+            find = getattr(finder, "find_spec", None)
+            if find is None:
+                continue
+            try:
+                spec = find(name, path)
+            except (ImportError, ValueError, TypeError, AttributeError):
+                spec = None
+            if spec is not None:
+                break
+        if spec is None:
+            return False
+        path = spec.submodule_search_locations
+        if i < len(parts) - 1 and path is None:
+            return False
+    return True
 
 
 def first_meeting(curve: list[dict[str, Any]], metric: str, target: Any, m: Any) -> dict[str, Any] | None:
@@ -119,205 +173,6 @@ def first_meeting(curve: list[dict[str, Any]], metric: str, target: Any, m: Any)
 def time_to_target(curve: list[dict[str, Any]], metric: str, target: Any, m: Any) -> float | None:
     point = first_meeting(curve, metric, target, m)
     return None if point is None else point["train_seconds"]
-
-
-# ---------------------------------------------------------------------------------------------
-# Processes that run method code
-# ---------------------------------------------------------------------------------------------
-
-CONFINEMENT_ENV = "ADVBENCH_CONFINEMENT"  # "0": method and scoring processes without namespaces or Landlock
-
-
-def confinement_on() -> bool:
-    """Whether method and scoring processes are confined (namespaces, Landlock) where the system allows."""
-    return os.environ.get(CONFINEMENT_ENV, "1") != "0"
-
-
-@functools.lru_cache(maxsize=1)
-def namespace_prefix() -> tuple[str, ...]:
-    """``unshare ...``: the command that starts a process in new user, PID and network namespaces, or ``()``.
-
-    Method code (a method, or a solution in the scoring process) runs as the user who runs the
-    harness, and a process of the same user may read another's memory (``/proc/PID/mem``: where
-    held-out answers are) and signal it (kill the sweep). In a user namespace of its own it holds no
-    capability over the harness, so the kernel refuses both even to root; in a PID namespace of its
-    own the harness's PID names nothing, and when the process ends, everything it started ends
-    with it (a ``setsid`` daemon included). In a network namespace of its own it has loopback
-    only (the sandbox brings ``lo`` up): nothing to download, nowhere to send. Needs util-linux's
-    ``unshare`` and user namespaces (root, or unprivileged ones allowed); where either is missing,
-    or with ADVBENCH_CONFINEMENT=0, processes start without them and each record's
-    ``confinement`` says so.
-    """
-    if not confinement_on():
-        return ()
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        return ()
-    for mapping in ("--map-current-user", "--map-root-user"):  # the first needs util-linux 2.38
-        # --mount-proc: a /proc of its PID namespace (with the host's, /proc/self names nothing and
-        # CUDA cannot start), which also hides every process but its own.
-        cmd = (unshare, "--user", mapping, "--pid", "--net", "--fork", "--mount-proc", "--kill-child")
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            if subprocess.run([*cmd, "true"], capture_output=True, timeout=10).returncode == 0:
-                return cmd
-    return ()
-
-
-def namespaces() -> list[str]:
-    """The namespaces method processes start in here (the record's ``namespaces``)."""
-    return ["user", "pid", "net"] if namespace_prefix() else []
-
-
-class Child:
-    """A fresh ``python -m advbench.sandbox ROLE`` process in its own session, and its socket.
-
-    It starts in user, PID and network namespaces of its own where the system allows
-    (:func:`namespace_prefix`) and writes files only beneath its TMPDIR where Landlock does (the
-    sandbox confines itself when the job says ``confine``). Its ``TMPDIR`` is a folder of its own,
-    removed with it: what a method leaves in temporary files (a Ray instance's session, compiler
-    caches) is gone even when the method was killed.
-    """
-
-    def __init__(self, role: str, job: dict[str, Any], threads: int) -> None:
-        from multiprocessing.connection import Connection
-
-        ours, theirs = socket.socketpair()
-        self.scratch = tempfile.mkdtemp(prefix=f"advbench-{role}-")
-        env = {k: v for k, v in os.environ.items() if k != SEAL_ENV}  # the key never leaves the harness
-        env.update(thread_env(threads), TMPDIR=self.scratch)
-        self.proc = subprocess.Popen(
-            [*namespace_prefix(), sys.executable, "-m", "advbench.sandbox", role, str(theirs.fileno())],
-            pass_fds=(theirs.fileno(),), env=env, start_new_session=True,
-            stdin=subprocess.DEVNULL, stdout=2,  # a method's prints go to stderr, never into --json output
-        )
-        theirs.close()
-        self.conn = Connection(ours.detach())
-        self.conn.send(job)
-        self.pid = self.proc.pid
-
-    def dead(self) -> str | None:
-        """None while running, else how it ended ("exit code 1", "killed by signal SIGSEGV")."""
-        code = self.proc.poll()
-        if code is None:
-            return None
-        if code < 0:
-            with contextlib.suppress(ValueError):
-                return f"killed by signal {signal.Signals(-code).name}"
-            return f"killed by signal {-code}"
-        return f"exit code {code}"
-
-    def tree(self) -> list[Any]:
-        import psutil
-
-        try:
-            parent = psutil.Process(self.pid)
-            return [parent, *parent.children(recursive=True)]
-        except psutil.Error:
-            return []
-
-    def rss(self) -> int:
-        """Resident bytes of the process and its children. Reads ``/proc/PID/statm`` (microseconds);
-        the list of children, which needs a scan of every process, is refreshed twice a second."""
-        now = time.monotonic()
-        if now - getattr(self, "_tree_at", -1.0) > 0.5:
-            self._pids = [p.pid for p in self.tree()] or [self.pid]
-            self._tree_at = now
-        total = 0
-        for pid in self._pids:
-            try:
-                with open(f"/proc/{pid}/statm", "rb") as f:
-                    total += int(f.read().split()[1]) * PAGE
-            except (OSError, ValueError, IndexError):
-                continue
-        return total
-
-    def cpu_seconds(self) -> float:
-        import psutil
-
-        total = 0.0
-        for p in self.tree():
-            with contextlib.suppress(psutil.Error):
-                t = p.cpu_times()
-                total += t.user + t.system
-        return total
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=10)
-        self.conn.close()
-        shutil.rmtree(self.scratch, ignore_errors=True)
-
-    def wait_ready(self, timeout: float) -> float:
-        """Seconds the process spent starting (as it reports), or raises with how it failed."""
-        deadline = time.monotonic() + timeout
-        while not self.conn.poll(0.05):
-            dead = self.dead()
-            if dead:
-                raise SolutionError(dead)
-            if time.monotonic() > deadline:
-                raise SolutionError(f"not ready after {timeout:g} s")
-        msg = recv_plain(self.conn)
-        if msg[0] == "error":
-            raise SolutionError(str(msg[1]))
-        self.writable = [str(p) for p in msg[2]]  # where it may write files ([]: anywhere)
-        return float(msg[1])
-
-
-class MemoryWatch:
-    """Samples a process tree's resident memory every 20 ms; kills it past ``cap`` bytes."""
-
-    def __init__(self, child: Child, cap: int, interval: float = 0.02) -> None:
-        self.child, self.cap, self.interval = child, cap, interval
-        self.peak, self.exceeded = 0, False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            rss = self.child.rss()
-            self.peak = max(self.peak, rss)
-            if rss > self.cap and not self.exceeded:
-                self.exceeded = True
-                self.child.kill()
-
-    def __enter__(self) -> "MemoryWatch":
-        self.peak = self.child.rss()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-class PeakRSS:
-    """Peak resident memory of this process while the block runs (in-process mode)."""
-
-    def __init__(self, interval: float = 0.02) -> None:
-        self.interval, self.peak = interval, 0
-        self._stop = threading.Event()
-
-    def _rss(self) -> int:
-        import psutil
-
-        return psutil.Process().memory_info().rss
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.peak = max(self.peak, self._rss())
-
-    def __enter__(self) -> "PeakRSS":
-        self.peak = self._rss()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._rss())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -335,12 +190,14 @@ class Scorer:
     job: dict[str, Any]
     threads: int
     eval_timeout: float
+    jail: JailSpec | None = None
     child: Child | None = None
     start_seconds: float = 0.0
     transfer_seconds: float = 0.0
     transfer_bytes: int = 0
 
     _ready: bool = False
+    logs: list[Path] = field(default_factory=list)  # every scoring process's output, in order
 
     def start(self) -> None:
         """Spawn the scoring process without waiting for it (it imports while the method does)."""
@@ -348,7 +205,8 @@ class Scorer:
             if self.child is not None:
                 self.child.kill()
             self._t0 = time.perf_counter()
-            self.child, self._ready = Child("solution", self.job, self.threads), False
+            self.child, self._ready = Child("solution", self.job, self.threads, self.jail), False
+            self.logs.append(self.child.log_path)
 
     def _host(self) -> Child:
         self.start()
@@ -427,35 +285,44 @@ class Outcome:
     peak_rss: int = 0
     timings: dict[str, float] = field(default_factory=dict)  # isolation overheads
     asks: int = 0  # questions the method asked the task (ctx.ask)
-    writable: list[str] = field(default_factory=list)  # where the method process may write files ([]: anywhere)
+    run_peak: int | None = None  # the run's cgroup peak (method, scorer, children, tmpfs), where one held
 
 
 def run(task: str, method: str | None = None, *, profile: str | None = None, budget: str = "quick",
         seed: int = 0, variant: str | None = None, results_dir: Path | None = Path("results"),
         registry: Registry | None = None, on_progress: Callable[[float, float], None] | None = None,
         sealed: bool = False, isolation: str = "process", threads: int | None = None,
-        memory_cap: int | None = None, keep_artifacts: bool = False) -> dict[str, Any]:
+        memory_cap: int | None = None, max_processes: int | None = None, keep_artifacts: bool = False,
+        seal: tuple[bytes, str] | None = None) -> dict[str, Any]:
     """Run one (task, variant, method, profile, budget, seed); write and return its record.
 
     ``results_dir=None`` keeps the record in memory only; with ``keep_artifacts`` the files the task
-    made ride along under ``"_artifacts"`` for :func:`store` to write where the record lands (a
-    worker of a pool or of a Ray cluster returns its record to the driver this way).
+    made and the processes' logs ride along under ``"_artifacts"`` (and ``"_private_artifacts"``)
+    for :func:`store` to write where the record lands (a worker of a pool or of a Ray cluster
+    returns its record to the driver this way). ``seal`` is a sealed run's per-run material and
+    key fingerprint (:func:`seal_for_run`), for workers that never hold the key; without it a
+    sealed run derives them from :func:`seal_key`.
     """
     reg = registry or default_registry()
     spec, entry, prof = check_run_args(reg, task, method, profile, budget)
     variant = resolve_variants(spec, budget, [variant] if variant else None)[0]
     if isolation not in ISOLATIONS:
         raise unknown("isolation", isolation, ISOLATIONS)
-    key = seal_key() if sealed else None
+    if isolation == "process" and not jail_on():
+        isolation = "no-jail"
+    if sealed and seal is None:
+        seal = seal_for_run(seal_key(), spec.name, variant, seed)
+    material, fingerprint = seal if sealed and seal is not None else (None, None)
     threads = default_threads() if threads is None else threads
     memory_cap = default_memory_cap() if memory_cap is None else memory_cap
+    max_processes = DEFAULT_MAX_PROCESSES if max_processes is None else max_processes
     bud = spec.budgets[budget]
 
     hardware = prof.activate(seed, threads=threads)
     t0 = time.perf_counter()
     try:
         task_impl = load_object(spec.entry_point)()
-        problem = task_impl.build(variant=variant, seed=seed, budget=bud, seal=Seal(seed, key))
+        problem = task_impl.build(variant=variant, seed=seed, budget=bud, seal=Seal(seed, material))
     except ModuleNotFoundError as exc:  # an extra that is not installed: say which
         extras = ",".join(spec.extras) or "all"
         raise UsageError(f"task {spec.name!r} needs the package {exc.name!r}, which is not installed: "
@@ -464,11 +331,25 @@ def run(task: str, method: str | None = None, *, profile: str | None = None, bud
 
     eval_timeout = max(120.0, bud.max_seconds)
     gc.collect()
+    jail = None
+    logs: dict[str, list[Path]] = {}
     if isolation == "process":
-        outcome = _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, threads,
-                                memory_cap, eval_timeout, on_progress)
-    else:
-        outcome = _run_in_process(spec, entry, prof, bud, variant, seed, problem, task_impl, on_progress)
+        hide = [str(results_dir)] if results_dir is not None else []
+        hide += [f for f in (seal_key_file(),) if f]
+        jail = JailSpec(RunLimits(memory_cap, max_processes, threads), hidden=hidden_paths(hide),
+                        gpu=prof.torch_device == "cuda")
+    try:
+        if isolation in ("process", "no-jail"):
+            outcome = _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, threads,
+                                    memory_cap, eval_timeout, on_progress, jail, logs)
+        else:
+            outcome = _run_in_process(spec, entry, prof, bud, variant, seed, problem, task_impl, on_progress)
+    finally:
+        if jail is not None:
+            run_peak = jail.limits.peak_bytes()
+            jail.limits.close()
+    if jail is not None:
+        outcome.run_peak = run_peak
 
     peak_cuda = None
     if prof.torch_device == "cuda" and isolation == "in-process":
@@ -476,29 +357,56 @@ def run(task: str, method: str | None = None, *, profile: str | None = None, bud
 
         peak_cuda = int(torch.cuda.max_memory_allocated())
 
-    rec = _record(spec, entry, prof, budget, variant, seed, threads, key, isolation, outcome, setup_seconds,
-                  getattr(problem, "description", {}), hardware, memory_cap, peak_cuda)
+    rec = _record(spec, entry, prof, budget, variant, seed, threads, fingerprint, isolation, outcome, setup_seconds,
+                  getattr(problem, "description", {}), hardware, memory_cap, peak_cuda, jail)
+    # What a run leaves besides its record. The method's own output is the method's; everything the
+    # task made of held-out data (renders, sample plots) and the scoring processes' output (solution
+    # code that saw held-out inputs) is published only for unsealed runs: a sealed run's are kept
+    # private (RESULTS/private/...), for the leaderboard's owner.
+    made = dict(problem.artifacts) if rec["status"] == "ok" else {}
+    made.update(_read_logs(logs.get("scorer", []), "scorer.log"))
+    public = _read_logs(logs.get("method", []), "method.log")
+    private: dict[str, bytes] = {}
+    (private if sealed else public).update(made)
+    if jail is not None:
+        shutil.rmtree(jail.log_dir, ignore_errors=True)
     if results_dir is not None:
-        store(rec, Path(results_dir), problem.artifacts if rec["status"] == "ok" else {})
+        store(rec, Path(results_dir), public, private)
     elif keep_artifacts:
-        rec["_artifacts"] = dict(problem.artifacts) if rec["status"] == "ok" else {}
+        rec["_artifacts"], rec["_private_artifacts"] = public, private
     return rec
 
 
-def store(rec: dict[str, Any], results_dir: Path, artifacts: dict[str, bytes] | None = None) -> dict[str, Any]:
+def _read_logs(paths: list[Path], name: str) -> dict[str, bytes]:
+    """The processes' logs as one artifact (several scoring processes: one after another)."""
+    parts = []
+    for p in paths:
+        with contextlib.suppress(OSError):
+            data = Path(p).read_bytes()
+            if data:
+                parts.append(data)
+    return {name: b"".join(parts)} if parts else {}
+
+
+def store(rec: dict[str, Any], results_dir: Path, artifacts: dict[str, bytes] | None = None,
+          private: dict[str, bytes] | None = None) -> dict[str, Any]:
     """Write ``rec`` (and its artifacts: given, or carried under ``"_artifacts"``) into ``results_dir``,
-    atomically; sets ``rec["artifacts"]`` and ``rec["path"]``."""
+    atomically; private artifacts under ``results_dir/private/``. Sets ``rec["artifacts"]``,
+    ``rec["private_artifacts"]`` and ``rec["path"]``."""
     carried = rec.pop("_artifacts", None)
+    carried_private = rec.pop("_private_artifacts", None)
     artifacts = carried if artifacts is None else artifacts
+    private = carried_private if private is None else private
     rec["artifacts"] = records.save_artifacts(Path(results_dir), rec, artifacts or {})
+    rec["private_artifacts"] = records.save_artifacts(Path(results_dir) / "private", rec, private or {})
     rec["path"] = str(records.save(Path(results_dir), rec))
     return rec
 
 
 def failed_record(task: str, method: str | None, *, profile: str | None, budget: str, seed: int,
                   variant: str | None, status: str, error: str, sealed: bool = False, isolation: str = "process",
-                  threads: int | None = None, memory_cap: int | None = None,
-                  registry: Registry | None = None) -> dict[str, Any]:
+                  threads: int | None = None, memory_cap: int | None = None, registry: Registry | None = None,
+                  seal: tuple[bytes, str] | None = None) -> dict[str, Any]:
     """The record of a run that never reported back (its worker died, twice): the same fields as any
     record, with ``status`` and ``error`` saying why, and no metrics."""
     if status not in FAILED:
@@ -506,16 +414,19 @@ def failed_record(task: str, method: str | None, *, profile: str | None, budget:
     reg = registry or default_registry()
     spec, entry, prof = check_run_args(reg, task, method, profile, budget)
     variant = resolve_variants(spec, budget, [variant] if variant else None)[0]
-    key = seal_key() if sealed else None
+    if sealed and seal is None:
+        seal = seal_for_run(seal_key(), spec.name, variant, seed)
+    fingerprint = seal[1] if sealed and seal is not None else None
     threads = default_threads() if threads is None else threads
     outcome = Outcome(status=status, error=error)
-    return _record(spec, entry, prof, budget, variant, seed, threads, key, isolation, outcome, 0.0, {},
-                   {"threads": threads}, default_memory_cap() if memory_cap is None else memory_cap, None)
+    return _record(spec, entry, prof, budget, variant, seed, threads, fingerprint, isolation, outcome, 0.0, {},
+                   {"threads": threads}, default_memory_cap() if memory_cap is None else memory_cap, None, None)
 
 
 def _record(spec: TaskSpec, entry: MethodEntry, prof: Any, budget: str, variant: str, seed: int, threads: int,
-            key: bytes | None, isolation: str, outcome: Outcome, setup_seconds: float, description: dict[str, Any],
-            hardware: dict[str, Any], memory_cap: int, peak_cuda: int | None) -> dict[str, Any]:
+            fingerprint: str | None, isolation: str, outcome: Outcome, setup_seconds: float,
+            description: dict[str, Any], hardware: dict[str, Any], memory_cap: int, peak_cuda: int | None,
+            jail: JailSpec | None) -> dict[str, Any]:
     bud = spec.budgets[budget]
     metrics, status = outcome.metrics, outcome.status
     targets = []
@@ -541,13 +452,12 @@ def _record(spec: TaskSpec, entry: MethodEntry, prof: Any, budget: str, variant:
         "method": entry.name, "method_source": entry.source,
         "method_role": spec.role(entry.name),
         "profile": prof.name, "budget": budget, "seed": seed, "threads": threads,
-        "sealed": key is not None,
-        "seal_key_sha256": hashlib.sha256(key).hexdigest() if key is not None else None,
+        "sealed": fingerprint is not None,
+        "seal_key_sha256": fingerprint,  # the key's fingerprint, never the key
         "isolation": isolation,
-        # How method code was confined (the same for the method and the scoring process): namespaces,
-        # and the only folders it could write files in ([]: anywhere its user can).
-        "confinement": ({"namespaces": namespaces(), "writes_only_beneath": outcome.writable}
-                        if isolation == "process" else None),
+        # How method code was confined (the method's and the scoring processes' jails): sandbox, uid,
+        # namespaces, view, and the limits over the whole run and what enforced them. None: no jail.
+        "jail": describe_jail(jail) if isolation == "process" else None,
         "status": status, "error": outcome.error,
         "primary_metric": spec.primary_metric,
         "metrics": metrics,
@@ -561,7 +471,8 @@ def _record(spec: TaskSpec, entry: MethodEntry, prof: Any, budget: str, variant:
                        "unit": spec.throughput_unit, "work": outcome.work},
         "asks": outcome.asks,
         "memory": {"peak_rss_bytes": outcome.peak_rss, "peak_cuda_bytes": peak_cuda, "cap_bytes": memory_cap,
-                   "measured": "method process and its children" if isolation == "process" else "harness process"},
+                   "run_peak_bytes": outcome.run_peak,
+                   "measured": "harness process" if isolation == "in-process" else "method process and its children"},
         "curve": outcome.curve,
         "config": {"budget": {"name": bud.name, "max_seconds": bud.max_seconds, "limits": dict(bud.limits)},
                    "method": outcome.config, "data": description},
@@ -574,21 +485,23 @@ def _job(spec: TaskSpec, prof: Any, seed: int, threads: int) -> dict[str, Any]:
     """What both kinds of child get: where to import from, what they may not import, the profile."""
     heldout_module = spec.entry_point.partition(":")[0]
     return {"sys_path": list(sys.path), "blocked_modules": [heldout_module], "profile": prof.name,
-            "seed": seed, "threads": threads, "confine": confinement_on()}
+            "seed": seed, "threads": threads}
 
 
 def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, threads, memory_cap,
-                  eval_timeout, on_progress) -> Outcome:
+                  eval_timeout, on_progress, jail: JailSpec | None, logs: dict[str, list[Path]]) -> Outcome:
     out = Outcome()
     base = _job(spec, prof, seed, threads)
     try:
         train_blob = pickle.dumps(problem.train, protocol=5)
     except Exception as exc:  # the task's fault, not the method's
         raise RuntimeError(f"task {spec.name!r}: its training view cannot be pickled: {exc}") from exc
-    scorer = Scorer(task_impl, problem, prof, base, threads, eval_timeout)
+    scorer = Scorer(task_impl, problem, prof, base, threads, eval_timeout, jail)
+    logs["scorer"] = scorer.logs
     t0 = time.perf_counter()
     worker = Child("method", {**base, "method": entry.target, "train": train_blob, "spec": spec,
-                              "budget": bud, "variant": variant}, threads)
+                              "budget": bud, "variant": variant}, threads, jail)
+    logs["method"] = [worker.log_path]
     scorer.start()
     last_blob: bytes | None = None
     last_metrics: dict[str, float] | None = None
@@ -596,7 +509,6 @@ def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, thr
         with MemoryWatch(worker, memory_cap) as mem:
             try:
                 out.timings["method_start_seconds"] = worker.wait_ready(START_TIMEOUT)
-                out.writable = worker.writable
             except SolutionError as exc:
                 out.status, out.error = ("crashed" if worker.dead() else "error"), f"the method could not start: {exc}"
                 return out
@@ -610,7 +522,7 @@ def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, thr
             while not done:
                 if not worker.conn.poll(0.02):
                     if mem.exceeded or worker.dead():
-                        _ended(out, worker, mem, memory_cap)
+                        _ended(out, worker, mem, memory_cap, jail)
                         break
                     if clock.seconds() > hard_cap:
                         worker.kill()
@@ -624,7 +536,7 @@ def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, thr
                 except (EOFError, OSError):
                     with contextlib.suppress(subprocess.TimeoutExpired):
                         worker.proc.wait(timeout=5)
-                    _ended(out, worker, mem, memory_cap)
+                    _ended(out, worker, mem, memory_cap, jail)
                     break
                 except Exception as exc:  # noqa: BLE001 - a method process speaking out of turn
                     out.status, out.error = "error", f"the method's process broke the protocol: {_reason(exc)}"
@@ -697,14 +609,19 @@ def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, thr
     return out
 
 
-def _ended(out: Outcome, worker: Child, mem: MemoryWatch, memory_cap: int) -> None:
+def _ended(out: Outcome, worker: Child, mem: MemoryWatch, memory_cap: int, jail: JailSpec | None) -> None:
     """The method's process is gone before it said "done": killed for memory, or it died."""
-    if mem.exceeded:
+    if mem.exceeded or (jail is not None and jail.limits.oom_killed()):
         out.status = "out_of_memory"
-        out.error = (f"the method's processes used {mem.peak / 2**20:.0f} MiB, over the cap of "
-                     f"{memory_cap / 2**20:.0f} MiB")
+        out.error = (f"the run's processes went over the cap of {memory_cap / 2**20:.0f} MiB of memory "
+                     f"(method's resident peak {mem.peak / 2**20:.0f} MiB; temporary files count)")
     else:
         out.status, out.error = "crashed", f"the method's process died: {worker.dead() or 'it closed its socket'}"
+        if jail is not None and jail.limits.pids_refused():
+            out.error += f" (it hit the run's limit of {jail.limits.processes} processes and threads)"
+        tail = worker.log_tail(3)
+        if tail:
+            out.error += f"; its last output: {tail}"
 
 
 class _Clock:

@@ -1,16 +1,14 @@
-"""The processes that run method code: ``python -m advbench.sandbox {method|solution} FD``.
+"""The processes that run method code: ``python -I -S -c BOOT {method|solution} FD`` (see :mod:`advbench.jail`).
 
 * ``method``: runs one method on the training view it is sent, with a :class:`RunContext` whose
   ``checkpoint`` sends solution pickles back. It never receives held-out data.
 * ``solution``: the scoring process; holds one solution at a time and answers the task's
   questions about it (:func:`advbench.solution.serve`). It receives held-out inputs, never answers.
 
-Both are started fresh by the harness (never forked from it), with ``ADVBENCH_SEAL_KEY`` removed
-from their environment, a ``TMPDIR`` of their own and the thread count fixed before any library
-loads. Where the system allows, they run in user, PID and network namespaces of their own
-(:func:`advbench.runner.namespace_prefix`: no reading the harness's memory, no signalling it,
-loopback only) and write files only beneath their TMPDIR (:func:`_confine_writes`). Both refuse to
-import a task's held-out module. They die with the harness (``PR_SET_PDEATHSIG``) and when
+Both are started fresh by the harness (never forked from it), each in a jail of its own
+(:mod:`advbench.jail`: bubblewrap, uid 65534, a read-only view without results, home or caches,
+private /tmp and /dev/shm, loopback only), with a cleared environment and the thread count fixed
+before any library loads. Both refuse to import a task's held-out module. They die with the harness (``PR_SET_PDEATHSIG``) and when
 their socket closes. Everything they send the harness is plain data (see
 :mod:`advbench.solution`): the harness never unpickles what a method wrote.
 """
@@ -54,58 +52,12 @@ def _die_with_parent() -> None:
         pass  # not Linux: the closed socket still ends the process
 
 
-def _loopback_up() -> None:
-    """In a network namespace of its own, ``lo`` starts down: bring it up (a method may run local
-    servers, Ray for one). Elsewhere it is up already, or not ours to change."""
-    import fcntl
-    import struct
-
-    get_flags, set_flags, up = 0x8913, 0x8914, 0x1  # SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            flags = struct.unpack("16sH14s", fcntl.ioctl(s, get_flags, struct.pack("16sH14s", b"lo", 0, b"")))[1]
-            if not flags & up:
-                fcntl.ioctl(s, set_flags, struct.pack("16sH14s", b"lo", flags | up, b""))
-    except OSError:
-        pass  # no network namespace of its own (no CAP_NET_ADMIN): lo is the host's, already up
-
-
-# Besides the process's own TMPDIR: shared memory, /dev/null and devices, and /proc (its own process
-# settings: CUDA does not start without; in its PID namespace /proc shows its own processes alone).
-WRITABLE = ("/dev/shm", "/dev", "/proc")
-
-
-def _confine_writes() -> list[str]:
-    """From here on, this process and every process it starts may create, change or delete files
-    only beneath its TMPDIR (a folder of its own, removed after it), /dev/shm, /dev and /proc: not the
-    results, not the installed code of the harness, tasks and libraries that later runs would load.
-    Reading and executing stay allowed everywhere. Landlock (Linux 5.13+) enforces it in the kernel
-    and it cannot be undone. Returns the folders (TMPDIR as "$TMPDIR"), or [] where Landlock is
-    unavailable."""
-    if not sys.platform.startswith("linux"):
-        return []
-    try:
-        import landlock
-        from landlock import FSAccess
-
-        if landlock.landlock_abi_version() < 1:
-            return []
-        reads = FSAccess.READ_FILE | FSAccess.READ_DIR | FSAccess.EXECUTE | getattr(FSAccess, "IOCTL_DEV", 0)
-        writes = FSAccess.all() & ~reads  # the rights Landlock handles; whatever it does not handle stays allowed
-        ruleset = landlock.Ruleset(restrict_rules=writes)
-        ruleset.allow(os.environ["TMPDIR"], *[p for p in WRITABLE if os.path.isdir(p)])
-        ruleset.apply()
-    except Exception:  # noqa: BLE001 - no Landlock here (old kernel, not built in, not Linux)
-        return []
-    return ["$TMPDIR", *[p for p in WRITABLE if os.path.isdir(p)]]
-
-
 def _prepare(job: dict[str, Any]) -> None:
     sys.path[:] = job["sys_path"]
     sys.meta_path.insert(0, HeldoutImportBlocker(set(job["blocked_modules"])))
 
 
-def _run_method(conn: Any, job: dict[str, Any], writable: list[str]) -> None:
+def _run_method(conn: Any, job: dict[str, Any]) -> None:
     from advbench.context import RunContext, dump_solution
     from advbench.errors import BudgetExhausted
     from advbench.profiles import get_profile
@@ -138,7 +90,7 @@ def _run_method(conn: Any, job: dict[str, Any], writable: list[str]) -> None:
 
     ctx = RunContext(spec=job["spec"], variant=job["variant"], seed=job["seed"], budget=job["budget"],
                      profile=profile, submit=submit)
-    send_plain(conn, ("ready", time.perf_counter() - t0, writable))
+    send_plain(conn, ("ready", time.perf_counter() - t0))
     conn.recv()  # "go": the harness starts its training clock as it sends this
     ctx._start = time.perf_counter()
     try:
@@ -158,13 +110,13 @@ def _describe(exc: BaseException) -> str:
     return head + "\n" + "".join(traceback.format_tb(exc.__traceback__, limit=-6))
 
 
-def _run_solution_host(conn: Any, job: dict[str, Any], writable: list[str]) -> None:
+def _run_solution_host(conn: Any, job: dict[str, Any]) -> None:
     from advbench.profiles import get_profile
     from advbench.solution import send_plain, serve
 
     t0 = time.perf_counter()
     get_profile(job["profile"]).activate(job["seed"], threads=job["threads"], import_torch=False)
-    send_plain(conn, ("ready", time.perf_counter() - t0, writable))
+    send_plain(conn, ("ready", time.perf_counter() - t0))
     serve(conn)
 
 
@@ -177,14 +129,10 @@ def main() -> None:
     conn = Connection(sock.detach())
     job = conn.recv()  # from the harness, which is trusted
     _prepare(job)
-    writable: list[str] = []
-    if job["confine"]:  # before any method or solution code is loaded
-        _loopback_up()
-        writable = _confine_writes()
     if role == "method":
-        _run_method(conn, job, writable)
+        _run_method(conn, job)
     elif role == "solution":
-        _run_solution_host(conn, job, writable)
+        _run_solution_host(conn, job)
     else:
         raise SystemExit(f"unknown role {role!r}")
     conn.close()

@@ -78,12 +78,19 @@ def test_a_method_that_hangs_without_checkpointing_is_killed_at_the_cap(toy_regi
 
 
 def test_a_killed_method_leaves_no_temporary_files(toy_registry):
-    """Each method process gets a TMPDIR of its own, removed with it, even when it is killed at the cap."""
+    """Each method process gets a /tmp of its own (a tmpfs of its jail), gone with it, even when it is
+    killed at the cap; without the jail, a TMPDIR of its own, removed with it."""
     import tempfile
     from pathlib import Path
 
     rec = run("toy", "temp-files-then-hang", budget="quick", seed=0, results_dir=None, registry=toy_registry)
-    assert rec["status"] == "time_cap"
+    assert rec["status"] == "time_cap" and rec["jail"] is not None
+    left = Path(rec["config"]["method"]["temp_file"])
+    assert left.parent == Path("/tmp") and not left.exists()  # its /tmp was the jail's, not the host's
+
+    rec = run("toy", "temp-files-then-hang", budget="quick", seed=0, results_dir=None, registry=toy_registry,
+              isolation="no-jail")
+    assert rec["status"] == "time_cap" and rec["jail"] is None and rec["isolation"] == "no-jail"
     left = Path(rec["config"]["method"]["temp_file"])
     assert left.parent.name.startswith("advbench-method-") and left.parent.parent == Path(tempfile.gettempdir())
     assert not left.parent.exists()
@@ -109,7 +116,11 @@ def test_a_method_past_the_memory_cap_is_stopped(toy_registry, tmp_path):
     cap = 400 * 2**20
     rec = run("toy", "hog-memory", seed=0, results_dir=tmp_path, registry=toy_registry, memory_cap=cap)
     assert rec["status"] == "out_of_memory" and "over the cap" in rec["error"]
-    assert rec["memory"]["peak_rss_bytes"] > cap and rec["memory"]["cap_bytes"] == cap
+    assert rec["memory"]["cap_bytes"] == cap
+    if rec["jail"]["limits"]["by"].startswith("cgroup"):  # the kernel stopped it, counting all it charged
+        assert rec["memory"]["run_peak_bytes"] >= 0.95 * cap
+    else:  # the harness's watch did, on resident memory
+        assert rec["memory"]["peak_rss_bytes"] > cap
 
 
 def test_training_while_the_harness_scores_is_counted_as_training(toy_registry):
