@@ -165,12 +165,21 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print the records as JSON on stdout."),
     check_targets: bool = typer.Option(False, "--check-targets", help="Exit 1 if any quality target is missed."),
     sealed: bool = typer.Option(False, "--sealed",
-                                help="Derive held-out data from the seed and the key in ADVBENCH_SEAL_KEY."),
+                                help="Derive held-out data from the seed and a secret key (ADVBENCH_SEAL_KEY or "
+                                     "--seal-key-file)."),
+    seal_key_file: Optional[Path] = typer.Option(None, "--seal-key-file",
+                                                 help="With --sealed: read the key from this file (never in the "
+                                                      "view of method code)."),
     force: bool = typer.Option(False, "--force", help="Run again even if an ok record of the same run exists."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, max=1024,
                                           help="Threads per run (default: ADVBENCH_THREADS, else 1)."),
     max_memory: Optional[float] = typer.Option(None, "--max-memory", min=0.05,
                                                help="Memory cap per run in GiB (default: 75% of this machine's)."),
+    max_processes: Optional[int] = typer.Option(None, "--max-processes", min=8, max=1_000_000,
+                                                help="Processes and threads per run, over all its jails "
+                                                     "(default 512)."),
+    no_jail: bool = typer.Option(False, "--no-jail",
+                                 help="Debugging: method processes without the jail (bubblewrap); never ranked."),
     in_process: bool = typer.Option(False, "--in-process",
                                     help="Debugging: run methods in this process (no isolation; never ranked)."),
     asv: bool = typer.Option(False, "--asv", help="Run the selection under airspeed velocity (asv) instead."),
@@ -222,8 +231,15 @@ def run(
     if jobs > 1 and (in_process or asv):
         raise UsageError("--jobs runs each run in a worker process; it takes neither --in-process nor --asv")
     threads = default_threads() if threads is None else threads
+    if seal_key_file is not None and not sealed:
+        raise UsageError("--seal-key-file goes with --sealed")
+    if no_jail and in_process:
+        raise UsageError("give either --no-jail or --in-process, not both")
     if sealed:
-        runner.seal_key()  # says how to set the key, before any work
+        runner.seal_key(seal_key_file)  # read once, and gone from the environment; says how to set it
+        runner.check_startup_code()  # no foreign code runs at interpreter start-up beside the key
+    if not (no_jail or in_process or asv):
+        runner.check_jail()
     if not asv:
         records.check_writable(results)
     memory_cap = int(max_memory * 2**30) if max_memory is not None else None
@@ -242,7 +258,7 @@ def run(
         _run_asv(sorted({p[0].name for p in plan}), method, profile, budget.value, seeds, results)
         return
     done = set() if force else records.completed(results)
-    isolation = "in-process" if in_process else "process"
+    isolation = "in-process" if in_process else ("no-jail" if no_jail else "process")
     every = [(spec, entry, prof, v, s) for spec, entry, prof, v in plan for s in range(seed, seed + seeds)]
     pending = [(spec, entry, prof, v, s) for spec, entry, prof, v, s in every
                if (spec.name, spec.version, v, entry.name, prof.name, budget.value, s, sealed, isolation) not in done]
@@ -252,7 +268,7 @@ def run(
         from advbench import executors
 
         requests = [executors.RunRequest(spec.name, entry.name, prof.name, budget.value, s, v, sealed, isolation,
-                                         threads, memory_cap, prof.torch_device == "cuda")
+                                         threads, memory_cap, prof.torch_device == "cuda", max_processes)
                     for spec, entry, prof, v, s in pending]
         where = f"Ray ({address or 'a local cluster'})" if executor is Executor.ray else f"{jobs} worker processes"
         err.print(f"{len(requests)} run(s) on {where}", highlight=False)
@@ -271,11 +287,13 @@ def run(
         else:
             executors.run_local_pool(requests, jobs, on_record)
     else:
-        _run_here(pending, budget.value, sealed, isolation, threads, memory_cap, results, reg, as_json, recs)
+        _run_here(pending, budget.value, sealed, isolation, threads, memory_cap, max_processes, results, reg, as_json,
+                  recs)
     _report(recs, skipped, results, as_json, check_targets)
 
 
-def _run_here(pending, budget, sealed, isolation, threads, memory_cap, results, reg, as_json, recs) -> None:
+def _run_here(pending, budget, sealed, isolation, threads, memory_cap, max_processes, results, reg, as_json,
+              recs) -> None:
     """The runs one after another in this process, each with a live progress bar."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -287,7 +305,7 @@ def _run_here(pending, budget, sealed, isolation, threads, memory_cap, results, 
             bar = progress.add_task(f"{spec.name}:{entry.name} {v} {prof.name} seed {s}", total=1.0)
             rec = runner.run(spec.name, entry.name, profile=prof.name, budget=budget, seed=s, variant=v,
                              results_dir=results, registry=reg, sealed=sealed, isolation=isolation,
-                             threads=threads, memory_cap=memory_cap,
+                             threads=threads, memory_cap=memory_cap, max_processes=max_processes,
                              on_progress=lambda d, t, bar=bar: progress.update(bar, completed=d / max(t, 1)))
             progress.update(bar, completed=1.0)
             recs.append(rec)

@@ -52,15 +52,27 @@ class RunRequest:
     threads: int = 1
     memory_cap: int | None = None
     needs_gpu: bool = False
+    max_processes: int | None = None
+
+    def seal(self) -> tuple[bytes, str] | None:
+        """A sealed run's per-run material and the key's fingerprint (the key stays with the driver)."""
+        if not self.sealed:
+            return None
+        from advbench.runner import seal_for_run, seal_key
+
+        return seal_for_run(seal_key(), self.task, self.variant, self.seed)
 
 
-def execute(request: RunRequest, *, keep_artifacts: bool = True, **kwargs: Any) -> dict[str, Any]:
-    """Run one request here and return its record (artifacts carried along, nothing written)."""
+def execute(request: RunRequest, seal: tuple[bytes, str] | None = None, *, keep_artifacts: bool = True,
+            **kwargs: Any) -> dict[str, Any]:
+    """Run one request here and return its record (artifacts carried along, nothing written).
+    ``seal``: the run's sealed material (:meth:`RunRequest.seal`), as a worker receives it."""
     from advbench.runner import run
 
     return run(request.task, request.method, profile=request.profile, budget=request.budget, seed=request.seed,
                variant=request.variant, results_dir=None, sealed=request.sealed, isolation=request.isolation,
-               threads=request.threads, memory_cap=request.memory_cap, keep_artifacts=keep_artifacts, **kwargs)
+               threads=request.threads, memory_cap=request.memory_cap, max_processes=request.max_processes,
+               keep_artifacts=keep_artifacts, seal=seal, **kwargs)
 
 
 def failed(request: RunRequest, status: str, why: str) -> dict[str, Any]:
@@ -70,7 +82,7 @@ def failed(request: RunRequest, status: str, why: str) -> dict[str, Any]:
     return failed_record(request.task, request.method, profile=request.profile, budget=request.budget,
                          seed=request.seed, variant=request.variant, status=status, error=why,
                          sealed=request.sealed, isolation=request.isolation, threads=request.threads,
-                         memory_cap=request.memory_cap)
+                         memory_cap=request.memory_cap, seal=request.seal())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -97,11 +109,14 @@ def run_local_pool(requests: Iterable[RunRequest], jobs: int, on_record: Callabl
 
 
 def _in_worker_process(request: RunRequest) -> tuple[dict[str, Any] | None, str]:
+    seal = request.seal()
     with tempfile.TemporaryDirectory(prefix="advbench-worker-") as tmp:
         job, out = Path(tmp) / "request.json", Path(tmp) / "record.pickle"
         job.write_text(json.dumps(asdict(request)))
+        # A sealed run's material goes through the worker's stdin: never a file, never the environment.
+        material = json.dumps(None if seal is None else [seal[0].hex(), seal[1]])
         proc = subprocess.run([sys.executable, "-m", "advbench.executors", str(job), str(out)],
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                              input=material.encode(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if proc.returncode == 0 and out.exists():
             return pickle.loads(out.read_bytes()), ""  # written by our own worker, never by method code
         tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
@@ -109,10 +124,14 @@ def _in_worker_process(request: RunRequest) -> tuple[dict[str, Any] | None, str]
 
 
 def _worker_main(job: str, out: str) -> None:
-    request = RunRequest(**json.loads(Path(job).read_text()))
+    from advbench.jail import die_with_parent
     from advbench.records import write_atomic
 
-    write_atomic(Path(out), pickle.dumps(execute(request), protocol=5))
+    die_with_parent()  # a worker whose driver is gone (kill -9) stops, and its jails with it
+    request = RunRequest(**json.loads(Path(job).read_text()))
+    material = json.loads(sys.stdin.read() or "null")
+    seal = None if material is None else (bytes.fromhex(material[0]), material[1])
+    write_atomic(Path(out), pickle.dumps(execute(request, seal), protocol=5))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,16 +148,15 @@ def ray_available() -> None:
 def run_ray(requests: Iterable[RunRequest], on_record: Callable[[dict[str, Any]], None], *,
             address: str | None = None) -> None:
     """Each request as a Ray task on the cluster at ``address`` (None: start a local one). A sealed
-    sweep's key travels to the workers in the job's environment, as it does to local workers."""
+    run's per-run material (an HMAC of the key for that run, :meth:`RunRequest.seal`) travels as the
+    task's argument; the key itself never leaves the driver, and nothing goes through ``runtime_env``
+    (which Ray writes into its logs)."""
     import ray
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # ray 2.60 turns token auth on by default
-    key = os.environ.get("ADVBENCH_SEAL_KEY")
-    runtime_env = {"env_vars": {"ADVBENCH_SEAL_KEY": key}} if key else None
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                 runtime_env=runtime_env)
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, configure_logging=False)
     remote = ray.remote(max_retries=RETRIES, retry_exceptions=False)(_ray_execute)
     pending: dict[Any, RunRequest] = {}
     try:
@@ -146,7 +164,9 @@ def run_ray(requests: Iterable[RunRequest], on_record: Callable[[dict[str, Any]]
             options: dict[str, Any] = {"num_cpus": request.threads, "num_gpus": 1 if request.needs_gpu else 0}
             if request.memory_cap:
                 options["memory"] = int(request.memory_cap)
-            pending[remote.options(**options).remote(asdict(request))] = request
+            seal = request.seal()
+            material = None if seal is None else [seal[0].hex(), seal[1]]
+            pending[remote.options(**options).remote(asdict(request), material)] = request
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             request = pending.pop(ref)
@@ -164,8 +184,8 @@ def run_ray(requests: Iterable[RunRequest], on_record: Callable[[dict[str, Any]]
             ray.shutdown()
 
 
-def _ray_execute(request: dict[str, Any]) -> dict[str, Any]:
-    return execute(RunRequest(**request))
+def _ray_execute(request: dict[str, Any], material: list[str] | None = None) -> dict[str, Any]:
+    return execute(RunRequest(**request), None if material is None else (bytes.fromhex(material[0]), material[1]))
 
 
 if __name__ == "__main__":

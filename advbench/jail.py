@@ -75,6 +75,16 @@ main()
 """
 
 
+def die_with_parent() -> None:
+    """This process gets SIGKILL when its parent dies (Linux's PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def jail_on() -> bool:
     """Whether method and scoring processes run in the jail (default yes; ``ADVBENCH_JAIL=0``: no)."""
     return os.environ.get(JAIL_ENV, "1") != "0"
@@ -460,7 +470,6 @@ class JailSpec:
     limits: RunLimits
     hidden: list[str] = field(default_factory=list)
     gpu: bool = False
-    log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="advbench-logs-")))
     tmpfs_bytes: int = 0  # size of /tmp and of /dev/shm each (0: the memory limit)
 
 
@@ -490,7 +499,7 @@ class Child:
     unless ``jail`` is None (``--no-jail``: a plain process in its own session, same protocol)."""
 
     def __init__(self, role: str, job: dict[str, Any], threads: int, jail: JailSpec | None = None,
-                 env_extra: dict[str, str] | None = None) -> None:
+                 log_dir: Path | None = None) -> None:
         from multiprocessing.connection import Connection
 
         from advbench.profiles import thread_env
@@ -499,11 +508,11 @@ class Child:
         ours, theirs = socket.socketpair()
         fd = theirs.fileno()
         self.scratch = tempfile.mkdtemp(prefix=f"advbench-{role}-")
-        log_dir = jail.log_dir if jail is not None else Path(self.scratch)
-        self.log_path = Path(log_dir) / f"{role}-{uuid.uuid4().hex[:6]}.log"
+        # The log outlives the process (the run reads it after): never in its scratch folder.
+        log_dir = log_dir or (jail.log_dir if jail is not None else Path(tempfile.gettempdir()))
+        self.log_path = Path(log_dir) / f"advbench-{role}-{uuid.uuid4().hex[:8]}.log"
         self.log = CappedLog(self.log_path)
         env = _clean_env(thread_env(threads), bool(jail and jail.gpu))
-        env.update(env_extra or {})
         pass_fds = [fd]
         self._block_w = -1
         info_r = -1

@@ -55,7 +55,8 @@ def load(results_dir: Path, problems: list[str] | None = None):
     """The latest record per (group, seed), failed runs included, as a pandas DataFrame.
 
     A failed re-run replaces an older success of the same seed: the board shows the failure
-    instead of hiding it. Records of ``--in-process`` (debugging) runs are left out and reported.
+    instead of hiding it. Records of debugging runs (``--in-process``, ``--no-jail``) are left out and
+    reported.
     """
     return frame(records.iter_records(Path(results_dir), problems), problems)
 
@@ -66,7 +67,7 @@ def frame(recs, problems: list[str] | None = None):
 
     rows, in_process = [], 0
     for rec in recs:
-        if rec.get("isolation") == "in-process" and rec["schema_version"] > 1:
+        if rec.get("isolation") in ("in-process", "no-jail") and rec["schema_version"] > 1:
             in_process += 1
             continue
         timings, throughput, memory = rec["timings"], rec.get("throughput") or {}, rec.get("memory") or {}
@@ -91,7 +92,8 @@ def frame(recs, problems: list[str] | None = None):
             "path": rec.get("_path"),
         })
     if in_process and problems is not None:
-        problems.append(f"left out {in_process} record(s) of --in-process runs (debugging only, never ranked)")
+        problems.append(f"left out {in_process} record(s) of --in-process or --no-jail runs (debugging only, "
+                        "never ranked)")
     df = pd.DataFrame(rows)
     if df.empty:
         return df

@@ -24,6 +24,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 import uuid
@@ -96,6 +97,55 @@ def seal_for_run(key: bytes, task: str, variant: str, seed: int) -> tuple[bytes,
 
     material = hmac.new(key, f"advbench-run\0{task}\0{variant}\0{seed}".encode(), hashlib.sha256).digest()
     return material, hashlib.sha256(key).hexdigest()
+
+
+def check_jail() -> None:
+    """Fail before any work where the jail cannot start (no bubblewrap, or it cannot make namespaces)."""
+    from advbench.jail import JailUnavailable, bwrap_binary
+
+    try:
+        binary = bwrap_binary()
+    except JailUnavailable as exc:
+        raise UsageError(str(exc)) from exc
+    probe = subprocess.run([binary, "--unshare-all", "--unshare-user", "--ro-bind", "/", "/", "--", "/bin/true"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        why = (probe.stderr.strip().splitlines() or ["no reason given"])[-1]
+        raise UsageError(f"the jail (bubblewrap) cannot start here: {why}; method code runs only in it "
+                         "(advbench run --no-jail runs without it, for debugging: never ranked)")
+
+
+def check_startup_code() -> None:
+    """A sealed run refuses to start where site-packages holds a ``.pth`` file with executable lines
+    that is not advbench's own or setuptools': such lines run in every interpreter at start-up, this
+    one included, where the seal key is."""
+    import re
+    import site
+
+    # Known start-up lines: advbench's own editable install, and setuptools' distutils shim.
+    known = (re.compile(r"import __editable___advbench_[\w.]+_finder; __editable___advbench_[\w.]+_finder\.install\(\)"),
+             re.compile(r"import os; var = 'SETUPTOOLS_USE_DISTUTILS'; enabled = os\.environ\.get\(var, 'local'\) == "
+                        r"'local'; enabled and __import__\('_distutils_hack'\)\.add_shim\(\); ?"))
+    dirs = [d for d in dict.fromkeys([*site.getsitepackages(), site.getusersitepackages(), *sys.path])
+            if d and os.path.isdir(d)]
+    found = []
+    for d in dirs:
+        try:
+            names = sorted(os.listdir(d))
+        except OSError:
+            continue
+        for name in names:
+            if not name.endswith(".pth"):
+                continue
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                lines = Path(d, name).read_text(encoding="utf-8").splitlines()
+                if any(line.startswith(("import ", "import\t")) and not any(k.fullmatch(line.strip()) for k in known)
+                       for line in lines):
+                    found.append(os.path.join(d, name))
+    if found:
+        raise UsageError(f"a sealed run will not start beside code that runs at interpreter start-up: {found[0]} has "
+                         "executable lines (a package installed with a .pth hook, or in editable mode); install "
+                         "plugins as wheels, or remove the file")
 
 
 def resolve_variants(spec: TaskSpec, budget: str, variants: list[str] | None) -> list[str]:
@@ -191,6 +241,7 @@ class Scorer:
     threads: int
     eval_timeout: float
     jail: JailSpec | None = None
+    log_dir: Path | None = None
     child: Child | None = None
     start_seconds: float = 0.0
     transfer_seconds: float = 0.0
@@ -205,7 +256,7 @@ class Scorer:
             if self.child is not None:
                 self.child.kill()
             self._t0 = time.perf_counter()
-            self.child, self._ready = Child("solution", self.job, self.threads, self.jail), False
+            self.child, self._ready = Child("solution", self.job, self.threads, self.jail, self.log_dir), False
             self.logs.append(self.child.log_path)
 
     def _host(self) -> Child:
@@ -333,6 +384,7 @@ def run(task: str, method: str | None = None, *, profile: str | None = None, bud
     gc.collect()
     jail = None
     logs: dict[str, list[Path]] = {}
+    log_dir = Path(tempfile.mkdtemp(prefix="advbench-logs-"))  # the harness's: no jail sees it
     if isolation == "process":
         hide = [str(results_dir)] if results_dir is not None else []
         hide += [f for f in (seal_key_file(),) if f]
@@ -341,7 +393,7 @@ def run(task: str, method: str | None = None, *, profile: str | None = None, bud
     try:
         if isolation in ("process", "no-jail"):
             outcome = _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, threads,
-                                    memory_cap, eval_timeout, on_progress, jail, logs)
+                                    memory_cap, eval_timeout, on_progress, jail, log_dir, logs)
         else:
             outcome = _run_in_process(spec, entry, prof, bud, variant, seed, problem, task_impl, on_progress)
     finally:
@@ -357,8 +409,10 @@ def run(task: str, method: str | None = None, *, profile: str | None = None, bud
 
         peak_cuda = int(torch.cuda.max_memory_allocated())
 
+    description = dict(getattr(problem, "description", {}))
+    held = {k: description.pop(k) for k in sorted(problem.heldout_description) if k in description} if sealed else {}
     rec = _record(spec, entry, prof, budget, variant, seed, threads, fingerprint, isolation, outcome, setup_seconds,
-                  getattr(problem, "description", {}), hardware, memory_cap, peak_cuda, jail)
+                  description, hardware, memory_cap, peak_cuda, jail)
     # What a run leaves besides its record. The method's own output is the method's; everything the
     # task made of held-out data (renders, sample plots) and the scoring processes' output (solution
     # code that saw held-out inputs) is published only for unsealed runs: a sealed run's are kept
@@ -368,8 +422,11 @@ def run(task: str, method: str | None = None, *, profile: str | None = None, bud
     public = _read_logs(logs.get("method", []), "method.log")
     private: dict[str, bytes] = {}
     (private if sealed else public).update(made)
-    if jail is not None:
-        shutil.rmtree(jail.log_dir, ignore_errors=True)
+    if held:
+        import json
+
+        private["heldout-description.json"] = json.dumps(_finite(held), indent=1, default=str).encode()
+    shutil.rmtree(log_dir, ignore_errors=True)
     if results_dir is not None:
         store(rec, Path(results_dir), public, private)
     elif keep_artifacts:
@@ -489,18 +546,19 @@ def _job(spec: TaskSpec, prof: Any, seed: int, threads: int) -> dict[str, Any]:
 
 
 def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, threads, memory_cap,
-                  eval_timeout, on_progress, jail: JailSpec | None, logs: dict[str, list[Path]]) -> Outcome:
+                  eval_timeout, on_progress, jail: JailSpec | None, log_dir: Path,
+                  logs: dict[str, list[Path]]) -> Outcome:
     out = Outcome()
     base = _job(spec, prof, seed, threads)
     try:
         train_blob = pickle.dumps(problem.train, protocol=5)
     except Exception as exc:  # the task's fault, not the method's
         raise RuntimeError(f"task {spec.name!r}: its training view cannot be pickled: {exc}") from exc
-    scorer = Scorer(task_impl, problem, prof, base, threads, eval_timeout, jail)
+    scorer = Scorer(task_impl, problem, prof, base, threads, eval_timeout, jail, log_dir)
     logs["scorer"] = scorer.logs
     t0 = time.perf_counter()
     worker = Child("method", {**base, "method": entry.target, "train": train_blob, "spec": spec,
-                              "budget": bud, "variant": variant}, threads, jail)
+                              "budget": bud, "variant": variant}, threads, jail, log_dir)
     logs["method"] = [worker.log_path]
     scorer.start()
     last_blob: bytes | None = None

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib.abc
 import os
-import signal
 import socket
 import sys
 import time
@@ -40,16 +39,6 @@ class HeldoutImportBlocker(importlib.abc.MetaPathFinder):
             raise ImportError(f"{fullname} is a task's held-out code: a method may import only the task's "
                               "contract module")
         return None
-
-
-def _die_with_parent() -> None:
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError):
-        pass  # not Linux: the closed socket still ends the process
 
 
 def _prepare(job: dict[str, Any]) -> None:
@@ -121,8 +110,10 @@ def _run_solution_host(conn: Any, job: dict[str, Any]) -> None:
 
 
 def main() -> None:
+    from advbench.jail import die_with_parent
+
     role, fd = sys.argv[1], int(sys.argv[2])
-    _die_with_parent()
+    die_with_parent()
     from multiprocessing.connection import Connection
 
     sock = socket.socket(fileno=fd)

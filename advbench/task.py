@@ -49,6 +49,10 @@ class Problem:
     # in never reaches the method (a tabular benchmark's validation column: nas). Plain data in and
     # out; a ValueError it raises is raised by ``ctx.ask`` in the method. Every ask is counted.
     oracle: Callable[[Any], Any] | None = None
+    # Names of ``description`` items that tell something of the held-out data (evaluation episode
+    # seeds, test accuracies of what a method asked about). Unsealed, they are in the record like
+    # the rest; sealed, they go to a private artifact (``heldout-description.json``), never a record.
+    heldout_description: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

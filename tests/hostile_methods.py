@@ -71,14 +71,24 @@ def _has_contents(cell: Any) -> bool:
 
 
 def _dump(route: str, floats: set[float], arrays: list[np.ndarray], kinds: list[str]) -> None:
-    path = os.environ.get("ADVBENCH_HOSTILE_DUMP")
-    if not path:
-        return
+    """Report what was found: one line on stderr, which the harness keeps in the run's log (the
+    method's, or the scoring process's), where the test reads it. Method code can write no file
+    the test could read, and its environment holds nothing the test put there."""
     entry = {"route": route, "pid": os.getpid(), "floats": sorted(f for f in floats if np.isfinite(f)),
              "arrays": [a.tolist() for a in arrays if a.ndim == 2 and a.shape[0] == a.shape[1] and a.shape[0] > 5],
-             "kinds": sorted(set(kinds))}
-    with open(path, "a") as f:
-        f.write(json.dumps(entry) + "\n")
+             "kinds": sorted(set(kinds)) if route != "method:jail" else list(kinds)}
+    sys.stderr.write("ADVBENCH-HOSTILE " + json.dumps(entry) + "\n")
+    sys.stderr.flush()
+
+
+def inputs() -> dict[str, Any]:
+    """What the test tells the hostile code (the harness's PID, paths to try): ``hostile_inputs.json``
+    in a folder the test put on ``sys.path``, which the jail's read-only view holds."""
+    for folder in sys.path:
+        path = Path(folder or ".") / "hostile_inputs.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+    return {}
 
 
 def _frames() -> list[Any]:
@@ -186,14 +196,14 @@ def pc_scan_everything(train, ctx):
 
 
 def _read_harness_memory() -> tuple[float | None, list[str]]:
-    """Read the anonymous memory of the harness (its PID in ``ADVBENCH_HOSTILE_HARNESS``, as an
-    attacker scanning /proc would find it) for the answer's bytes (``ADVBENCH_HOSTILE_NEEDLE``: an
-    attacker who knows what the answer looks like), and try to signal the harness."""
+    """Read the anonymous memory of the harness (its PID, as an attacker scanning /proc would find
+    it) for the answer's bytes (an attacker who knows what the answer looks like), and try to signal
+    the harness."""
     import re
     import struct
 
-    pid = int(os.environ["ADVBENCH_HOSTILE_HARNESS"])
-    needle = bytes.fromhex(os.environ["ADVBENCH_HOSTILE_NEEDLE"])
+    pid = int(inputs()["harness_pid"])
+    needle = bytes.fromhex(inputs()["needle"])
     found, read, notes = None, 0, []
     try:
         os.kill(pid, 0)
@@ -245,14 +255,14 @@ def toy_solution_reads_harness_memory(train, ctx):
 
 def toy_use_the_network(train, ctx):
     """Which network interfaces can it see, does loopback work, and can it reach out (to the
-    harness's own addresses, which exist on this host: ``ADVBENCH_HOSTILE_ADDRESSES``)?"""
+    harness's own addresses, which exist on this host: ``inputs()["addresses"]``)?"""
     import socket
 
     notes = ["interfaces: " + ",".join(sorted(name for _, name in socket.if_nameindex()))]
     with socket.create_server(("127.0.0.1", 0)) as server:
         with socket.create_connection(server.getsockname(), timeout=5):
             notes.append("loopback: works")
-    for address in filter(None, os.environ.get("ADVBENCH_HOSTILE_ADDRESSES", "").split(",")):
+    for address in inputs().get("addresses", []):
         try:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
                 s.connect((address, 9))  # a route to it, or not
@@ -264,12 +274,12 @@ def toy_use_the_network(train, ctx):
 
 
 def toy_write_outside(train, ctx):
-    """Plant a file in, and append to a file of, folders outside its TMPDIR (``ADVBENCH_HOSTILE_TARGETS``:
-    a stand-in for results/ and for installed code that later runs load), and write in its TMPDIR."""
+    """Plant a file in, and append to a file of, folders outside its /tmp (``inputs()["targets"]``: a
+    stand-in for results/ and for installed code that later runs load), and write in its /tmp."""
     import tempfile
 
     notes = []
-    for i, folder in enumerate(os.environ["ADVBENCH_HOSTILE_TARGETS"].split(",")):
+    for i, folder in enumerate(inputs()["targets"]):
         for what, path, mode in (("plant", Path(folder) / "planted.txt", "w"), ("append", Path(folder) / "victim.py", "a")):
             try:
                 with open(path, mode) as f:
@@ -281,4 +291,169 @@ def toy_write_outside(train, ctx):
         f.write("scratch\n")
     notes.append("tmpdir: done")
     _dump("method:write-outside", set(), [], notes)
+    return 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Beyond the process: the host (the jail's routes). Each tries, notes "done" or the error's type.
+# ---------------------------------------------------------------------------------------------
+
+
+def _try(notes: list[str], what: str, action) -> None:
+    try:
+        action()
+        notes.append(f"{what}: done")
+    except Exception as exc:  # noqa: BLE001 - the type of the refusal is the finding
+        notes.append(f"{what}: {type(exc).__name__}")
+
+
+def _write_back(path: str) -> None:
+    """Write a file's own content back to it: an open route that changes nothing."""
+    with open(path) as f:
+        value = f.read()
+    with open(path, "w") as f:
+        f.write(value)
+
+
+def _open_a_block_device() -> None:
+    import stat
+
+    for name in sorted(os.listdir("/dev")):
+        try:
+            block = stat.S_ISBLK(os.stat(f"/dev/{name}").st_mode)
+        except OSError:
+            continue
+        if block:  # opened for writing and closed again: nothing is written
+            os.close(os.open(f"/dev/{name}", os.O_RDWR))
+            return
+    raise FileNotFoundError("no block device in view")
+
+
+def _host_routes() -> list[str]:
+    """Route 1 and 4 of the jail issue: the host's root powers, and files the user can read."""
+    import stat
+
+    given = inputs()
+    notes = [f"uid {os.getuid()}", f"euid {os.geteuid()}"]
+    _try(notes, "write /proc/sys", lambda: _write_back("/proc/sys/kernel/core_pattern"))
+    _try(notes, "open a block device", _open_a_block_device)
+    _try(notes, "mknod a block device", lambda: os.mknod(f"/dev/{given['dev_name']}-blk", 0o600 | stat.S_IFBLK,
+                                                        os.makedev(7, 0)))
+    _try(notes, "create in /dev", lambda: open(f"/dev/{given['dev_name']}", "w").close())
+    _try(notes, "chmod outside", lambda: os.chmod(given["chmod_target"], 0o777))
+    _try(notes, "utime outside", lambda: os.utime(given["chmod_target"], (0, 0)))
+    for i, path in enumerate(given["secrets"]):
+        _try(notes, f"read secret {i}", lambda path=path: Path(path).read_bytes())
+    return notes
+
+
+def toy_escape_to_the_host(train, ctx):
+    _dump("method:jail", set(), [], _host_routes())
+    return 0.0
+
+
+class EscapingEstimate:
+    def estimate(self) -> float:
+        _dump("solution:jail", set(), [], _host_routes())
+        return 0.0
+
+
+def toy_solution_escapes_to_the_host(train, ctx):
+    return EscapingEstimate()
+
+
+def toy_look_for_the_key(train, ctx):
+    """Route 3: the seal key in the environment, in any process's environment or command line, in
+    any file it can list under /tmp, /dev/shm, /etc, /proc/self and the working folder."""
+    found: list[str] = [f"{k}={v}" for k, v in os.environ.items()]
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            for name in ("environ", "cmdline"):
+                try:
+                    found.append(Path(f"/proc/{pid}/{name}").read_bytes().decode(errors="replace"))
+                except OSError:
+                    pass
+    for root in ("/tmp", "/dev/shm", "/etc", os.getcwd()):
+        for folder, _, files in os.walk(root):
+            for name in files:
+                try:
+                    path = Path(folder, name)
+                    if path.stat().st_size < 1 << 20:
+                        found.append(path.read_bytes().decode(errors="replace"))
+                except OSError:
+                    pass
+    _dump("method:key", set(), [], [f"looked at {len(found)} places", *found])
+    return 0.0
+
+
+class SharedMemoryEstimate:
+    """Route 5: solution code (which sees held-out inputs) leaves a note in /dev/shm and /tmp."""
+
+    def estimate(self) -> float:
+        for folder in ("/dev/shm", "/tmp"):
+            Path(folder, "advbench-handoff.txt").write_text("held-out inputs would go here")
+        return 0.0
+
+
+def toy_shared_memory_handoff(train, ctx):
+    ctx.checkpoint(SharedMemoryEstimate())  # scored now: the note is written, if it can be
+    notes = [f"{folder}: {'found' if Path(folder, 'advbench-handoff.txt').exists() else 'nothing'}"
+             for folder in ("/dev/shm", "/tmp")]
+    _dump("method:handoff", set(), [], notes)
+    return 0.0
+
+
+def toy_memory_in_tmpfs(train, ctx):
+    """Route 6: memory the harness's RSS watch does not see: files in /dev/shm."""
+    block = b"\1" * (1 << 20)
+    with open("/dev/shm/advbench-hoard", "wb") as f:
+        for _ in range(int(inputs().get("tmpfs_mib", 1536))):
+            f.write(block)
+            f.flush()
+    return 0.0
+
+
+class HoardingEstimate:
+    """Route 6 in the scoring process, which nothing used to watch."""
+
+    def estimate(self) -> float:
+        hoard = [bytearray(1 << 20) for _ in range(int(inputs().get("scorer_mib", 2048)))]
+        return float(len(hoard))
+
+
+def toy_solution_hoards_memory(train, ctx):
+    return HoardingEstimate()
+
+
+def toy_many_processes(train, ctx):
+    """Route 6: more processes than the run may have (a fork bomb, bounded for the test's sake)."""
+    import subprocess
+
+    started, why = [], "all started"
+    try:
+        for _ in range(int(inputs().get("processes", 200))):
+            started.append(subprocess.Popen(["sleep", "30"]))
+    except OSError as exc:
+        why = type(exc).__name__
+    _dump("method:processes", set(), [], [f"started {len(started)}", why])
+    for p in started:
+        p.kill()
+    return 0.0
+
+
+def toy_flood_the_output(train, ctx):
+    """Route 7: 30 MB on stdout and stderr, then an attempt to truncate what they point at."""
+    line = ("x" * 999 + "\n").encode()
+    for _ in range(15_000):
+        os.write(1, line)
+        os.write(2, line)
+    notes = []
+    for fd in (1, 2):
+        _try(notes, f"truncate fd {fd}", lambda fd=fd: os.ftruncate(fd, 0))
+    _dump("method:flood", set(), [], notes)
+    return 0.0
+
+
+def toy_plugin_package(train, ctx):
+    """Route 2: a method in a plugin package whose ``__init__`` notes where it runs (evil_plugin)."""
     return 0.0

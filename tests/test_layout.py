@@ -57,6 +57,18 @@ def test_a_baseline_importing_held_out_code_breaks_the_build(installed, tmp_path
     assert "advbench.baselines.pc -> advbench.tasks.pc.heldout" in res.stdout
 
 
+def test_the_harness_contract_covers_every_harness_module():
+    """"The harness names no task and no baseline" lists its source modules (import-linter takes no
+    wildcard that would leave advbench.tasks and advbench.baselines out): every module of advbench/
+    is on that list, so a new one is covered the day it lands."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    (contract,) = [c for c in config if c["name"].startswith("The harness names no task")]
+    modules = {f"advbench.{p.stem}" for p in (ROOT / "advbench").glob("*.py") if p.stem != "__init__"}
+    assert modules == set(contract["source_modules"]), modules ^ set(contract["source_modules"])
+
+
 def test_every_task_is_a_spec_a_contract_and_held_out_code():
     reg = Registry()
     for name in reg.task_names():

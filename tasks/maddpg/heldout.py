@@ -33,6 +33,7 @@ class MADDPGTask:
         return Problem(
             train=train,
             heldout={"env": env, "seeds": seeds, "random_rng": seal.rng(RANDOM_POLICY_STREAM), "normaliser": None},
+            heldout_description=frozenset({"eval_seeds"}),
             description={"variant": variant, "env": f"mpe2.{sc.module}.parallel_env({dict(sc.kwargs)})",
                          "controlled_agents": list(sc.controlled), "scripted_agents": list(sc.scripted),
                          "obs_dim": env.obs_dim, "steps_per_episode": MAX_CYCLES,

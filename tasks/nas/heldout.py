@@ -244,6 +244,7 @@ class NASTask:
             train=SearchSpace(evaluations=limit),
             heldout={"table": table, "log": log, "evaluations": limit},
             oracle=make_oracle(table, log, limit),
+            heldout_description=frozenset({"optimum", "best_so_far"}),
             description={"variant": variant, "architectures": N_ARCHITECTURES, "evaluations": limit,
                          "table_version": TABLE_VERSION, "table_sha256": table.sha256(),
                          "table_seconds": round(load_seconds, 3),

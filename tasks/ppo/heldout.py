@@ -70,6 +70,7 @@ class PPOTask:
         return Problem(
             train=factory,
             heldout={"seeds": seeds},
+            heldout_description=frozenset({"evaluation_seeds"}),
             description={
                 "variant": variant, "env_id": factory.env_id, "gymnasium": _gymnasium_version(),
                 "observation_shape": list(factory.observation_shape), "action_shape": list(factory.action_shape),
