@@ -163,9 +163,12 @@ def readable_paths() -> list[str]:
              os.path.dirname(os.path.realpath(sys.executable)),
              *[p for p in sys.path if p], *_editable_roots()]
     out: list[str] = []
+    home = os.path.realpath(os.path.expanduser("~"))
     for p in paths:
         real = os.path.realpath(p)
         if not os.path.exists(real) or any(_inside(real, s) for s in SYSTEM_DIRS):
+            continue
+        if _inside(home, real) or real == "/":  # never the home folder whole (a notebook started in ~)
             continue
         out.append(real)
     # A folder inside another bound folder needs no bind of its own.

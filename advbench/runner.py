@@ -541,7 +541,9 @@ def _record(spec: TaskSpec, entry: MethodEntry, prof: Any, budget: str, variant:
 def _job(spec: TaskSpec, prof: Any, seed: int, threads: int) -> dict[str, Any]:
     """What both kinds of child get: where to import from, what they may not import, the profile."""
     heldout_module = spec.entry_point.partition(":")[0]
-    return {"sys_path": list(sys.path), "blocked_modules": [heldout_module], "profile": prof.name,
+    # Absolute: the jail's working folder is its own /tmp, so "" and relative entries mean nothing there.
+    sys_path = [os.path.abspath(p or os.curdir) for p in sys.path]
+    return {"sys_path": sys_path, "blocked_modules": [heldout_module], "profile": prof.name,
             "seed": seed, "threads": threads}
 
 

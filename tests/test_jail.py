@@ -1,0 +1,224 @@
+"""The jail's routes, each tried as a hostile plugin would and each asserted closed (the jail issue).
+
+The harness runs as root here, as it does in CI and in containers; a control without the jail
+(``isolation="no-jail"``) shows for the routes that touch nothing shared that the attack is real.
+Hostile code reports through the run's logs (tests/hostile_methods.py); what it is told comes in
+a read-only ``hostile_inputs.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from advbench.runner import run
+from test_isolation import KEY, hostile, hostile_entries, hostile_inputs  # noqa: F401 - fixtures
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.fixture
+def host_targets(tmp_path):
+    """Files of the host that no method may touch: a file to chmod, secrets in results/, the cache
+    and the home directory, and a name for a file in /dev."""
+    chmod_target = tmp_path / "installed.py"
+    chmod_target.write_text("code\n")
+    chmod_target.chmod(0o644)
+    results = tmp_path / "results"
+    (results / "runs").mkdir(parents=True)
+    (results / "runs" / "secret.json").write_text('{"score": 1}')
+    cache = Path.home() / ".cache" / "advbench" / f"canary-{uuid.uuid4().hex}"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text("the nas table")
+    home = Path.home() / f".advbench-canary-{uuid.uuid4().hex}"
+    home.write_text("a secret in the home folder")
+    dev_name = f"advbench-probe-{uuid.uuid4().hex[:8]}"
+    yield {"chmod_target": str(chmod_target), "dev_name": dev_name, "results": results,
+           "secrets": [str(results / "runs" / "secret.json"), str(ROOT / "results" / "README.md"), str(cache),
+                       str(home)]}
+    for leftover in (cache, home, Path("/dev") / dev_name, Path("/dev") / f"{dev_name}-blk"):
+        leftover.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("method, route", [("toy_escape_to_the_host", "method:jail"),
+                                           ("toy_solution_escapes_to_the_host", "solution:jail")])
+def test_method_code_is_not_the_hosts_root_and_reaches_none_of_its_files(hostile, host_targets, method, route):
+    """Route 1 (the host's root: /proc/sys, block devices, /dev, chmod and utime outside) and route 4
+    (results/, the cache, the home folder), from the method process and from the scoring process."""
+    hostile.inputs.update({k: v for k, v in host_targets.items() if k != "results"})
+    mode = os.stat(host_targets["chmod_target"]).st_mode
+    pattern = Path("/proc/sys/kernel/core_pattern").read_text()
+    rec, entries = hostile(method, results_dir=host_targets["results"])
+    (entry,) = [e for e in entries if e["route"] == route]
+    notes = dict(n.split(": ", 1) if ": " in n else n.split(" ", 1) for n in entry["kinds"])
+    assert notes["uid"] == "65534" and notes["euid"] == "65534", entry
+    for what in ("write /proc/sys", "open a block device", "mknod a block device", "create in /dev", "chmod outside",
+                 "utime outside", *(f"read secret {i}" for i in range(4))):
+        assert notes[what] != "done", (what, entry)
+    assert not (Path("/dev") / host_targets["dev_name"]).exists()
+    assert os.stat(host_targets["chmod_target"]).st_mode == mode
+    assert Path("/proc/sys/kernel/core_pattern").read_text() == pattern
+    assert rec["jail"]["uid"] == 65534 and rec["status"] == "ok"
+
+    if os.getuid() == 0:  # the control: without the jail, method code is the host's root
+        rec, entries = hostile(method, results_dir=host_targets["results"], isolation="no-jail")
+        (entry,) = [e for e in entries if e["route"] == route]
+        notes = dict(n.split(": ", 1) if ": " in n else n.split(" ", 1) for n in entry["kinds"])
+        assert notes["uid"] == "0" and notes["write /proc/sys"] == "done" and notes["create in /dev"] == "done"
+        assert notes["read secret 0"] == notes["read secret 2"] == notes["read secret 3"] == "done", entry
+        os.chmod(host_targets["chmod_target"], mode)
+
+
+def test_the_seal_key_is_nowhere_a_method_can_look(hostile, monkeypatch):
+    """Route 3: the key is read once and removed from the harness's environment; the method looks
+    in its environment, every process's environment and command line, and every file it can list."""
+    rec, (entry,) = hostile("toy_look_for_the_key", sealed=True)
+    assert any(k.startswith("looked at") for k in entry["kinds"]) and len(entry["kinds"]) > 10  # it did look
+    assert rec["sealed"] and KEY not in json.dumps(entry)
+    assert KEY not in json.dumps({k: v for k, v in rec.items() if not k.startswith("_")})
+    assert "ADVBENCH_SEAL_KEY" not in os.environ  # read once, then gone from the harness's environment too
+
+
+def test_the_seal_key_can_come_from_a_file_out_of_every_view(hostile, tmp_path, monkeypatch):
+    from advbench import runner
+
+    key_file = tmp_path / "seal.key"
+    key_file.write_text("another-key-from-a-file-0123456789\n")
+    monkeypatch.delenv("ADVBENCH_SEAL_KEY", raising=False)
+    monkeypatch.setattr(runner, "_SEAL", {})
+    runner.seal_key(key_file)
+    hostile.inputs.update(chmod_target=str(tmp_path / "x"), dev_name="advbench-unused",
+                          secrets=[str(key_file)])
+    rec, entries = hostile("toy_escape_to_the_host", sealed=True)
+    notes = entries[0]["kinds"]
+    assert "read secret 0: FileNotFoundError" in notes, notes
+    import hashlib
+
+    assert rec["seal_key_sha256"] == hashlib.sha256(b"another-key-from-a-file-0123456789").hexdigest()
+
+
+def test_plugin_code_never_runs_in_the_harness(toy_registry, tmp_path, monkeypatch):
+    """Route 2: a plugin package whose ``__init__`` notes where it was imported. Checking that the
+    method exists imports nothing; the package is imported in the jail only, which has no key."""
+    pkg = tmp_path / "plugins" / "evil_plugin"
+    pkg.mkdir(parents=True)
+    marker = tmp_path / "imported-in-the-harness"
+    (pkg / "__init__.py").write_text(
+        "import os, sys\n"
+        "try:\n"
+        f"    open({str(marker)!r}, 'a').write(str(os.getpid()))\n"
+        "except OSError:\n"
+        "    pass\n"
+        "sys.stderr.write('EVIL-INIT key-in-env=%s\\n' % ('ADVBENCH_SEAL_KEY' in os.environ))\n")
+    (pkg / "method.py").write_text("def train(train, ctx):\n    return 0.0\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "plugins"))
+    monkeypatch.setenv("ADVBENCH_SEAL_KEY", KEY)
+    toy_registry.register_method("toy", "evil", "evil_plugin.method:train", source="evil-plugin")
+    rec = run("toy", "evil", results_dir=None, registry=toy_registry, sealed=True, keep_artifacts=True)
+    assert rec["status"] == "ok", rec["error"]
+    assert "evil_plugin" not in sys.modules and not marker.exists()
+    assert "EVIL-INIT key-in-env=False" in rec["_artifacts"]["method.log"].decode()
+
+
+def test_scorer_and_method_share_no_writable_folder(hostile):
+    """Route 5: solution code, which sees held-out inputs, leaves a note in /dev/shm and /tmp of its
+    scoring process; the method looks for it after the checkpoint."""
+    rec, (entry,) = hostile("toy_shared_memory_handoff")
+    assert rec["status"] == "ok" and entry["kinds"] == ["/dev/shm: nothing", "/tmp: nothing"]
+    assert not Path("/dev/shm/advbench-handoff.txt").exists() and not Path("/tmp/advbench-handoff.txt").exists()
+
+
+def test_memory_in_temporary_files_counts_against_the_cap(hostile):
+    """Route 6: 600 MiB written to /dev/shm under a cap of 256 MiB: the run is stopped, and the file
+    is gone with it."""
+    hostile.inputs["tmpfs_mib"] = 600
+    rec, _ = hostile("toy_memory_in_tmpfs", memory_cap=256 * 2**20)
+    assert rec["status"] in ("out_of_memory", "error"), rec["error"]
+    assert rec["status"] == "out_of_memory" or "No space left" in (rec["error"] or ""), rec["error"]
+    assert not Path("/dev/shm/advbench-hoard").exists()
+
+
+def test_the_scoring_process_is_under_the_runs_memory_cap(hostile):
+    """Route 6: solution code allocating 2 GiB in the scoring process under a cap of 300 MiB."""
+    hostile.inputs["scorer_mib"] = 2048
+    rec, _ = hostile("toy_solution_hoards_memory", memory_cap=300 * 2**20)
+    assert rec["status"] in ("out_of_memory", "error") and rec["metrics"] == {}, rec
+    if rec["jail"]["limits"]["by"].startswith("cgroup"):
+        assert rec["memory"]["run_peak_bytes"] <= 320 * 2**20
+
+
+def test_a_run_cannot_have_more_processes_than_its_limit(hostile):
+    """Route 6: a method starts 200 processes under a limit of 64 (threads count too)."""
+    hostile.inputs["processes"] = 200
+    rec, entries = hostile("toy_many_processes", max_processes=64)
+    (entry,) = entries
+    (count,) = [int(k.split()[1]) for k in entry["kinds"] if k.startswith("started ")]
+    assert count < 64 and "all started" not in entry["kinds"], entry  # a fork was refused (EAGAIN)
+    assert rec["jail"]["limits"]["processes"] == 64
+
+
+def test_method_output_goes_to_a_capped_log_never_to_the_harness(tmp_path):
+    """Route 7: 30 MB on stdout and stderr, then truncating them. The harness's own stderr (a file
+    here, as under `| tee` or CI) holds its own lines only; the run's log keeps 10 MiB and a note."""
+    harness_err = tmp_path / "harness.err"
+    code = ("import sys; sys.path.insert(0, 'tests'); import toy; from advbench.registry import Registry; "
+            "from advbench.runner import run; reg = Registry(); reg.register_task(toy.SPEC); "
+            "reg.register_method('toy', 'flood', 'hostile_methods:toy_flood_the_output'); "
+            f"rec = run('toy', 'flood', registry=reg, results_dir={str(tmp_path / 'results')!r}); "
+            "print(rec['status'], rec['path']); print(rec['error'], file=sys.stderr)")
+    with open(harness_err, "wb") as err:
+        err.write(b"harness log line\n")
+        err.flush()
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=err,
+                              text=True, timeout=300)
+    status, path = done.stdout.split()
+    assert status == "ok", done.stdout
+    assert harness_err.read_bytes().startswith(b"harness log line\n") and harness_err.stat().st_size < 100_000
+    log = Path(path).with_suffix("").with_name(Path(path).stem + ".method.log")
+    text = log.read_bytes()
+    assert 10 * 2**20 <= len(text) < 10 * 2**20 + 1000 and b"output truncated" in text[-200:]
+    rec = json.loads(Path(path).read_text())
+    assert rec["artifacts"] == [log.name]
+
+
+def test_sealed_records_publish_no_evaluation_seeds(tmp_path, monkeypatch):
+    """Route 8: ppo's evaluation episode seeds are held-out information. Unsealed they are in the
+    record; sealed they are in a private artifact, and the record says only how many there were."""
+    monkeypatch.setenv("ADVBENCH_SEAL_KEY", KEY)
+    rec = run("ppo", "floor", seed=0, results_dir=tmp_path, sealed=True)
+    assert rec["status"] == "ok", rec["error"]
+    assert "evaluation_seeds" not in rec["config"]["data"] and rec["config"]["data"]["evaluation_episodes"] == 50
+    assert rec["private_artifacts"] == [Path(rec["path"]).stem + ".heldout-description.json"]
+    private = tmp_path / "private" / Path(rec["path"]).relative_to(tmp_path).parent / rec["private_artifacts"][0]
+    assert len(json.loads(private.read_text())["evaluation_seeds"]) == 50
+    open_rec = run("ppo", "floor", seed=0, results_dir=tmp_path)
+    assert len(open_rec["config"]["data"]["evaluation_seeds"]) == 50 and open_rec["private_artifacts"] == []
+
+
+def test_a_sealed_run_refuses_foreign_start_up_code(tmp_path, monkeypatch):
+    """A .pth file with executable lines runs in every interpreter at start-up, the harness's
+    included, where the key is: a sealed run refuses to start beside one that is not advbench's."""
+    from advbench.errors import UsageError
+    from advbench.runner import check_startup_code
+
+    check_startup_code()  # this environment: advbench's editable install and setuptools' shim only
+    (tmp_path / "zz-evil.pth").write_text("import os; os.environ.get('ADVBENCH_SEAL_KEY')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(UsageError, match="zz-evil.pth has executable lines"):
+        check_startup_code()
+    (tmp_path / "zz-evil.pth").write_text("/some/plain/path\n")  # a plain path entry is no code
+    check_startup_code()
+
+
+def test_the_jail_drops_root_before_any_plugin_code(tmp_path):
+    """The jail's interpreter starts with -I -S: no PYTHON* variable, no user site, no .pth runs
+    before the bootstrap has become uid 65534 (checked on the real command line of a method)."""
+    from advbench.jail import BOOT
+
+    assert BOOT.index("os.setresuid(65534") < BOOT.index("site.main()")
