@@ -238,13 +238,13 @@ def run(
     if sealed:
         runner.seal_key(seal_key_file)  # read once, and gone from the environment; says how to set it
         runner.check_startup_code()  # no foreign code runs at interpreter start-up beside the key
-    if not (no_jail or in_process or asv):
+    if not (no_jail or in_process or asv or os.environ.get("ADVBENCH_JAIL") == "0"):
         runner.check_jail()
     if not asv:
         records.check_writable(results)
     memory_cap = int(max_memory * 2**30) if max_memory is not None else None
 
-    plan = []
+    chosen = []
     for name in names:  # validate everything before running anything
         spec = reg.spec(name)
         methods = list(reg.methods(spec.name)) if all_methods else list(dict.fromkeys(method or [None]))
@@ -253,23 +253,27 @@ def run(
             for p in profiles:
                 spec, entry, prof = runner.check_run_args(reg, name, m, p, budget.value)
                 for v in runner.resolve_variants(spec, budget.value, variant):
-                    plan.append((spec, entry, prof, v))
+                    chosen.append((spec, entry, prof, v))
     if asv:
-        _run_asv(sorted({p[0].name for p in plan}), method, profile, budget.value, seeds, results)
+        _run_asv(sorted({p[0].name for p in chosen}), method, profile, budget.value, seeds, results)
         return
+    from advbench.plan import Run
+
     done = set() if force else records.completed(results)
-    isolation = "in-process" if in_process else ("no-jail" if no_jail else "process")
-    every = [(spec, entry, prof, v, s) for spec, entry, prof, v in plan for s in range(seed, seed + seeds)]
-    pending = [(spec, entry, prof, v, s) for spec, entry, prof, v, s in every
-               if (spec.name, spec.version, v, entry.name, prof.name, budget.value, s, sealed, isolation) not in done]
+    from advbench.jail import jail_on
+
+    isolation = "in-process" if in_process else ("no-jail" if no_jail or not jail_on() else "process")
+    every = [Run(spec.name, spec.version, v, entry.name, prof.name, budget.value, s, threads=threads, sealed=sealed,
+                 isolation=isolation, memory_cap=memory_cap, max_processes=max_processes,
+                 needs_gpu=prof.torch_device == "cuda")
+             for spec, entry, prof, v in chosen for s in range(seed, seed + seeds)]
+    pending = [r for r in every if r.key() not in done]
     skipped = len(every) - len(pending)
     recs: list[dict[str, Any]] = []
     if executor is Executor.ray or jobs > 1:
         from advbench import executors
 
-        requests = [executors.RunRequest(spec.name, entry.name, prof.name, budget.value, s, v, sealed, isolation,
-                                         threads, memory_cap, prof.torch_device == "cuda", max_processes)
-                    for spec, entry, prof, v, s in pending]
+        requests = pending
         where = f"Ray ({address or 'a local cluster'})" if executor is Executor.ray else f"{jobs} worker processes"
         err.print(f"{len(requests)} run(s) on {where}", highlight=False)
 
@@ -287,13 +291,11 @@ def run(
         else:
             executors.run_local_pool(requests, jobs, on_record)
     else:
-        _run_here(pending, budget.value, sealed, isolation, threads, memory_cap, max_processes, results, reg, as_json,
-                  recs)
+        _run_here(pending, results, reg, as_json, recs)
     _report(recs, skipped, results, as_json, check_targets)
 
 
-def _run_here(pending, budget, sealed, isolation, threads, memory_cap, max_processes, results, reg, as_json,
-              recs) -> None:
+def _run_here(pending, results, reg, as_json, recs) -> None:
     """The runs one after another in this process, each with a live progress bar."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -301,17 +303,15 @@ def _run_here(pending, budget, sealed, isolation, threads, memory_cap, max_proce
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   TimeElapsedColumn(), console=err, transient=as_json) as progress:
-        for spec, entry, prof, v, s in pending:
-            bar = progress.add_task(f"{spec.name}:{entry.name} {v} {prof.name} seed {s}", total=1.0)
-            rec = runner.run(spec.name, entry.name, profile=prof.name, budget=budget, seed=s, variant=v,
-                             results_dir=results, registry=reg, sealed=sealed, isolation=isolation,
-                             threads=threads, memory_cap=memory_cap, max_processes=max_processes,
-                             on_progress=lambda d, t, bar=bar: progress.update(bar, completed=d / max(t, 1)))
+        for planned in pending:
+            bar = progress.add_task(planned.label(), total=1.0)
+            rec = runner.run_planned(planned, results_dir=results, registry=reg,
+                                     on_progress=lambda d, t, bar=bar: progress.update(bar, completed=d / max(t, 1)))
             progress.update(bar, completed=1.0)
             recs.append(rec)
             if rec["status"] != "ok":
-                err.print(f"[red]{spec.name}:{entry.name} {v} seed {s}: {rec['status']}[/] "
-                          f"{(rec['error'] or '').splitlines()[0] if rec['error'] else ''}",
+                err.print(f"[red]{planned.task}:{planned.method} {planned.variant} seed {planned.seed}: "
+                          f"{rec['status']}[/] {(rec['error'] or '').splitlines()[0] if rec['error'] else ''}",
                           highlight=False, soft_wrap=True)
 
 

@@ -27,73 +27,51 @@ import sys
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from advbench.errors import UsageError
+from advbench.plan import Run
 
 EXECUTORS = ("local", "ray")
 RETRIES = 1  # a run whose worker dies is retried once, then recorded as crashed
 
 
-@dataclass(frozen=True)
-class RunRequest:
-    """One run of a sweep: what :func:`advbench.runner.run` needs, as plain data."""
+def seal_of(run: Run) -> tuple[bytes, str] | None:
+    """A sealed run's per-run material and the key's fingerprint (the key stays with the driver)."""
+    if not run.sealed:
+        return None
+    from advbench.runner import seal_for_run, seal_key
 
-    task: str
-    method: str
-    profile: str
-    budget: str
-    seed: int
-    variant: str
-    sealed: bool = False
-    isolation: str = "process"
-    threads: int = 1
-    memory_cap: int | None = None
-    needs_gpu: bool = False
-    max_processes: int | None = None
-
-    def seal(self) -> tuple[bytes, str] | None:
-        """A sealed run's per-run material and the key's fingerprint (the key stays with the driver)."""
-        if not self.sealed:
-            return None
-        from advbench.runner import seal_for_run, seal_key
-
-        return seal_for_run(seal_key(), self.task, self.variant, self.seed)
+    return seal_for_run(seal_key(), run.task, run.variant, run.seed)
 
 
-def execute(request: RunRequest, seal: tuple[bytes, str] | None = None, *, keep_artifacts: bool = True,
+def execute(request: Run, seal: tuple[bytes, str] | None = None, *, keep_artifacts: bool = True,
             **kwargs: Any) -> dict[str, Any]:
-    """Run one request here and return its record (artifacts carried along, nothing written).
-    ``seal``: the run's sealed material (:meth:`RunRequest.seal`), as a worker receives it."""
-    from advbench.runner import run
+    """Run one planned run here and return its record (artifacts carried along, nothing written).
+    ``seal``: the run's sealed material (:func:`seal_of`), as a worker receives it."""
+    from advbench.runner import run_planned
 
-    return run(request.task, request.method, profile=request.profile, budget=request.budget, seed=request.seed,
-               variant=request.variant, results_dir=None, sealed=request.sealed, isolation=request.isolation,
-               threads=request.threads, memory_cap=request.memory_cap, max_processes=request.max_processes,
-               keep_artifacts=keep_artifacts, seal=seal, **kwargs)
+    return run_planned(request, results_dir=None, keep_artifacts=keep_artifacts, seal=seal, **kwargs)
 
 
-def failed(request: RunRequest, status: str, why: str) -> dict[str, Any]:
-    """The record of a request whose worker never reported back."""
+def failed(request: Run, status: str, why: str) -> dict[str, Any]:
+    """The record of a run whose worker never reported back."""
     from advbench.runner import failed_record
 
-    return failed_record(request.task, request.method, profile=request.profile, budget=request.budget,
-                         seed=request.seed, variant=request.variant, status=status, error=why,
-                         sealed=request.sealed, isolation=request.isolation, threads=request.threads,
-                         memory_cap=request.memory_cap, seal=request.seal())
+    return failed_record(request, status, why, seal=seal_of(request))
 
 
 # ---------------------------------------------------------------------------------------------
 # Local: a pool of worker processes
 # ---------------------------------------------------------------------------------------------
 
-def run_local_pool(requests: Iterable[RunRequest], jobs: int, on_record: Callable[[dict[str, Any]], None]) -> None:
-    """Each request in a fresh ``python -m advbench.executors`` process, ``jobs`` at a time."""
+def run_local_pool(requests: Iterable[Run], jobs: int, on_record: Callable[[dict[str, Any]], None]) -> None:
+    """Each run in a fresh ``python -m advbench.executors`` process, ``jobs`` at a time."""
     lock = threading.Lock()
 
-    def one(request: RunRequest) -> None:
+    def one(request: Run) -> None:
         for _ in range(RETRIES + 1):
             rec, why = _in_worker_process(request)
             if rec is not None:
@@ -108,8 +86,8 @@ def run_local_pool(requests: Iterable[RunRequest], jobs: int, on_record: Callabl
             future.result()
 
 
-def _in_worker_process(request: RunRequest) -> tuple[dict[str, Any] | None, str]:
-    seal = request.seal()
+def _in_worker_process(request: Run) -> tuple[dict[str, Any] | None, str]:
+    seal = seal_of(request)
     with tempfile.TemporaryDirectory(prefix="advbench-worker-") as tmp:
         job, out = Path(tmp) / "request.json", Path(tmp) / "record.pickle"
         job.write_text(json.dumps(asdict(request)))
@@ -128,7 +106,7 @@ def _worker_main(job: str, out: str) -> None:
     from advbench.records import write_atomic
 
     die_with_parent()  # a worker whose driver is gone (kill -9) stops, and its jails with it
-    request = RunRequest(**json.loads(Path(job).read_text()))
+    request = Run(**json.loads(Path(job).read_text()))
     material = json.loads(sys.stdin.read() or "null")
     seal = None if material is None else (bytes.fromhex(material[0]), material[1])
     write_atomic(Path(out), pickle.dumps(execute(request, seal), protocol=5))
@@ -145,10 +123,10 @@ def ray_available() -> None:
         raise UsageError("--executor ray needs Ray, which is not installed: pip install 'advbench[ray]'")
 
 
-def run_ray(requests: Iterable[RunRequest], on_record: Callable[[dict[str, Any]], None], *,
+def run_ray(requests: Iterable[Run], on_record: Callable[[dict[str, Any]], None], *,
             address: str | None = None) -> None:
     """Each request as a Ray task on the cluster at ``address`` (None: start a local one). A sealed
-    run's per-run material (an HMAC of the key for that run, :meth:`RunRequest.seal`) travels as the
+    run's per-run material (an HMAC of the key for that run, :func:`seal_of`) travels as the
     task's argument; the key itself never leaves the driver, and nothing goes through ``runtime_env``
     (which Ray writes into its logs)."""
     import ray
@@ -158,13 +136,13 @@ def run_ray(requests: Iterable[RunRequest], on_record: Callable[[dict[str, Any]]
     if started_here:
         ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, configure_logging=False)
     remote = ray.remote(max_retries=RETRIES, retry_exceptions=False)(_ray_execute)
-    pending: dict[Any, RunRequest] = {}
+    pending: dict[Any, Run] = {}
     try:
         for request in requests:
             options: dict[str, Any] = {"num_cpus": request.threads, "num_gpus": 1 if request.needs_gpu else 0}
             if request.memory_cap:
                 options["memory"] = int(request.memory_cap)
-            seal = request.seal()
+            seal = seal_of(request)
             material = None if seal is None else [seal[0].hex(), seal[1]]
             pending[remote.options(**options).remote(asdict(request), material)] = request
         while pending:
@@ -185,7 +163,7 @@ def run_ray(requests: Iterable[RunRequest], on_record: Callable[[dict[str, Any]]
 
 
 def _ray_execute(request: dict[str, Any], material: list[str] | None = None) -> dict[str, Any]:
-    return execute(RunRequest(**request), None if material is None else (bytes.fromhex(material[0]), material[1]))
+    return execute(Run(**request), None if material is None else (bytes.fromhex(material[0]), material[1]))
 
 
 if __name__ == "__main__":

@@ -157,6 +157,20 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
+def _world_readable(path: str) -> bool:
+    """Whether uid 65534 can read (and enter) ``path`` itself (its parents are made for the view)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return bool(mode & 0o004) and (not os.path.isdir(path) or bool(mode & 0o001))
+
+
+def unreadable_paths() -> list[str]:
+    """Folders the jail would show but uid 65534 cannot read (a plugin installed into a 0700 folder)."""
+    return [p for p in readable_paths() if not _world_readable(p)]
+
+
 def readable_paths() -> list[str]:
     """Every folder a jailed interpreter reads: the interpreter's prefixes, ``sys.path``, editable sources."""
     paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
@@ -512,8 +526,13 @@ class Child:
         fd = theirs.fileno()
         self.scratch = tempfile.mkdtemp(prefix=f"advbench-{role}-")
         # The log outlives the process (the run reads it after): never in its scratch folder.
-        log_dir = log_dir or (jail.log_dir if jail is not None else Path(tempfile.gettempdir()))
+        log_dir = log_dir or Path(tempfile.gettempdir())
         self.log_path = Path(log_dir) / f"advbench-{role}-{uuid.uuid4().hex[:8]}.log"
+        if jail is not None:
+            for path in unreadable_paths():  # said first in its log: an import error then explains itself
+                self.log_path.write_text(f"advbench: {path} is on sys.path but uid 65534 cannot read it, so the "
+                                         f"jail cannot import from it (chmod -R o+rX {path}, or install the "
+                                         "package into the environment)\n")
         self.log = CappedLog(self.log_path)
         env = _clean_env(thread_env(threads), bool(jail and jail.gpu))
         pass_fds = [fd]

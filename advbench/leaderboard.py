@@ -13,11 +13,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-from advbench import records
+from advbench import plan, records
 
 # Runs at different thread counts never share a row (their timings do not compare), nor do sealed
 # and unsealed runs (their held-out data differ).
-GROUP = ["task", "task_version", "variant", "profile", "budget", "threads", "sealed", "method"]
+GROUP = list(plan.GROUP)  # one run's identity, less seed and isolation (advbench.plan.Run)
 BOARD = GROUP[:-1]
 
 
@@ -71,11 +71,11 @@ def frame(recs, problems: list[str] | None = None):
             in_process += 1
             continue
         timings, throughput, memory = rec["timings"], rec.get("throughput") or {}, rec.get("memory") or {}
+        run = plan.Run.from_record(rec)
         rows.append({
             "task": rec["task"], "task_version": rec["task_version"], "variant": rec["variant"],
             "profile": rec["profile"], "budget": rec["budget"], "method": rec["method"],
-            "threads": int(rec.get("threads") or ((rec.get("environment") or {}).get("hardware") or {}).get("threads") or 0),
-            "sealed": bool(rec.get("sealed")),
+            "threads": run.threads, "sealed": run.sealed,
             "role": rec.get("method_role", ""), "seed": rec["seed"], "created": rec["created_utc"],
             "status": rec["status"], "error": rec.get("error"), "primary_metric": rec["primary_metric"],
             "primary": rec["metrics"].get(rec["primary_metric"]),

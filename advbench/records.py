@@ -156,9 +156,10 @@ def iter_records(results_dir: Path, problems: list[str] | None = None) -> Iterat
 
 
 def run_key(rec: dict[str, Any]) -> tuple:
-    """What makes two runs the same run, for resuming a sweep."""
-    return (rec["task"], rec["task_version"], rec["variant"], rec["method"], rec["profile"], rec["budget"],
-            rec["seed"], bool(rec.get("sealed")), rec.get("isolation", "process"))
+    """What makes two runs the same run, for resuming a sweep: :meth:`advbench.plan.Run.key`."""
+    from advbench.plan import Run
+
+    return Run.from_record(rec).key()
 
 
 def completed(results_dir: Path) -> set[tuple]:

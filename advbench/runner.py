@@ -37,6 +37,7 @@ from advbench.environment import manifest
 from advbench.errors import BudgetExhausted, UsageError, unknown
 from advbench.jail import (DEFAULT_MAX_PROCESSES, START_TIMEOUT, Child, JailSpec, MemoryWatch, PeakRSS, RunLimits,
                            describe_jail, hidden_paths, jail_on)
+from advbench.plan import Run
 from advbench.profiles import default_threads, get_profile
 from advbench.registry import MethodEntry, Registry, default_registry, load_object
 from advbench.solution import LocalSolution, RemoteSolution, SolutionError, recv_plain
@@ -460,24 +461,28 @@ def store(rec: dict[str, Any], results_dir: Path, artifacts: dict[str, bytes] | 
     return rec
 
 
-def failed_record(task: str, method: str | None, *, profile: str | None, budget: str, seed: int,
-                  variant: str | None, status: str, error: str, sealed: bool = False, isolation: str = "process",
-                  threads: int | None = None, memory_cap: int | None = None, registry: Registry | None = None,
+def run_planned(planned: Run, **kwargs: Any) -> dict[str, Any]:
+    """:func:`run` of a planned :class:`~advbench.plan.Run` (what executors run)."""
+    return run(planned.task, planned.method, profile=planned.profile, budget=planned.budget, seed=planned.seed,
+               variant=planned.variant, sealed=planned.sealed, isolation=planned.isolation, threads=planned.threads,
+               memory_cap=planned.memory_cap, max_processes=planned.max_processes, **kwargs)
+
+
+def failed_record(planned: Run, status: str, error: str, *, registry: Registry | None = None,
                   seal: tuple[bytes, str] | None = None) -> dict[str, Any]:
     """The record of a run that never reported back (its worker died, twice): the same fields as any
     record, with ``status`` and ``error`` saying why, and no metrics."""
     if status not in FAILED:
         raise ValueError(f"a failed record's status is one of {', '.join(FAILED)}, not {status!r}")
     reg = registry or default_registry()
-    spec, entry, prof = check_run_args(reg, task, method, profile, budget)
-    variant = resolve_variants(spec, budget, [variant] if variant else None)[0]
-    if sealed and seal is None:
-        seal = seal_for_run(seal_key(), spec.name, variant, seed)
-    fingerprint = seal[1] if sealed and seal is not None else None
-    threads = default_threads() if threads is None else threads
+    spec, entry, prof = check_run_args(reg, planned.task, planned.method, planned.profile, planned.budget)
+    if planned.sealed and seal is None:
+        seal = seal_for_run(seal_key(), spec.name, planned.variant, planned.seed)
+    fingerprint = seal[1] if planned.sealed and seal is not None else None
     outcome = Outcome(status=status, error=error)
-    return _record(spec, entry, prof, budget, variant, seed, threads, fingerprint, isolation, outcome, 0.0, {},
-                   {"threads": threads}, default_memory_cap() if memory_cap is None else memory_cap, None, None)
+    memory_cap = default_memory_cap() if planned.memory_cap is None else planned.memory_cap
+    return _record(spec, entry, prof, planned.budget, planned.variant, planned.seed, planned.threads, fingerprint,
+                   planned.isolation, outcome, 0.0, {}, {"threads": planned.threads}, memory_cap, None, None)
 
 
 def _record(spec: TaskSpec, entry: MethodEntry, prof: Any, budget: str, variant: str, seed: int, threads: int,

@@ -4,7 +4,7 @@ them one after another, shut the cluster down.
 
     python tests/ray_cluster.py WORKERS STEPS.json
 
-``STEPS.json`` is a list of ``{"args": [...], "kill_driver_after": N, "results": DIR}``: each step
+``STEPS.json`` is a list of ``{"args": [...], "kill_driver_after": N, "results": DIR, "env": {...}}``: each step
 runs ``advbench ARGS --executor ray --address <head>``; with ``kill_driver_after`` the driver is
 killed (SIGKILL) as soon as DIR holds N records, as a sweep killed midway. Prints one line per
 step: ``step I: exit CODE`` or ``step I: killed after K records``.
@@ -46,7 +46,8 @@ def main() -> None:
                 print(f"step {i}: killed after {len(list(results.rglob('*.json')))} records", flush=True)
                 continue
             t0 = time.perf_counter()
-            res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
+                                 env={**os.environ, **step.get("env", {})})
             seconds = time.perf_counter() - t0
             sys.stderr.write(f"--- step {i} ({seconds:.1f} s)\n{res.stderr}")
             print(f"step {i}: exit {res.returncode}", flush=True)

@@ -7,6 +7,7 @@ traffic off loopback. Where no namespace can be made (no ``ip``, no privilege), 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -18,6 +19,9 @@ import pytest
 from advbench import records
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+SEAL_KEY = "ray-must-never-log-this-key-0123456789"
 
 
 def advbench(*args, env=None, timeout=600):
@@ -33,6 +37,7 @@ def key(rec):
 def host_killer_site(tmp_path_factory) -> str:
     """A folder holding a plugin whose method SIGKILLs its parent, the process hosting its run."""
     target = tmp_path_factory.mktemp("site")
+    target.chmod(0o755)  # installed code is world-readable, as in site-packages: the jail runs as uid 65534
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target",
                     str(target), str(ROOT / "tests" / "fixtures" / "host-killer-plugin")],
                    check=True, capture_output=True, timeout=300)
@@ -41,28 +46,25 @@ def host_killer_site(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def host_killer_env(host_killer_site) -> dict[str, str]:
-    """The host killer's environment, with method processes started outside namespaces
-    (ADVBENCH_CONFINEMENT=0), as where the system cannot make them: there it does kill its host, the
-    way a lost node or the OS's OOM killer would, and that is the path these tests take."""
-    return dict(os.environ, PYTHONPATH=host_killer_site, ADVBENCH_THREADS="1", ADVBENCH_CONFINEMENT="0")
+    """The host killer's environment, with method processes started outside the jail (ADVBENCH_JAIL=0,
+    as ``--no-jail`` does): there it does kill its host, the way a lost node or the OS's OOM killer
+    would, and that is the path these tests take."""
+    return dict(os.environ, PYTHONPATH=host_killer_site, ADVBENCH_THREADS="1", ADVBENCH_JAIL="0")
 
 
 def test_in_its_namespaces_a_method_cannot_kill_the_sweep(host_killer_site, tmp_path):
     """The default, one run after another in the driver's process: the host killer's parent is
-    outside its PID namespace, so its kill reaches only its own process group; the run is crashed
+    outside its jail's PID namespace, so its kill reaches nothing of the harness; the run is crashed
     and the sweep goes on."""
-    from advbench.runner import namespaces
-
-    if not namespaces():
-        pytest.skip("this system cannot start processes in new user and PID namespaces")
     res = advbench("run", "--task", "pc", "--all-methods", "--variant", "sachs", "--results", str(tmp_path),
                    env=dict(os.environ, PYTHONPATH=host_killer_site, ADVBENCH_THREADS="1"))
     assert res.returncode == 1, res.stderr  # a failed run, and the sweep went on
     by_method = {r["method"]: r for r in records.iter_records(tmp_path)}
     assert by_method["reference"]["status"] == by_method["floor"]["status"] == "ok"
     dead = by_method["kills-its-host"]
-    assert dead["status"] == "crashed" and "the method's process died: killed by signal SIGKILL" in dead["error"]
-    assert dead["confinement"]["namespaces"] == ["user", "pid", "net"]
+    # its parent in its PID namespace is the jail's init, which takes no signal from inside: refused
+    assert dead["status"] == "error" and "PermissionError" in dead["error"], dead["error"]
+    assert "pid" in dead["jail"]["namespaces"]
 
 
 def test_a_pool_of_worker_processes_writes_the_records_a_sequential_sweep_writes(tmp_path):
@@ -117,24 +119,43 @@ def test_a_ray_sweep_on_a_loopback_cluster(loopback_namespace, host_killer_env, 
     2. the same command again: it skips what the first wrote and finishes the rest;
     3. the floor of both tasks, 3 seeds: 2 tasks x 2 methods x 3 seeds in all (pc has 2 variants);
     4. pc on seed 3 with every method, one of which kills its Ray worker: retried, then crashed,
-       the others ok.
+       the others ok;
+    5. a sealed run (pc, seed 5): its key must appear nowhere in Ray's session folders (the run's
+       material travels as the task's argument, never through runtime_env).
     Then every record is checked against a local run of the same seed.
     """
     import json
+    import time
 
+    started = time.time()
     results = tmp_path / "ray"
     base = ["run", "--task", "pc", "--task", "adversarial", "--seeds", "3", "--results", str(results)]
     steps = [{"args": base, "kill_driver_after": 4, "results": str(results)}, {"args": base},
              {"args": [*base, "--method", "floor"]},
              {"args": ["run", "--task", "pc", "--all-methods", "--variant", "sachs", "--seed", "3",
-                       "--results", str(results)]}]
+                       "--results", str(results)]},
+             {"args": ["run", "--task", "pc", "--variant", "sachs", "--seed", "5", "--sealed", "--results",
+                       str(tmp_path / "sealed")], "env": {"ADVBENCH_SEAL_KEY": SEAL_KEY}}]
     (tmp_path / "steps.json").write_text(json.dumps(steps))
     res = subprocess.run([*loopback_namespace, sys.executable, str(ROOT / "tests" / "ray_cluster.py"), "2",
                           str(tmp_path / "steps.json")], capture_output=True, text=True, timeout=900, cwd=ROOT,
                          env=dict(host_killer_env, RAY_AUTH_MODE="disabled"))
     lines = res.stdout.splitlines()
     assert lines[0].startswith("step 0: killed after") and lines[1:] == ["step 1: exit 0", "step 2: exit 0",
-                                                                         "step 3: exit 1"], res.stdout + res.stderr
+                                                                         "step 3: exit 1", "step 4: exit 0"], \
+        res.stdout + res.stderr
+    (sealed,) = records.iter_records(tmp_path / "sealed")
+    assert sealed["sealed"] and sealed["status"] == "ok"
+    searched = 0
+    for session in Path("/tmp/ray").glob("session_*"):
+        if session.is_symlink() or session.stat().st_mtime < started:
+            continue
+        for path in session.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                with contextlib.suppress(OSError):
+                    assert SEAL_KEY.encode() not in path.read_bytes(), path
+                    searched += 1
+    assert searched > 10  # Ray's logs of this cluster were there, and none holds the key
     assert "already have an ok record" in res.stderr and "run(s) on Ray (127.0.0.1:" in res.stderr
 
     recs = list(records.iter_records(results))

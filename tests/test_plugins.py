@@ -22,6 +22,7 @@ def pip_install_to(target: Path, project: Path) -> None:
 def plugin_env(tmp_path_factory) -> dict[str, str]:
     """An environment whose sys.path also holds the example plugin and the shadowing plugin."""
     target = tmp_path_factory.mktemp("site")
+    target.chmod(0o755)  # installed code is world-readable, as in site-packages: the jail runs as uid 65534
     pip_install_to(target, ROOT / "examples" / "advbench-example-plugin")
     pip_install_to(target, ROOT / "tests" / "fixtures" / "shadow-plugin")
     pip_install_to(target, ROOT / "tests" / "fixtures" / "faulty-plugin")
