@@ -17,6 +17,7 @@ from typing import Any, Callable, List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from advbench.errors import UsageError
@@ -58,7 +59,7 @@ def usage_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except UsageError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2)
 
     return wrapper
@@ -69,7 +70,7 @@ def _registry():
 
     reg = default_registry()
     for line in reg.refused:
-        err.print(f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
     return reg
 
 
@@ -87,7 +88,7 @@ def list_cmd() -> None:
         try:
             spec = reg.spec(name)
         except Exception as exc:  # a broken plugin must not hide the other tasks
-            table.add_row(name, "", "", "", f"[red]cannot load: {exc.__class__.__name__}: {exc}[/]")
+            table.add_row(escape(name), "", "", "", f"[red]cannot load: {exc.__class__.__name__}: {escape(str(exc))}[/]")
             continue
         methods = []
         for m in reg.methods(name):
@@ -113,7 +114,7 @@ def info(task: str = typer.Argument(..., help="Task name, e.g. transformer or tr
     """A task's data, metrics, targets, budgets, profiles and methods."""
     reg = _registry()
     spec = reg.spec(task)
-    out.print(f"[bold]{spec.id}[/] — {spec.title}", highlight=False)
+    out.print(f"[bold]{escape(spec.id)}[/] — {escape(spec.title)}", highlight=False)
     out.print(spec.summary, highlight=False, markup=False)
     out.print(f"data: {spec.data}", highlight=False, markup=False)
     out.print(f"solution: {spec.solution}", highlight=False, markup=False)
@@ -209,7 +210,7 @@ def run(
                 reg.spec(name)
                 loadable.append(name)
             except UsageError as exc:
-                err.print(f"[yellow]warning:[/] {exc}; left out of --all", highlight=False, soft_wrap=True)
+                err.print(f"[yellow]warning:[/] {escape(str(exc))}; left out of --all", highlight=False, soft_wrap=True)
         names = loadable
     if all_methods and method:
         raise UsageError("give either --method or --all-methods, not both")
@@ -225,9 +226,11 @@ def run(
                              "--in-process nor --asv")
         if jobs != 1:
             raise UsageError("--jobs is the local executor's; on Ray, the cluster's CPUs decide how many runs go at once")
-        from advbench.executors import ray_available
+        from advbench.executors import check_ray_address, ray_available
 
         ray_available()
+        if address:
+            check_ray_address(address)
     if jobs > 1 and (in_process or asv):
         raise UsageError("--jobs runs each run in a worker process; it takes neither --in-process nor --asv")
     threads = default_threads() if threads is None else threads
@@ -269,22 +272,38 @@ def run(
              for spec, entry, prof, v in chosen for s in range(seed, seed + seeds)]
     pending = [r for r in every if r.key() not in done]
     skipped = len(every) - len(pending)
+    claims = records.Claims(results)
+    mine = [r for r in pending if claims.claim(r.key())]
+    if len(mine) < len(pending):
+        err.print(f"{len(pending) - len(mine)} run(s) are being run by another sweep into {results}: left to it",
+                  highlight=False, markup=False)
+    # Claimed now, but another sweep may have finished some since the folder was read.
+    done = set() if force else records.completed(results)
+    pending = [r for r in mine if force or r.key() not in done]
+    skipped += len(mine) - len(pending)
     recs: list[dict[str, Any]] = []
+    try:
+        _sweep(pending, executor, jobs, address, results, reg, as_json, recs)
+    finally:
+        claims.release()
+    _report(recs, skipped, results, as_json, check_targets)
+
+
+def _sweep(pending, executor, jobs, address, results, reg, as_json, recs) -> None:
+    from advbench import runner
+
     if executor is Executor.ray or jobs > 1:
         from advbench import executors
 
         requests = pending
-        where = f"Ray ({address or 'a local cluster'})" if executor is Executor.ray else f"{jobs} worker processes"
-        err.print(f"{len(requests)} run(s) on {where}", highlight=False)
+        where = (f"Ray ({address or 'a local instance of its own'})" if executor is Executor.ray
+                 else f"{jobs} worker processes")
+        err.print(f"{len(requests)} run(s) on {where}", highlight=False, markup=False)
 
         def on_record(rec: dict[str, Any]) -> None:
             runner.store(rec, results)
             recs.append(rec)
-            prim = rec["metrics"].get(rec["primary_metric"])
-            err.print(f"{rec['task']}:{rec['method']} {rec['variant']} {rec['profile']} seed {rec['seed']}: "
-                      f"{rec['status']}" + (f" {rec['primary_metric']}={prim:.4g}" if prim is not None else "")
-                      + (f" {(rec['error'] or '').splitlines()[0]}" if rec["status"] != "ok" and rec["error"] else ""),
-                      highlight=False, soft_wrap=True)
+            err.print(_one_line(rec), highlight=False, markup=False, soft_wrap=True)
 
         if executor is Executor.ray:
             executors.run_ray(requests, on_record, address=address)
@@ -292,33 +311,48 @@ def run(
             executors.run_local_pool(requests, jobs, on_record)
     else:
         _run_here(pending, results, reg, as_json, recs)
-    _report(recs, skipped, results, as_json, check_targets)
+
+
+def _one_line(rec: dict[str, Any]) -> str:
+    """A finished run in one line: what it was, how it ended, its primary metric or its error."""
+    prim = rec["metrics"].get(rec["primary_metric"])
+    first = (rec["error"] or "").splitlines()[0] if rec["status"] != "ok" and rec["error"] else ""
+    return (f"{rec['task']}:{rec['method']} {rec['variant']} {rec['profile']} seed {rec['seed']}: {rec['status']}"
+            + (f" {rec['primary_metric']}={prim:.4g}" if prim is not None else "") + (f" {first}" if first else ""))
 
 
 def _run_here(pending, results, reg, as_json, recs) -> None:
-    """The runs one after another in this process, each with a live progress bar."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
+    """The runs one after another in this process: a live progress bar each on a terminal; off one
+    (piped, under `| tee`, in CI), a line per finished run as it finishes."""
     from advbench import runner
+
+    if not err.is_terminal:
+        for planned in pending:
+            rec = runner.run_planned(planned, results_dir=results, registry=reg)
+            recs.append(rec)
+            err.print(_one_line(rec), highlight=False, markup=False, soft_wrap=True)
+        return
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   TimeElapsedColumn(), console=err, transient=as_json) as progress:
         for planned in pending:
-            bar = progress.add_task(planned.label(), total=1.0)
+            bar = progress.add_task(escape(planned.label()), total=1.0)
             rec = runner.run_planned(planned, results_dir=results, registry=reg,
                                      on_progress=lambda d, t, bar=bar: progress.update(bar, completed=d / max(t, 1)))
             progress.update(bar, completed=1.0)
             recs.append(rec)
             if rec["status"] != "ok":
-                err.print(f"[red]{planned.task}:{planned.method} {planned.variant} seed {planned.seed}: "
-                          f"{rec['status']}[/] {(rec['error'] or '').splitlines()[0] if rec['error'] else ''}",
-                          highlight=False, soft_wrap=True)
+                first = (rec["error"] or "").splitlines()[0] if rec["error"] else ""
+                err.print(f"[red]{escape(planned.label())}: {rec['status']}[/] {escape(first)}", highlight=False,
+                          soft_wrap=True)
 
 
 def _report(recs: list[dict[str, Any]], skipped: int, results: Path, as_json: bool, check_targets: bool) -> None:
     if skipped:
         err.print(f"skipped {skipped} run(s) that already have an ok record in {results} (--force to run them again)",
-                  highlight=False)
+                  highlight=False, markup=False)
     if as_json:
         sys.stdout.write(json.dumps(recs, indent=1, default=str) + "\n")
     elif recs:
@@ -329,7 +363,7 @@ def _report(recs: list[dict[str, Any]], skipped: int, results: Path, as_json: bo
         for r in failed:
             first = (r["error"] or "").splitlines()[0] if r["error"] else ""
             err.print(f"  {r['task']}:{r['method']} {r['variant']} {r['profile']} seed {r['seed']}: "
-                      f"{r['status']}: {first}", highlight=False, soft_wrap=True)
+                      f"{r['status']}: {first}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1)
     if check_targets and not all(r["targets_met"] or not r["targets"] for r in recs):
         err.print("[red]a quality target was missed[/]")
@@ -354,7 +388,7 @@ def _print_records(recs: list[dict[str, Any]]) -> None:
                   f"{r['memory']['peak_rss_bytes'] / 2**20:.0f} MiB")
     out.print(t)
     if recs and recs[-1].get("path"):
-        out.print(f"records written under {Path(recs[-1]['path']).parents[3]}/runs/", highlight=False)
+        out.print(f"records written under {Path(recs[-1]['path']).parents[3]}/runs/", highlight=False, markup=False)
 
 
 def _run_asv(tasks: list[str], methods: Optional[list[str]], profile: Optional[str], budget: str, seeds: int,
@@ -381,7 +415,7 @@ def _run_asv(tasks: list[str], methods: Optional[list[str]], profile: Optional[s
     if not (Path.home() / ".asv-machine.json").exists():
         # asv asks about the machine interactively the first time; record its defaults instead.
         subprocess.run([sys.executable, "-m", "asv", "machine", "--yes"], env=env, check=False)
-    err.print("running: " + " ".join(cmd), highlight=False, soft_wrap=True)
+    err.print("running: " + " ".join(cmd), highlight=False, markup=False, soft_wrap=True)
     code = subprocess.run(cmd, env=env).returncode
     raise typer.Exit(code)
 
@@ -427,7 +461,7 @@ def leaderboard(
     recs = list(iter_records(results, problems))
     df = lb.frame(recs, problems)
     for p in problems:
-        err.print(f"[yellow]warning:[/] {p}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]warning:[/] {escape(p)}", highlight=False, soft_wrap=True)
     if not df.empty:
         if task:
             df = df[df["task"] == task]
@@ -463,20 +497,45 @@ def leaderboard(
                                      targets=targets, declared=declared)
         except OSError as exc:
             raise UsageError(f"cannot write the site to {site}: {exc.strerror or exc}") from exc
-        err.print(f"wrote {pages[0]} ({len(pages) - 1} task pages)", highlight=False)
+        err.print(f"wrote {pages[0]} ({len(pages) - 1} task pages)", highlight=False, markup=False)
         return
     text = lb.to_markdown(rows, {n: s.title for n, s in specs.items()}, targets, results_dir=str(results),
                           declared=declared)
-    sys.stdout.write(text + "\n")
-    if write and not (task or profile or budget):
-        from advbench.records import write_atomic
+    if not write or task or profile or budget:  # a selection, or asked not to write: the Markdown itself
+        sys.stdout.write(text + "\n")
+        return
+    from advbench.records import write_atomic
 
-        path = Path(results) / "LEADERBOARD.md"
-        try:
-            write_atomic(path, text + "\n")
-        except OSError as exc:
-            raise UsageError(f"cannot write {path}: {exc.strerror or exc}; use --no-write to print only") from exc
-        err.print(f"wrote {path}", highlight=False)
+    path = Path(results) / "LEADERBOARD.md"
+    try:
+        write_atomic(path, text + "\n")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}; use --no-write to print only") from exc
+    _summary(rows, specs, path)
+
+
+def _summary(rows: list[dict[str, Any]], specs: dict[str, Any], path: Path) -> None:
+    """One line per task, variant, profile and budget: the best method that is not a ceiling, with
+    its primary metric and seeds."""
+    best: dict[tuple, dict[str, Any]] = {}
+    for r in rows:
+        if r.get("role") == "ceiling" or r.get("mean") is None or r["mean"] != r["mean"] or not r.get("seeds"):
+            continue
+        key = (r["task"], r["task_version"], r["variant"], r["profile"], r["budget"])
+        spec = specs.get(r["task"])
+        higher = spec.primary.higher_is_better if spec is not None else True
+        kept = best.get(key)
+        if kept is None or (r["mean"] > kept["mean"] if higher else r["mean"] < kept["mean"]):
+            best[key] = r
+    table = Table("task", "variant", "profile", "budget", "best method", "primary metric", "seeds",
+                  title="leaderboard summary (ceilings left out)", title_justify="left")
+    for _, r in sorted(best.items(), key=lambda kv: [str(x) for x in kv[0]]):
+        table.add_row(escape(f"{r['task']}-v{r['task_version']}"), escape(str(r["variant"])), escape(r["profile"]),
+                      escape(r["budget"]), escape(r["method"]), escape(f"{r['primary_metric']} {r['mean']:.4g}"),
+                      str(r["seeds"]))
+    out.print(table)
+    out.print(f"wrote {path} (the whole board; --no-write prints it instead, --format html draws it)",
+              highlight=False, markup=False)
 
 
 @app.command()
@@ -505,16 +564,16 @@ def gate(
     from advbench.records import check_readable
 
     reg = _registry()
-    for d in (baseline, candidate):
-        check_readable(d)
+    for d, option in ((baseline, "--baseline"), (candidate, "--candidate")):
+        check_readable(d, option)
         if not (d / "runs").is_dir():
             raise UsageError(f"{d} holds no runs/ folder of advbench records")
     problems: list[str] = []
     base_df, cand_df = lb.load(baseline, problems), lb.load(candidate, problems)
     for p in problems:
-        err.print(f"[yellow]warning:[/] {p}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]warning:[/] {escape(p)}", highlight=False, soft_wrap=True)
     if cand_df.empty:
-        out.print(f"[red]FAIL[/] {candidate} holds no candidate records", highlight=False)
+        out.print(f"[red]FAIL[/] {escape(str(candidate))} holds no candidate records", highlight=False)
         raise typer.Exit(1)
     specs = {}
     for name in set(cand_df["task"]):
@@ -548,6 +607,10 @@ def gate(
         out.print(table)
         out.print(f"{compared} groups compared, {len(regressions)} regressions", highlight=False)
     if regressions:
+        raise typer.Exit(1)
+    if compared == 0:  # a gate that compared nothing passed nothing
+        err.print(f"[red]FAIL[/] no group of {escape(str(candidate))} has a counterpart in {escape(str(baseline))} "
+                  "(task version, variant, profile, budget, threads, sealing and method must match)", highlight=False)
         raise typer.Exit(1)
 
 
@@ -599,18 +662,18 @@ def reproduce(
     then = old.get("environment") or {}
     for key in ("python", "commit"):
         if then.get(key) != now.get(key):
-            err.print(f"[yellow]warning:[/] {key} was {then.get(key)}, is {now.get(key)}", highlight=False)
+            err.print(f"[yellow]warning:[/] {key} was {escape(str(then.get(key)))}, is {escape(str(now.get(key)))}", highlight=False)
     if then.get("dirty"):
         err.print("[yellow]warning:[/] the record was made from a checkout with uncommitted changes", highlight=False)
     for name, version in sorted((then.get("packages") or {}).items()):
         if (now.get("packages") or {}).get(name) != version:
-            err.print(f"[yellow]warning:[/] {name} was {version}, is {(now.get('packages') or {}).get(name)}",
+            err.print(f"[yellow]warning:[/] {escape(str(name))} was {escape(str(version))}, is {escape(str((now.get('packages') or {}).get(name)))}",
                       highlight=False)
     new = run_one(old["task"], old["method"], profile=old["profile"], budget=old["budget"], seed=old["seed"],
                   variant=old["variant"], results_dir=results, registry=reg, sealed=bool(old.get("sealed")),
                   threads=int(old.get("threads") or 1))
     if new["status"] != "ok":
-        out.print(f"[red]FAIL[/] the re-run ended {new['status']}: {new.get('error')}", highlight=False)
+        out.print(f"[red]FAIL[/] the re-run ended {new['status']}: {escape(str(new.get('error')))}", highlight=False)
         raise typer.Exit(1)
     tol = spec.reproduce_tolerance
     table = Table("metric", "recorded", "reproduced", "difference", "within tolerance",
@@ -639,7 +702,7 @@ def asv_suite(
 
     stale = write_modules(_registry(), directory, check=check)
     for path in stale:
-        out.print(("stale: " if check else "wrote: ") + str(path), highlight=False)
+        out.print(("stale: " if check else "wrote: ") + str(path), highlight=False, markup=False)
     if check and stale:
         raise typer.Exit(1)
 

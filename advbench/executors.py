@@ -19,9 +19,11 @@ once; if the retry dies too, the driver writes a ``crashed`` record for the run 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import tempfile
@@ -68,36 +70,72 @@ def failed(request: Run, status: str, why: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 def run_local_pool(requests: Iterable[Run], jobs: int, on_record: Callable[[dict[str, Any]], None]) -> None:
-    """Each run in a fresh ``python -m advbench.executors`` process, ``jobs`` at a time."""
+    """Each run in a fresh ``python -m advbench.executors`` process, ``jobs`` at a time.
+
+    Workers run in sessions of their own (Ctrl-C reaches the driver only). When the driver is
+    interrupted (Ctrl-C, or any error), queued runs are cancelled and running workers killed at once,
+    and the interruption goes on up: nothing half-done is recorded, and a rerun resumes. A worker
+    whose driver dies (kill -9) is killed by the kernel (PR_SET_PDEATHSIG), and its jails with it.
+    """
     lock = threading.Lock()
+    stopping = threading.Event()
+    live: set[subprocess.Popen] = set()
 
     def one(request: Run) -> None:
         for _ in range(RETRIES + 1):
-            rec, why = _in_worker_process(request)
-            if rec is not None:
+            if stopping.is_set():
+                return
+            rec, why = _in_worker_process(request, live, lock)
+            if rec is not None or stopping.is_set():
                 break
         else:
             rec = failed(request, "crashed", f"the worker process running this run died, {RETRIES + 1} times: {why}")
+        if rec is None:
+            return
         with lock:  # the driver alone writes the store, one record at a time
-            on_record(rec)
+            if not stopping.is_set():
+                on_record(rec)
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for future in [pool.submit(one, r) for r in requests]:
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    futures = [pool.submit(one, r) for r in requests]
+    try:
+        for future in futures:
             future.result()
+    except BaseException:
+        stopping.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        with lock:
+            for proc in list(live):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+        pool.shutdown(wait=True)
+        raise
+    pool.shutdown(wait=True)
 
 
-def _in_worker_process(request: Run) -> tuple[dict[str, Any] | None, str]:
+def _in_worker_process(request: Run, live: set | None = None,
+                       lock: threading.Lock | None = None) -> tuple[dict[str, Any] | None, str]:
     seal = seal_of(request)
     with tempfile.TemporaryDirectory(prefix="advbench-worker-") as tmp:
         job, out = Path(tmp) / "request.json", Path(tmp) / "record.pickle"
         job.write_text(json.dumps(asdict(request)))
         # A sealed run's material goes through the worker's stdin: never a file, never the environment.
         material = json.dumps(None if seal is None else [seal[0].hex(), seal[1]])
-        proc = subprocess.run([sys.executable, "-m", "advbench.executors", str(job), str(out)],
-                              input=material.encode(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen([sys.executable, "-m", "advbench.executors", str(job), str(out)],
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        if live is not None and lock is not None:
+            with lock:
+                live.add(proc)
+        try:
+            _, stderr = proc.communicate(material.encode())
+        finally:
+            if live is not None and lock is not None:
+                with lock:
+                    live.discard(proc)
         if proc.returncode == 0 and out.exists():
             return pickle.loads(out.read_bytes()), ""  # written by our own worker, never by method code
-        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+        tail = stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
         return None, f"exit code {proc.returncode} {tail[0]}".strip()
 
 
@@ -121,6 +159,26 @@ def ray_available() -> None:
 
     if importlib.util.find_spec("ray") is None:
         raise UsageError("--executor ray needs Ray, which is not installed: pip install 'advbench[ray]'")
+
+
+def check_ray_address(address: str, timeout: float = 5.0) -> None:
+    """A cluster address that is malformed or that nothing answers at is a one-line usage error,
+    said within ``timeout`` seconds (Ray itself would wait minutes, printing only its warnings)."""
+    import socket
+
+    if address in ("local", "auto"):
+        return
+    rest = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port = rest.rstrip("/").rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--address {address!r} is not HOST:PORT (e.g. 127.0.0.1:6379, or ray://HOST:10001)")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise UsageError(f"no Ray cluster answers at --address {address} ({exc.strerror or type(exc).__name__} "
+                         f"within {timeout:g} s); start one with `ray start --head`, or leave --address out for a "
+                         "local one of this run's own") from exc
 
 
 def run_ray(requests: Iterable[Run], on_record: Callable[[dict[str, Any]], None], *,
@@ -157,6 +215,11 @@ def run_ray(requests: Iterable[Run], on_record: Callable[[dict[str, Any]], None]
                 rec = failed(request, "crashed", f"the Ray worker running this run died, {RETRIES + 1} times: "
                                                  f"{type(exc).__name__}: {first}")
             on_record(rec)
+    except BaseException:  # Ctrl-C or an error: cancel what is queued, stop what runs, then go on up
+        for ref in pending:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
+        raise
     finally:
         if started_here:
             ray.shutdown()

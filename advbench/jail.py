@@ -275,6 +275,23 @@ class RunLimits:
             with contextlib.suppress(OSError):
                 self._make()
 
+    @staticmethod
+    def _sweep_stale(parent: Path) -> None:
+        """Remove cgroups left by a harness that was killed (its PID is in the name): empty them first."""
+        with contextlib.suppress(OSError):
+            for d in parent.iterdir():
+                parts = d.name.split("-")
+                if not d.is_dir() or len(parts) != 3 or parts[0] != "advbench" or not parts[1].isdigit():
+                    continue
+                if Path(f"/proc/{parts[1]}").exists():
+                    continue
+                with contextlib.suppress(OSError, ValueError):
+                    for pid in (d / "cgroup.procs").read_text().split():
+                        with contextlib.suppress(ProcessLookupError, PermissionError):
+                            os.kill(int(pid), signal.SIGKILL)
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+
     def _make(self) -> None:
         if _cgroup_v2():
             parent = CGROUP_ROOT / "advbench"
@@ -286,6 +303,7 @@ class RunLimits:
                     (CGROUP_ROOT / "cgroup.subtree_control").write_text(f"+{c}")
             with contextlib.suppress(OSError):
                 (parent / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in wanted))
+            self._sweep_stale(parent)
             d = parent / self.name
             d.mkdir()
             self.dirs["unified"] = d
@@ -303,6 +321,7 @@ class RunLimits:
                 base = CGROUP_ROOT / ctl
                 if not base.is_dir():
                     continue
+                self._sweep_stale(base / "advbench")
                 d = base / "advbench" / self.name
                 d.mkdir(parents=True)
                 made[ctl] = d
@@ -551,7 +570,8 @@ class Child:
                    "--proc", "/proc", "--dev", "/dev",
                    "--perms", "1777", "--size", str(size), "--tmpfs", "/tmp",
                    "--perms", "1777", "--size", str(size), "--tmpfs", "/dev/shm",
-                   *view_args(jail.hidden, jail.gpu)]
+                   *view_args(jail.hidden, jail.gpu),
+                   "--remount-ro", "/dev"]  # its /dev: devices only (its /dev/shm, a mount of its own, stays writable)
             for k, v in env.items():
                 cmd += ["--setenv", k, v]
             if os.getuid() == 0:

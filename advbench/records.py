@@ -99,13 +99,13 @@ def check_writable(results_dir: Path) -> None:
         raise UsageError(f"--results {path} is not writable ({probe}: {exc.strerror or exc})") from exc
 
 
-def check_readable(results_dir: Path) -> None:
-    """Fail clearly if ``results_dir`` is not an existing directory (never create it)."""
+def check_readable(results_dir: Path, option: str = "--results") -> None:
+    """Fail clearly if ``results_dir`` (given as ``option``) is not an existing directory (never create it)."""
     path = Path(results_dir)
     if not path.exists():
-        raise UsageError(f"--results {path} does not exist")
+        raise UsageError(f"{option} {path} does not exist")
     if not path.is_dir():
-        raise UsageError(f"--results {path} is not a directory")
+        raise UsageError(f"{option} {path} is not a directory")
 
 
 def problem_with(rec: Any) -> str | None:
@@ -165,3 +165,35 @@ def run_key(rec: dict[str, Any]) -> tuple:
 def completed(results_dir: Path) -> set[tuple]:
     """Keys of the runs that already have an ``ok`` record (see :func:`run_key`)."""
     return {run_key(r) for r in iter_records(results_dir) if r["status"] == "ok"}
+
+
+class Claims:
+    """Runs this sweep has claimed in a results folder, so that two sweeps into one folder run each
+    run once: a lock file per run key under ``RESULTS/.claims/``, locked (``flock``) for as long as
+    this process lives. A run whose lock another live process holds is that sweep's; a lock whose
+    holder died is free again (the kernel drops it), so a killed sweep's runs are claimed anew."""
+
+    def __init__(self, results_dir: Path) -> None:
+        self.folder = Path(results_dir) / ".claims"
+        self._held: dict[tuple, int] = {}
+
+    def claim(self, key: tuple) -> bool:
+        import fcntl
+        import hashlib
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = hashlib.sha256(repr(key).encode()).hexdigest()[:32] + ".lock"
+        fd = os.open(self.folder / name, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._held[key] = fd
+        return True
+
+    def release(self) -> None:
+        for fd in self._held.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._held.clear()

@@ -60,6 +60,8 @@ def test_info_describes_a_task():
     (["run", "--task", "pc", "--all-methods", "--method", "floor"], "not both"),
     (["info", "pcc"], "did you mean 'pc'?"),
     (["leaderboard", "--task", "nope"], "unknown task 'nope'"),
+    (["run", "--task", "pc[bold]"], "unknown task 'pc[bold]'"),  # odd text is printed as text
+    (["run", "--task", "[/x]"], "unknown task '[/x]'"),
 ])
 def test_bad_input_exits_2_with_one_clear_line(args, message, tmp_path):
     if "cuda" in args and Path("/proc/driver/nvidia").exists():
@@ -346,3 +348,52 @@ def test_markdown_board_shows_the_specs_metrics_and_json_keeps_every_number():
     assert "| acc (mean ± 95% CI) | bwt | stages |" in md and "R_0_0" not in md
     rows = json.loads(cli("leaderboard", "--results", str(committed), "--task", "ewc", "--format", "json").stdout)
     assert rows and all("metric.R_4_0" in r for r in rows)
+
+
+def test_odd_text_from_a_method_is_printed_as_text_and_the_sweep_goes_on(tmp_path, monkeypatch, toy_registry):
+    """A method's error that looks like rich markup ("[/bold]") once crashed the harness; piped
+    output (not a terminal) gets one line per finished run, as it finishes."""
+    import advbench.registry
+
+    toy_registry.register_method("toy", "markup-error", "toy_methods:markup_error")
+    monkeypatch.setattr(advbench.registry, "default_registry", lambda: toy_registry)
+    res = runner.invoke(app, ["run", "--task", "toy", "--method", "markup-error", "--method", "estimate",
+                              "--results", str(tmp_path)])
+    assert res.exit_code == 1 and res.exception is None or isinstance(res.exception, SystemExit), res.output
+    out = res.output
+    assert "unbalanced [/bold] and [link=file:///x]closing[/link] tags" in out, out
+    assert "toy:estimate easy cpu seed 0: ok abs_error=" in out and "toy:markup-error easy cpu seed 0: error" in out
+    assert "Traceback" not in out
+
+
+def test_the_gate_fails_when_it_compares_nothing_and_names_the_missing_folder(tmp_path):
+    from advbench.records import save
+
+    base, cand = tmp_path / "base", tmp_path / "cand"
+    res = subprocess.run([*ADVBENCH, "run", "--task", "pc", "--variant", "sachs", "--json", "--results", str(base)],
+                         capture_output=True, text=True, timeout=300)
+    rec = json.loads(res.stdout)[0]
+    save(cand, {**rec, "budget": "full", "run_id": "otherbudget1"})  # nothing in base to compare it with
+    gate = cli("gate", "--baseline", str(base), "--candidate", str(cand))
+    assert gate.exit_code == 1 and "0 groups compared" in gate.output and "no group of" in gate.output, gate.output
+    missing = cli("gate", "--baseline", str(base), "--candidate", str(tmp_path / "nope"))
+    assert missing.exit_code == 2 and f"--candidate {tmp_path / 'nope'} does not exist" in missing.output
+
+
+def test_two_sweeps_into_one_folder_run_each_run_once(tmp_path):
+    """Runs are claimed under a lock per run: a second sweep started beside the first leaves the
+    first's runs to it (and runs what is left), so 6 runs give 6 records, not 12."""
+    cmd = [*ADVBENCH, "run", "--task", "pc", "--variant", "sachs", "--seeds", "6", "--results", str(tmp_path)]
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    import time
+
+    while not (tmp_path / ".claims").exists() and first.poll() is None:
+        time.sleep(0.05)
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    first.wait(timeout=600)
+    assert first.returncode == 0 and second.returncode == 0, second.stderr
+    assert "being run by another sweep" in second.stderr or "skipped" in second.stderr, second.stderr
+    from advbench.records import iter_records
+
+    recs = list(iter_records(tmp_path))
+    assert len(recs) == 6 and sorted(r["seed"] for r in recs) == list(range(6))

@@ -177,3 +177,69 @@ def test_a_ray_sweep_on_a_loopback_cluster(loopback_namespace, host_killer_env, 
         theirs = on_ray[key(rec)]
         assert theirs["metrics"] == rec["metrics"] and theirs["config"] == rec["config"], key(rec)
         assert theirs["threads"] == rec["threads"] == 1 and theirs["curve"][-1]["metrics"] == rec["curve"][-1]["metrics"]
+
+
+@pytest.mark.parametrize("address, words", [
+    ("127.0.0.1:1", "no Ray cluster answers at --address 127.0.0.1:1"),
+    ("not an address", "is not HOST:PORT"),
+    ("10.255.255.1:6379x", "is not HOST:PORT"),
+])
+def test_an_unreachable_or_malformed_ray_address_is_a_one_line_error_within_seconds(tmp_path, address, words):
+    pytest.importorskip("ray")
+    import time
+
+    t0 = time.perf_counter()
+    res = advbench("run", "--task", "pc", "--executor", "ray", "--address", address, "--results", str(tmp_path),
+                   timeout=60)
+    assert res.returncode == 2 and words in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert time.perf_counter() - t0 < 30 and not (tmp_path / "runs").exists()
+
+
+def test_ctrl_c_stops_a_pool_sweep_at_once_and_a_rerun_resumes(tmp_path):
+    """Ctrl-C cancels queued runs and kills running workers within seconds; nothing half-done is
+    recorded, no worker is left behind, and the same command again finishes the rest."""
+    import signal
+    import time
+
+    import psutil
+
+    cmd = [sys.executable, "-m", "advbench.cli", "run", "--task", "pc", "--variant", "sachs", "--seeds", "8",
+           "--jobs", "2", "--results", str(tmp_path)]
+    driver = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              env=dict(os.environ, ADVBENCH_THREADS="1"))
+    deadline = time.monotonic() + 240
+    while driver.poll() is None and not list(tmp_path.rglob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    workers = [p for p in psutil.Process(driver.pid).children(recursive=True)]
+    driver.send_signal(signal.SIGINT)
+    t0 = time.perf_counter()
+    driver.wait(timeout=60)
+    assert time.perf_counter() - t0 < 15 and driver.returncode in (1, 130), driver.stderr.read()
+    done = list(records.iter_records(tmp_path))
+    assert 1 <= len(done) < 8 and all(r["status"] == "ok" for r in done)
+    time.sleep(1)
+    assert not [p for p in workers if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    again = advbench(*cmd[3:], env=dict(os.environ, ADVBENCH_THREADS="1"))
+    assert again.returncode == 0 and f"skipped {len(done)} run(s)" in again.stderr, again.stderr
+    assert len(list(records.iter_records(tmp_path))) == 8
+
+
+def test_a_killed_driver_takes_its_pool_workers_with_it(tmp_path):
+    import signal
+    import time
+
+    import psutil
+
+    cmd = [sys.executable, "-m", "advbench.cli", "run", "--task", "pc", "--variant", "sachs", "--seeds", "4",
+           "--jobs", "2", "--results", str(tmp_path)]
+    driver = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    workers: list = []
+    while time.monotonic() < deadline and len(workers) < 2:
+        workers = [p for p in psutil.Process(driver.pid).children() if "advbench.executors" in " ".join(p.cmdline())]
+        time.sleep(0.1)
+    assert workers, "no pool worker started"
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    gone, alive = psutil.wait_procs(workers, timeout=15)
+    assert not alive, [p.cmdline() for p in alive]

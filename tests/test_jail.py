@@ -222,3 +222,71 @@ def test_the_jail_drops_root_before_any_plugin_code(tmp_path):
     from advbench.jail import BOOT
 
     assert BOOT.index("os.setresuid(65534") < BOOT.index("site.main()")
+
+
+UNPRIVILEGED_HARNESS = """
+import json, os, sys
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+import toy
+from advbench.registry import Registry
+from advbench.runner import run
+reg = Registry()
+reg.register_task(toy.SPEC)
+reg.register_method("toy", "escape", "hostile_methods:toy_escape_to_the_host")
+rec = run("toy", "escape", registry=reg, results_dir=None, keep_artifacts=True, seed=3)
+lines = [l for l in (rec.get("_artifacts") or {}).get("method.log", b"").decode().splitlines()
+         if l.startswith("ADVBENCH-HOSTILE ")]
+print(json.dumps({"uid": os.getuid(), "status": rec["status"], "error": rec["error"], "jail": rec["jail"],
+                  "notes": json.loads(lines[0].split(" ", 1)[1])["kinds"] if lines else None}))
+"""
+
+
+def test_the_jail_holds_with_the_harness_as_an_unprivileged_user(tmp_path):
+    """The same routes with the harness as an ordinary user (uid 1000, no capability): bwrap maps the
+    jail's 65534 to that user, and no cgroup can be made, so rlimits hold the run. As root, the test
+    starts that harness in a mount namespace where the interpreter under /root is readable by all."""
+    import shutil
+    import tempfile
+
+    from advbench.jail import bwrap_binary
+
+    work = Path(tempfile.mkdtemp(prefix="advbench-unprivileged-", dir="/tmp"))
+    try:
+        work.chmod(0o777)
+        inputs = work / "inputs"
+        inputs.mkdir()
+        home = work / "home"
+        home.mkdir()
+        secret = home / "secret.txt"
+        secret.write_text("the harness user's own file")
+        (inputs / "hostile_inputs.json").write_text(json.dumps({
+            "chmod_target": str(inputs / "hostile_inputs.json"), "dev_name": f"advbench-{uuid.uuid4().hex[:8]}",
+            "secrets": [str(secret), str(work / "results")]}))
+        for p in (inputs, home, secret, inputs / "hostile_inputs.json"):
+            os.chown(p, 1000, 1000) if os.getuid() == 0 else None
+        cmd = [sys.executable, "-c", UNPRIVILEGED_HARNESS, str(inputs), str(ROOT / "tests"), str(work / "results")]
+        env = dict(os.environ, HOME=str(home), ADVBENCH_THREADS="1")
+        env.pop("ADVBENCH_SEAL_KEY", None)
+        if os.getuid() == 0:
+            outer = [bwrap_binary(), "--bind", "/", "/", "--dev-bind", "/dev", "/dev"]
+            home_root = os.path.realpath(os.path.expanduser("~"))
+            if sys.base_prefix.startswith(home_root + "/"):  # an interpreter under a 0700 home (pyenv)
+                outer += ["--perms", "0755", "--tmpfs", home_root]
+                for parent in reversed(Path(sys.base_prefix).parents):
+                    if str(parent).startswith(home_root + "/"):
+                        outer += ["--perms", "0755", "--dir", str(parent)]
+                outer += ["--ro-bind", sys.base_prefix, sys.base_prefix]
+            cmd = [*outer, "--", shutil.which("setpriv"), "--reuid=1000", "--regid=1000", "--clear-groups",
+                   "--inh-caps=-all", "--", *cmd]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=str(work))
+        assert done.returncode == 0, done.stderr[-3000:]
+        got = json.loads(done.stdout.strip().splitlines()[-1])
+        assert got["uid"] != 0 and got["status"] == "ok", got["error"]
+        assert got["jail"]["uid"] == 65534 and got["jail"]["limits"]["by"] in ("rlimit", "cgroup v2"), got["jail"]
+        notes = dict(n.split(": ", 1) if ": " in n else n.split(" ", 1) for n in got["notes"])
+        assert notes["uid"] == "65534", notes
+        for what in ("write /proc/sys", "mknod a block device", "create in /dev", "chmod outside", "read secret 0",
+                     "read secret 1"):
+            assert notes[what] != "done", (what, notes)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -127,3 +127,8 @@ def ask_forever(train, ctx):
     for i in range(100):
         ctx.ask(float(i))
     return 0.0
+
+
+def markup_error(train, ctx):
+    """An error whose text looks like rich markup: printed as text, never interpreted."""
+    raise RuntimeError("unbalanced [/bold] and [link=file:///x]closing[/link] tags")
