@@ -28,6 +28,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
+    rich_markup_mode="markdown",  # a docstring's paragraph is rewrapped to the terminal, not cut mid-sentence
 )
 # Piped output gets wide lines rather than 80-column wrapping (rich's default off a terminal).
 out = Console(width=None if sys.stdout.isatty() else 200)
@@ -78,6 +79,8 @@ def _registry():
 @usage_errors
 def list_cmd() -> None:
     """Tasks, their methods and profiles, and which profiles are available here."""
+    import importlib.util
+
     from advbench.profiles import PROFILES
 
     reg = _registry()
@@ -94,7 +97,10 @@ def list_cmd() -> None:
         for m in reg.methods(name):
             role = spec.role(m)
             tag = "" if role == "plugin" else f" ({role})"
-            methods.append(m + tag)
+            extra = (getattr(spec, "method_extras", None) or {}).get(m)
+            if extra and importlib.util.find_spec(extra[1]) is None:  # a top-level name: nothing is imported
+                tag += f" [needs pip install 'advbench[{extra[0]}]']"
+            methods.append(escape(m + tag))
         arrow = "↑" if spec.primary.higher_is_better else "↓"
         table.add_row(spec.id, ", ".join(spec.variants), f"{spec.primary_metric} {arrow}", "\n".join(methods),
                       ", ".join(spec.profiles))
@@ -192,8 +198,8 @@ def run(
 ) -> None:
     """Run methods on tasks and write one record per run under RESULTS/runs/.
 
-    Each method runs in a fresh process that never receives held-out data; a run that crashes, hangs
-    or runs out of memory is recorded as such and the sweep goes on. Runs that already have an ok
+    Each method runs in a fresh process in a jail of its own (bubblewrap) that never receives held-out
+    data; a run that crashes, hangs or runs out of memory is recorded as such and the sweep goes on. Runs that already have an ok
     record are skipped (resume) unless --force. Exit code 1 if any run failed.
     """
     from advbench import records, runner
@@ -371,21 +377,30 @@ def _report(recs: list[dict[str, Any]], skipped: int, results: Path, as_json: bo
 
 
 def _print_records(recs: list[dict[str, Any]]) -> None:
+    """The runs as a table whose primary metric is never cut: on a narrow terminal the speed columns
+    go (they are in the records and on the board), the metric stays whole."""
+    wide = (out.width or 80) >= 120
     t = Table(title="runs", title_justify="left")
-    for c in ("task:method", "variant", "profile", "budget", "seed", "status", "primary", "targets",
-              "to target (s)", "train (s)", "throughput", "peak RSS"):
-        t.add_column(c)
+    t.add_column("run", overflow="fold")
+    t.add_column("status")
+    t.add_column("primary metric", no_wrap=True)
+    t.add_column("targets")
+    t.add_column("to target (s)", justify="right")
+    t.add_column("train (s)", justify="right")
+    if wide:
+        t.add_column("throughput", justify="right")
+        t.add_column("peak RSS", justify="right")
     for r in recs:
         prim = r["metrics"].get(r["primary_metric"])
         targets = "n/a" if not r["targets"] else ("met" if r["targets_met"] else "missed")
-        ttt = r["time_to_target_seconds"]
-        thr = r["throughput"]["value"]
-        train = r["timings"]["train_seconds"]
-        t.add_row(f"{r['task']}:{r['method']}", r["variant"], r["profile"], r["budget"], str(r["seed"]), r["status"],
-                  f"{r['primary_metric']}={prim:.4g}" if prim is not None else "—", targets,
-                  f"{ttt:.1f}" if ttt is not None else "—", f"{train:.1f}" if train is not None else "—",
-                  f"{thr:.4g} {r['throughput']['unit']}" if thr else "—",
-                  f"{r['memory']['peak_rss_bytes'] / 2**20:.0f} MiB")
+        ttt, thr, train = r["time_to_target_seconds"], r["throughput"]["value"], r["timings"]["train_seconds"]
+        row = [escape(f"{r['task']}:{r['method']} {r['variant']} {r['profile']} {r['budget']} seed {r['seed']}"),
+               r["status"], escape(f"{r['primary_metric']}={prim:.4g}") if prim is not None else "—", targets,
+               f"{ttt:.1f}" if ttt is not None else "—", f"{train:.1f}" if train is not None else "—"]
+        if wide:
+            row += [escape(f"{thr:.4g} {r['throughput']['unit']}") if thr else "—",
+                    f"{r['memory']['peak_rss_bytes'] / 2**20:.0f} MiB"]
+        t.add_row(*row)
     out.print(t)
     if recs and recs[-1].get("path"):
         out.print(f"records written under {Path(recs[-1]['path']).parents[3]}/runs/", highlight=False, markup=False)

@@ -370,15 +370,17 @@ def run(task: str, method: str | None = None, *, profile: str | None = None, bud
     max_processes = DEFAULT_MAX_PROCESSES if max_processes is None else max_processes
     bud = spec.budgets[budget]
 
-    hardware = prof.activate(seed, threads=threads)
-    t0 = time.perf_counter()
-    try:
-        task_impl = load_object(spec.entry_point)()
-        problem = task_impl.build(variant=variant, seed=seed, budget=bud, seal=Seal(seed, material))
-    except ModuleNotFoundError as exc:  # an extra that is not installed: say which
-        extras = ",".join(spec.extras) or "all"
-        raise UsageError(f"task {spec.name!r} needs the package {exc.name!r}, which is not installed: "
-                         f"pip install 'advbench[{extras}]'") from exc
+    library_lines: list[str] = []  # warnings and log lines of the libraries the task uses here
+    with library_output(library_lines):
+        hardware = prof.activate(seed, threads=threads)
+        t0 = time.perf_counter()
+        try:
+            task_impl = load_object(spec.entry_point)()
+            problem = task_impl.build(variant=variant, seed=seed, budget=bud, seal=Seal(seed, material))
+        except ModuleNotFoundError as exc:  # an extra that is not installed: say which
+            extras = ",".join(spec.extras) or "all"
+            raise UsageError(f"task {spec.name!r} needs the package {exc.name!r}, which is not installed: "
+                             f"pip install 'advbench[{extras}]'") from exc
     setup_seconds = time.perf_counter() - t0
 
     eval_timeout = max(120.0, bud.max_seconds)
@@ -392,18 +394,32 @@ def run(task: str, method: str | None = None, *, profile: str | None = None, bud
         jail = JailSpec(RunLimits(memory_cap, max_processes, threads), hidden=hidden_paths(hide),
                         gpu=prof.torch_device == "cuda")
     try:
-        if isolation in ("process", "no-jail"):
-            outcome = _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, threads,
-                                    memory_cap, eval_timeout, on_progress, jail, log_dir, logs)
-        else:
-            outcome = _run_in_process(spec, entry, prof, bud, variant, seed, problem, task_impl, on_progress)
+        with library_output(library_lines):
+            outcome = _run(isolation, spec, entry, prof, bud, variant, seed, problem, task_impl, threads, memory_cap,
+                           eval_timeout, on_progress, jail, log_dir, logs)
     finally:
         if jail is not None:
             run_peak = jail.limits.peak_bytes()
             jail.limits.close()
     if jail is not None:
         outcome.run_peak = run_peak
+    return _finish(spec, entry, prof, budget, variant, seed, threads, fingerprint, isolation, outcome, setup_seconds,
+                   problem, hardware, memory_cap, jail, sealed, logs, library_lines, log_dir, results_dir,
+                   keep_artifacts)
 
+
+def _run(isolation, spec, entry, prof, bud, variant, seed, problem, task_impl, threads, memory_cap, eval_timeout,
+         on_progress, jail, log_dir, logs) -> Outcome:
+    if isolation in ("process", "no-jail"):
+        return _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, threads, memory_cap,
+                             eval_timeout, on_progress, jail, log_dir, logs)
+    return _run_in_process(spec, entry, prof, bud, variant, seed, problem, task_impl, on_progress)
+
+
+def _finish(spec, entry, prof, budget, variant, seed, threads, fingerprint, isolation, outcome, setup_seconds,
+            problem, hardware, memory_cap, jail, sealed, logs, library_lines, log_dir, results_dir,
+            keep_artifacts) -> dict[str, Any]:
+    """The record of a run that ended, and where what it left goes."""
     peak_cuda = None
     if prof.torch_device == "cuda" and isolation == "in-process":
         import torch
@@ -420,6 +436,8 @@ def run(task: str, method: str | None = None, *, profile: str | None = None, bud
     # private (RESULTS/private/...), for the leaderboard's owner.
     made = dict(problem.artifacts) if rec["status"] == "ok" else {}
     made.update(_read_logs(logs.get("scorer", []), "scorer.log"))
+    if library_lines:  # what the task's libraries said here (pgmpy, opacus, torch): not the terminal's business
+        made["harness.log"] = ("\n".join(library_lines) + "\n").encode()
     public = _read_logs(logs.get("method", []), "method.log")
     private: dict[str, bytes] = {}
     (private if sealed else public).update(made)
@@ -433,6 +451,41 @@ def run(task: str, method: str | None = None, *, profile: str | None = None, bud
     elif keep_artifacts:
         rec["_artifacts"], rec["_private_artifacts"] = public, private
     return rec
+
+
+@contextlib.contextmanager
+def library_output(lines: list[str]):
+    """Warnings and log records that libraries emit in this process while the block runs go to
+    ``lines`` (the run's ``harness.log``), not to the terminal: the first pc run printed 21 pgmpy
+    warnings, opacus and torch their deprecation notices."""
+    import logging
+    import warnings
+
+    class ToLines(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            with contextlib.suppress(Exception):
+                lines.append(f"{record.levelname} {record.name}: {record.getMessage()}")
+
+    ours = ToLines(logging.WARNING)
+    root = logging.getLogger()
+    # The root logger (where records of libraries without a handler of their own end up, printed by
+    # logging's last resort otherwise) and every logger that prints itself.
+    swapped: list[tuple[logging.Logger, list[logging.Handler], bool]] = [(root, root.handlers[:], root.propagate)]
+    for lg in logging.Logger.manager.loggerDict.values():
+        if isinstance(lg, logging.Logger) and any(isinstance(h, logging.StreamHandler) for h in lg.handlers):
+            swapped.append((lg, lg.handlers[:], lg.propagate))
+    for lg, _, _ in swapped:
+        lg.handlers = [ours]
+        if lg is not root:
+            lg.propagate = False
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        try:
+            yield
+        finally:
+            for lg, handlers, propagate in swapped:
+                lg.handlers, lg.propagate = handlers, propagate
+            lines.extend(f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})" for w in caught)
 
 
 def _read_logs(paths: list[Path], name: str) -> dict[str, bytes]:

@@ -108,6 +108,9 @@ class TaskSpec:
     solution: str = ""  # what a method must hand to ctx.checkpoint, in words
     data: str = ""  # where the data comes from, in words
     extras: tuple[str, ...] = field(default_factory=tuple)  # pip extras the task needs
+    # Methods that need more than the task's extras: method -> (pip extra, top-level module it imports),
+    # so that ``advbench list`` can say what to install without importing anything.
+    method_extras: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     # Seeds s with the same s // seeds_per_replicate are one replicate and not independent samples
     # (gnn: the 10 folds of one repeat of 10-fold CV share their training data). The leaderboard's
     # mean and 95% interval are then over replicate means.

@@ -397,3 +397,50 @@ def test_two_sweeps_into_one_folder_run_each_run_once(tmp_path):
 
     recs = list(iter_records(tmp_path))
     assert len(recs) == 6 and sorted(r["seed"] for r in recs) == list(range(6))
+
+
+def test_the_runs_table_keeps_the_primary_metric_whole_at_80_columns(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    import advbench.cli as cli_mod
+
+    rec = {"task": "maddpg", "method": "reference", "variant": "spread", "profile": "cpu", "budget": "quick",
+           "seed": 0, "status": "ok", "primary_metric": "team_return", "metrics": {"team_return": -60.61234},
+           "targets": [{"met": True}], "targets_met": True, "time_to_target_seconds": 14.2,
+           "throughput": {"value": 1036.0, "unit": "env steps/s"}, "timings": {"train_seconds": 19.3},
+           "memory": {"peak_rss_bytes": 438 * 2**20}}
+    buf = io.StringIO()
+    monkeypatch.setattr(cli_mod, "out", Console(file=buf, width=80))
+    cli_mod._print_records([rec])
+    assert "team_return=-60.61" in buf.getvalue() and max(map(len, buf.getvalue().splitlines())) <= 80
+
+
+def test_help_paragraphs_are_rewrapped_not_cut_mid_sentence():
+    import os
+
+    for cmd in ("run", "gate"):
+        res = subprocess.run([*ADVBENCH, cmd, "--help"], capture_output=True, text=True, timeout=60,
+                             env=dict(os.environ, COLUMNS="80", TERM="dumb"))
+        head = res.stdout.split("Options")[0].splitlines()
+        body = [line.strip() for line in head if line.strip() and not line.strip().startswith(("Usage", "╭"))]
+        paragraphs, current = [], []
+        for line in head:
+            if line.strip():
+                current.append(line.strip())
+            elif current:
+                paragraphs.append(current)
+                current = []
+        for para in paragraphs:
+            for line in para[:-1]:  # every line but a paragraph's last fills the width
+                assert len(line) > 55, (cmd, line, body)
+
+
+def test_list_says_which_extra_a_method_needs_where_it_is_missing(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    res = runner.invoke(app, ["list"], env={"COLUMNS": "250"})
+    assert res.exit_code == 0 and "tpe-ray-tune [needs pip install 'advbench[ray-tune]']" in res.output, res.output

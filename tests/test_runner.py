@@ -216,3 +216,19 @@ def test_a_task_answers_questions_from_the_harness_side_and_counts_them(toy_regi
                   isolation=isolation)
     assert refused["status"] == "error" and "no more than 64 questions" in refused["error"]
     assert refused["asks"] == 65 and "ValueError" in refused["error"]
+
+
+def test_library_warnings_and_log_lines_go_to_the_runs_log_not_the_terminal(capsys):
+    import logging
+    import warnings
+
+    from advbench.runner import library_output
+
+    lines: list[str] = []
+    with library_output(lines):
+        logging.getLogger("pgmpy").warning("Probability values don't exactly sum to 1")
+        warnings.warn("torch.foo is deprecated", DeprecationWarning)
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+    assert "WARNING pgmpy: Probability values don't exactly sum to 1" in lines
+    assert any(line.startswith("DeprecationWarning: torch.foo is deprecated") for line in lines)

@@ -79,4 +79,5 @@ SPEC = TaskSpec(
     data="scikit-learn's digits, breast_cancer, wine and a generated set; 25% stratified outer hold-out (sealed); "
          "5 fixed stratified folds on the rest",
     extras=("automl",),
+    method_extras={"tpe-ray-tune": ("ray-tune", "ray")},
 )
