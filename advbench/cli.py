@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, List, Optional
@@ -307,7 +308,7 @@ def _sweep(pending, executor, jobs, address, results, reg, as_json, recs) -> Non
         err.print(f"{len(requests)} run(s) on {where}", highlight=False, markup=False)
 
         def on_record(rec: dict[str, Any]) -> None:
-            runner.store(rec, results)
+            _store(rec, results)
             recs.append(rec)
             err.print(_one_line(rec), highlight=False, markup=False, soft_wrap=True)
 
@@ -317,6 +318,34 @@ def _sweep(pending, executor, jobs, address, results, reg, as_json, recs) -> Non
             executors.run_local_pool(requests, jobs, on_record)
     else:
         _run_here(pending, results, reg, as_json, recs)
+
+
+RETRY_SECONDS = 5.0
+
+
+def _store(rec: dict[str, Any], results: Path) -> dict[str, Any]:
+    """Write a finished run's record; where it cannot be written (a full disk), say so in one line
+    and try again every few seconds until it can: a finished run is never lost. Ctrl-C while
+    waiting prints the record as JSON on stdout, then stops."""
+    from advbench import runner
+
+    said = False
+    while True:
+        try:
+            return runner.store(dict(rec), results)
+        except OSError as exc:
+            if not said:
+                err.print(f"error: cannot write the record of {rec['task']}:{rec['method']} {rec['variant']} seed "
+                          f"{rec['seed']} under {results} ({exc.strerror or exc}); trying again every "
+                          f"{RETRY_SECONDS:g} s until there is room (Ctrl-C prints it here instead)",
+                          highlight=False, markup=False, soft_wrap=True)
+                said = True
+            try:
+                time.sleep(RETRY_SECONDS)
+            except KeyboardInterrupt:
+                keep = {k: v for k, v in rec.items() if not k.startswith("_")}
+                sys.stdout.write(json.dumps(keep, indent=1, default=str) + "\n")
+                raise
 
 
 def _one_line(rec: dict[str, Any]) -> str:
@@ -334,7 +363,7 @@ def _run_here(pending, results, reg, as_json, recs) -> None:
 
     if not err.is_terminal:
         for planned in pending:
-            rec = runner.run_planned(planned, results_dir=results, registry=reg)
+            rec = _store(runner.run_planned(planned, results_dir=None, keep_artifacts=True, registry=reg), results)
             recs.append(rec)
             err.print(_one_line(rec), highlight=False, markup=False, soft_wrap=True)
         return
@@ -345,8 +374,9 @@ def _run_here(pending, results, reg, as_json, recs) -> None:
                   TimeElapsedColumn(), console=err, transient=as_json) as progress:
         for planned in pending:
             bar = progress.add_task(escape(planned.label()), total=1.0)
-            rec = runner.run_planned(planned, results_dir=results, registry=reg,
+            rec = runner.run_planned(planned, results_dir=None, keep_artifacts=True, registry=reg,
                                      on_progress=lambda d, t, bar=bar: progress.update(bar, completed=d / max(t, 1)))
+            rec = _store(rec, results)
             progress.update(bar, completed=1.0)
             recs.append(rec)
             if rec["status"] != "ok":

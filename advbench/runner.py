@@ -504,12 +504,14 @@ def store(rec: dict[str, Any], results_dir: Path, artifacts: dict[str, bytes] | 
     """Write ``rec`` (and its artifacts: given, or carried under ``"_artifacts"``) into ``results_dir``,
     atomically; private artifacts under ``results_dir/private/``. Sets ``rec["artifacts"]``,
     ``rec["private_artifacts"]`` and ``rec["path"]``."""
-    carried = rec.pop("_artifacts", None)
-    carried_private = rec.pop("_private_artifacts", None)
+    carried = rec.get("_artifacts")
+    carried_private = rec.get("_private_artifacts")
     artifacts = carried if artifacts is None else artifacts
     private = carried_private if private is None else private
     rec["artifacts"] = records.save_artifacts(Path(results_dir), rec, artifacts or {})
     rec["private_artifacts"] = records.save_artifacts(Path(results_dir) / "private", rec, private or {})
+    rec.pop("_artifacts", None)
+    rec.pop("_private_artifacts", None)
     rec["path"] = str(records.save(Path(results_dir), rec))
     return rec
 

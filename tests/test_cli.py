@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import subprocess
@@ -444,3 +445,44 @@ def test_list_says_which_extra_a_method_needs_where_it_is_missing(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
     res = runner.invoke(app, ["list"], env={"COLUMNS": "250"})
     assert res.exit_code == 0 and "tpe-ray-tune [needs pip install 'advbench[ray-tune]']" in res.output, res.output
+
+
+def test_a_full_disk_is_one_clear_line_and_the_finished_run_is_written_once_there_is_room(tmp_path):
+    """The results folder on a 1 MiB tmpfs, filled up: the run finishes, its record cannot be
+    written, the harness says so in one line and tries again; room is made, the record lands."""
+    import os
+    import shutil
+    import time
+
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root to mount a small tmpfs for the results")
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    assert subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)]).returncode == 0
+    try:
+        results = disk / "results"
+        results.mkdir()
+        filler = disk / "filler"
+        with open(filler, "wb") as f:
+            with contextlib.suppress(OSError):
+                f.write(b"\0" * (2 * 2**20))
+        proc = subprocess.Popen([*ADVBENCH, "run", "--task", "pc", "--variant", "sachs", "--results", str(results)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        import threading
+
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None and not any("cannot write" in x for x in lines):
+            time.sleep(0.2)
+        assert not list(results.rglob("*.json"))  # the run is done, its record is waiting for room
+        filler.unlink()
+        proc.wait(timeout=120)
+        reader.join(10)
+        errs = "".join(lines)
+        assert proc.returncode == 0, errs
+        assert "cannot write the record of pc:reference sachs seed 0" in errs and "Traceback" not in errs, errs
+        assert len(list(results.rglob("*.json"))) == 1
+    finally:
+        subprocess.run(["umount", "-l", str(disk)])
