@@ -596,6 +596,11 @@ def gate(
                                                "baseline."),
     alpha: float = typer.Option(0.05, "--alpha", min=1e-6, max=0.5, help="Level of the one-sided tests."),
     as_json: bool = typer.Option(False, "--json", help="Print the verdicts as JSON."),
+    method: Optional[str] = typer.Option(None, "--method", help="Only the candidate's runs of this method."),
+    baseline_method: Optional[str] = typer.Option(
+        None, "--baseline-method",
+        help="Judge --method against this method of the baseline (a plugin against the reference, on the same "
+             "seeds; both folders may be one)."),
 ) -> None:
     """Regression gate: exit 1 if the candidate's runs are worse than the baseline's.
 
@@ -614,7 +619,21 @@ def gate(
         if not (d / "runs").is_dir():
             raise UsageError(f"{d} holds no runs/ folder of advbench records")
     problems: list[str] = []
+    if baseline_method and not method:
+        raise UsageError("--baseline-method goes with --method (the candidate's method to judge against it)")
     base_df, cand_df = lb.load(baseline, problems), lb.load(candidate, problems)
+    if method:
+        if cand_df.empty or method not in set(cand_df["method"]):
+            found = sorted(set(cand_df["method"])) if not cand_df.empty else []
+            raise UsageError(f"{candidate} holds no runs of method {method!r}. Methods there: {', '.join(found) or 'none'}")
+        cand_df = cand_df[cand_df["method"] == method].copy()
+    if baseline_method:
+        if base_df.empty or baseline_method not in set(base_df["method"]):
+            found = sorted(set(base_df["method"])) if not base_df.empty else []
+            raise UsageError(f"{baseline} holds no runs of method {baseline_method!r}. Methods there: "
+                             f"{', '.join(found) or 'none'}")
+        base_df = base_df[base_df["method"] == baseline_method].copy()
+        cand_df["method"] = baseline_method  # paired with the baseline method's runs, group for group
     for p in problems:
         err.print(f"[yellow]warning:[/] {escape(p)}", highlight=False, soft_wrap=True)
     if cand_df.empty:
@@ -734,6 +753,30 @@ def reproduce(
     out.print(f"{bad} of {len(table.rows)} metrics outside the tolerance", highlight=False)
     if bad:
         raise typer.Exit(1)
+
+
+@app.command("new-method")
+@usage_errors
+def new_method(
+    task: str = typer.Argument(..., help="The task the method is for, e.g. pc."),
+    name: str = typer.Argument(..., help="The method's name, e.g. my-search (lower case, digits, '-')."),
+    directory: Path = typer.Option(Path("."), "--dir", help="Where to create the plugin's folder."),
+) -> None:
+    """Create an installable plugin with one method for TASK and its test (a scaffold to fill in).
+
+    The plugin registers TASK:NAME under the advbench.methods entry points, imports the task's
+    public contract only, and its test runs the method on the quick budget through the harness.
+    See docs/plugins.md for the method contract and every ctx call.
+    """
+    from advbench.scaffold import new_method as scaffold
+
+    reg = _registry()
+    spec = reg.spec(task)
+    if name in reg.methods(spec.name):
+        raise UsageError(f"task {spec.name!r} has a method {name!r} already. Methods: {', '.join(reg.methods(spec.name))}")
+    contract = spec.entry_point.partition(":")[0].rsplit(".", 1)[0] + ".contract"
+    root = scaffold(spec.name, contract, name, directory)
+    out.print(f"wrote {root}: pip install -e '{root}[test]', then pytest {root}", highlight=False, markup=False)
 
 
 @app.command("asv-suite")

@@ -612,6 +612,8 @@ def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, thr
                   logs: dict[str, list[Path]]) -> Outcome:
     out = Outcome()
     base = _job(spec, prof, seed, threads)
+    if not entry.builtin:  # plugins get task contracts only: not advbench's baselines, not its harness's insides
+        base["blocked_packages"] = ["advbench.baselines"]
     try:
         train_blob = pickle.dumps(problem.train, protocol=5)
     except Exception as exc:  # the task's fault, not the method's

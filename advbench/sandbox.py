@@ -31,19 +31,24 @@ class HeldoutImportBlocker(importlib.abc.MetaPathFinder):
     task whose training view needs held-out code fail loudly. Sealing is what protects the data.
     """
 
-    def __init__(self, blocked: set[str]) -> None:
-        self.blocked = blocked
+    def __init__(self, blocked: set[str], packages: tuple[str, ...] = ()) -> None:
+        self.blocked, self.packages = blocked, packages
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
         if fullname in self.blocked or fullname.rsplit(".", 1)[-1] == "heldout":
             raise ImportError(f"{fullname} is a task's held-out code: a method may import only the task's "
                               "contract module")
+        for package in self.packages:
+            if fullname == package or fullname.startswith(package + "."):
+                raise ImportError(f"{fullname}: a plugin may import advbench's task contracts "
+                                  f"(advbench.tasks.<task>.contract) and its own code, not {package} "
+                                  "(see docs/plugins.md)")
         return None
 
 
 def _prepare(job: dict[str, Any]) -> None:
     sys.path[:] = job["sys_path"]
-    sys.meta_path.insert(0, HeldoutImportBlocker(set(job["blocked_modules"])))
+    sys.meta_path.insert(0, HeldoutImportBlocker(set(job["blocked_modules"]), tuple(job.get("blocked_packages", ()))))
 
 
 def _run_method(conn: Any, job: dict[str, Any]) -> None:

@@ -486,3 +486,51 @@ def test_a_full_disk_is_one_clear_line_and_the_finished_run_is_written_once_ther
         assert len(list(results.rglob("*.json"))) == 1
     finally:
         subprocess.run(["umount", "-l", str(disk)])
+
+
+def test_the_gate_judges_one_method_against_another_on_the_same_seeds(tmp_path):
+    """A plugin author's gate: the method against the reference, from one results folder."""
+    res = subprocess.run([*ADVBENCH, "run", "--task", "pc", "--variant", "sachs", "--all-methods", "--seeds", "2",
+                          "--results", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    worse = cli("gate", "--baseline", str(tmp_path), "--candidate", str(tmp_path), "--baseline-method", "reference",
+                "--method", "floor")
+    assert worse.exit_code == 1 and "FAIL" in worse.output, worse.output  # the empty graph is worse
+    same = cli("gate", "--baseline", str(tmp_path), "--candidate", str(tmp_path), "--baseline-method", "reference",
+               "--method", "reference")
+    assert same.exit_code == 0 and "0 regressions" in same.output, same.output
+    bad = cli("gate", "--baseline", str(tmp_path), "--candidate", str(tmp_path), "--method", "nope")
+    assert bad.exit_code == 2 and "no runs of method 'nope'" in bad.output
+
+
+def test_new_method_writes_a_plugin_that_installs_and_registers(tmp_path):
+    res = cli("new-method", "pc", "my-search", "--dir", str(tmp_path))
+    assert res.exit_code == 0, res.output
+    root = tmp_path / "advbench-pc-my-search"
+    text = (root / "pyproject.toml").read_text()
+    assert '"pc:my-search" = "advbench_pc_my_search.method:train"' in text
+    method = (root / "src" / "advbench_pc_my_search" / "method.py").read_text()
+    assert "import advbench.tasks.pc.contract as contract" in method and "baselines" not in method.split('"""')[2]
+    compile(method, "method.py", "exec")
+    compile((root / "tests" / "test_advbench_pc_my_search.py").read_text(), "test.py", "exec")
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target",
+                    str(site), str(root)], check=True, capture_output=True, timeout=300)
+    import os
+
+    listed = subprocess.run([*ADVBENCH, "list"], capture_output=True, text=True, timeout=60,
+                            env=dict(os.environ, PYTHONPATH=str(site), COLUMNS="200"))
+    assert "my-search" in listed.stdout, listed.stdout
+    again = cli("new-method", "pc", "my-search", "--dir", str(tmp_path))
+    assert again.exit_code == 2 and "exists already" in again.output
+    taken = cli("new-method", "pc", "reference", "--dir", str(tmp_path))
+    assert taken.exit_code == 2 and "has a method 'reference' already" in taken.output
+
+
+def test_a_plugin_may_not_import_advbench_baselines(tmp_path, toy_registry):
+    """Plugins get task contracts only: advbench.baselines is refused in their jail."""
+    from advbench.runner import run
+
+    toy_registry.register_method("toy", "borrows", "toy_methods:borrows_a_baseline", source="some-plugin")
+    rec = run("toy", "borrows", results_dir=None, registry=toy_registry)
+    assert rec["status"] == "error" and "a plugin may import advbench's task contracts" in rec["error"], rec["error"]

@@ -132,3 +132,10 @@ def ask_forever(train, ctx):
 def markup_error(train, ctx):
     """An error whose text looks like rich markup: printed as text, never interpreted."""
     raise RuntimeError("unbalanced [/bold] and [link=file:///x]closing[/link] tags")
+
+
+def borrows_a_baseline(train, ctx):
+    """A plugin that reaches for advbench's own baselines (refused: plugins get contracts only)."""
+    import advbench.baselines.pc  # noqa: F401
+
+    return 0.0
