@@ -56,10 +56,11 @@ DEFAULT_MAX_PROCESSES = 512  # tasks (threads included) per run: Ray Tune's runs
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 START_TIMEOUT = 300.0  # seconds a fresh process may take to import its libraries and the method
 
-# What the jail's interpreter runs first (``python -I -S -c BOOT ROLE FD``): become nobody where the
-# harness is root (uid 0 inside maps to the host's root; 65534 to the host's nobody), then load the
-# site (``.pth`` files: editable installs) and hand over to advbench.sandbox. Nothing of a plugin's
-# runs before the drop: -I ignores PYTHON* variables and the user site, -S defers the site.
+# What the jail's interpreter runs first (``python -I -S -c BOOT ROLE FD jail``): where the harness
+# is root (uid 0 inside maps to the host's root; 65534 to the host's nobody), become 65534, then start
+# the interpreter again as 65534 with its site (``.pth`` files: editable installs; Ray needs a normal
+# start) and hand over to advbench.sandbox. Nothing of a plugin's runs before the drop: -I ignores
+# PYTHON* variables and the user site, -S defers the site to the second start.
 BOOT = """\
 import os, sys
 if sys.argv[3:] == ["jail"] and os.getuid() == 0:
@@ -68,10 +69,7 @@ if sys.argv[3:] == ["jail"] and os.getuid() == 0:
     os.setresuid(65534, 65534, 65534)
     if os.getuid() == 0 or os.geteuid() == 0:
         raise SystemExit("advbench jail: could not drop root")
-import site
-site.main()
-from advbench.sandbox import main
-main()
+os.execv(sys.executable, [sys.executable, "-I", "-c", "from advbench.sandbox import main; main()", *sys.argv[1:3]])
 """
 
 
@@ -234,8 +232,13 @@ def view_args(hidden: list[str], gpu: bool) -> list[str]:
                 args += ["--tmpfs", h, "--remount-ro", h]
             elif _inside(h, p) and h != p and os.path.isfile(h):
                 args += ["--ro-bind", "/dev/null", h]
+    made = set(parents)
     for d in SYS_DIRS:
         if os.path.isdir(d):
+            for parent in reversed(Path(d).parents):  # traversable by all, as above
+                if str(parent) != "/" and str(parent) not in made:
+                    made.add(str(parent))
+                    args += ["--perms", "0755", "--dir", str(parent)]
             args += ["--ro-bind", d, d]
     if gpu:
         for p in GPU_PATHS:

@@ -31,12 +31,26 @@ def installed(tmp_path_factory) -> Path:
     return target
 
 
+def with_example_plugin(cwd: Path) -> Path:
+    """advbench's import contracts with the example plugin added as a root package and as a method
+    source: what a plugin is held to (the repository's own config checks advbench alone, so that
+    `lint-imports` passes in an environment without the plugin)."""
+    text = (ROOT / "pyproject.toml").read_text()
+    text = text.replace('root_packages = ["advbench"]', 'root_packages = ["advbench", "advbench_example_plugin"]')
+    text = text.replace('source_modules = ["advbench.baselines"]',
+                        'source_modules = ["advbench.baselines", "advbench_example_plugin"]')
+    path = cwd / "importlinter-with-plugin.toml"
+    path.write_text(text)
+    return path
+
+
 def lint_imports(site: Path, cwd: Path) -> subprocess.CompletedProcess:
     # -S: no .pth files, so the editable install's finder does not shadow the installed copy; run
     # outside the repository, whose advbench/ folder would shadow it too.
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), sysconfig.get_paths()["purelib"]]))
+    config = with_example_plugin(cwd)
     code = ("import sys; from importlinter.cli import lint_imports_command; "
-            f"sys.argv = ['lint-imports', '--no-cache', {str(ROOT / 'pyproject.toml')!r}]; sys.exit(lint_imports_command())")
+            f"sys.argv = ['lint-imports', '--no-cache', {str(config)!r}]; sys.exit(lint_imports_command())")
     return subprocess.run([sys.executable, "-S", "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=300)
 
@@ -120,3 +134,4 @@ def test_method_processes_refuse_held_out_modules():
     finally:
         sys.meta_path.remove(blocker)
         sys.modules.update(saved)
+
