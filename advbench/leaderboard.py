@@ -165,12 +165,18 @@ def aggregate(df, higher_is_better: dict[str, bool] | None = None,
     higher_is_better = higher_is_better or {}
     board_key = lambda r: tuple(r[k] for k in BOARD)  # noqa: E731
     rows.sort(key=board_key)
+    order = {"reference": 0, "floor": 2}  # among equal scores: the reference first, the floor last
     for _, group in _groupby(rows, board_key):
         hib = higher_is_better.get(group[0]["task"], True)
-        group.sort(key=lambda r: (r["mean"] is None, -(r["mean"] or 0) if hib else (r["mean"] or 0)))
+        # Ties by score are listed reference first, then by name (never plugin before reference by
+        # chance), and share a rank: "1, 1, 3", as competition ranking does.
+        group.sort(key=lambda r: (r["mean"] is None, -(r["mean"] or 0) if hib else (r["mean"] or 0),
+                                  order.get(r["role"], 1), r["method"]))
         for i, r in enumerate(group, 1):
-            r["rank"] = i
-    rows.sort(key=lambda r: (board_key(r), r["rank"]))
+            prev = group[i - 2] if i > 1 else None
+            tied = prev is not None and r["mean"] is not None and prev["mean"] == r["mean"]
+            r["rank"] = prev["rank"] if tied else i
+    rows.sort(key=lambda r: (board_key(r), r["rank"], order.get(r["role"], 1), r["method"]))
     return rows
 
 

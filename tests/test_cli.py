@@ -534,3 +534,21 @@ def test_a_plugin_may_not_import_advbench_baselines(tmp_path, toy_registry):
     toy_registry.register_method("toy", "borrows", "toy_methods:borrows_a_baseline", source="some-plugin")
     rec = run("toy", "borrows", results_dir=None, registry=toy_registry)
     assert rec["status"] == "error" and "a plugin may import advbench's task contracts" in rec["error"], rec["error"]
+
+
+def test_equal_scores_share_a_rank_and_the_reference_is_listed_first():
+    import pandas as pd
+
+    from advbench import leaderboard as lb
+
+    base = {"task": "pc", "task_version": 1, "variant": "sachs", "profile": "cpu", "budget": "full",
+            "threads": 1, "sealed": False, "primary_metric": "skeleton_f1", "status": "ok", "targets": [],
+            "targets_met": None, "time_to_target": None, "train_seconds": 1.0, "throughput": None,
+            "throughput_unit": "", "peak_rss": None, "peak_cuda": None, "commit": None}
+    runs = [("aaa-plugin", "plugin", 1.0), ("reference", "reference", 1.0), ("floor", "floor", 0.0),
+            ("zzz-plugin", "plugin", 0.5)]
+    df = pd.DataFrame([{**base, "method": m, "role": role, "seed": s, "primary": v, "metrics": {"skeleton_f1": v}}
+                       for m, role, v in runs for s in range(3)])
+    rows = lb.aggregate(df)
+    assert [(r["method"], r["rank"]) for r in rows] == [("reference", 1), ("aaa-plugin", 1), ("zzz-plugin", 3),
+                                                         ("floor", 4)]
