@@ -510,6 +510,7 @@ class JailSpec:
     hidden: list[str] = field(default_factory=list)
     gpu: bool = False
     tmpfs_bytes: int = 0  # size of /tmp and of /dev/shm each (0: the memory limit)
+    fresh_scorer: bool = False  # a scoring jail per evaluation (sealed runs), else one per run
 
 
 def describe_jail(spec: JailSpec | None) -> dict[str, Any] | None:
@@ -518,6 +519,7 @@ def describe_jail(spec: JailSpec | None) -> dict[str, Any] | None:
         return None
     return {"sandbox": bwrap_version(), "uid": NOBODY, "namespaces": ["user", "pid", "net", "ipc", "uts", "cgroup", "mount"],
             "network": "loopback only", "filesystem": "read-only view; private /tmp and /dev/shm",
+            "scoring": "a fresh jail per evaluation" if spec.fresh_scorer else "one jail per run",
             "limits": spec.limits.describe()}
 
 

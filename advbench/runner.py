@@ -233,7 +233,13 @@ def time_to_target(curve: list[dict[str, Any]], metric: str, target: Any, m: Any
 @dataclass
 class Scorer:
     """Scores solution pickles through a scoring process, started on first use and again after a
-    solution killed it; metrics are computed here by the task's ``evaluate``."""
+    solution killed it; metrics are computed here by the task's ``evaluate``.
+
+    With ``fresh_each`` (sealed runs: the ones that are ranked) every evaluation gets a scoring
+    process of its own, killed after it: nothing a solution's code did in one evaluation (patching
+    the contract's functions, caching inputs) survives into the next checkpoint's. The next one is
+    started at once, so it is ready (its interpreter and the harness's modules loaded) when asked.
+    """
 
     task_impl: Any
     problem: Problem
@@ -250,6 +256,8 @@ class Scorer:
 
     _ready: bool = False
     logs: list[Path] = field(default_factory=list)  # every scoring process's output, in order
+    fresh_each: bool = False
+    evaluations: int = 0
 
     def start(self) -> None:
         """Spawn the scoring process without waiting for it (it imports while the method does)."""
@@ -284,13 +292,17 @@ class Scorer:
             raise
         self.transfer_seconds += time.perf_counter() - t0
         self.transfer_bytes += len(blob)
+        self.evaluations += 1
         try:
             return finite_metrics(self.task_impl.evaluate(handle, self.problem, self.profile))
         except SolutionError:
             self._reset()  # it may hang or be dead: a fresh one for the next checkpoint
             raise
         finally:
-            if self.child is not None and not self.child.dead():
+            if self.fresh_each:
+                self._reset()
+                self.start()
+            elif self.child is not None and not self.child.dead():
                 with contextlib.suppress(SolutionError, OSError):
                     handle.drop()
 
@@ -392,7 +404,7 @@ def run(task: str, method: str | None = None, *, profile: str | None = None, bud
         hide = [str(results_dir)] if results_dir is not None else []
         hide += [f for f in (seal_key_file(),) if f]
         jail = JailSpec(RunLimits(memory_cap, max_processes, threads), hidden=hidden_paths(hide),
-                        gpu=prof.torch_device == "cuda")
+                        gpu=prof.torch_device == "cuda", fresh_scorer=sealed)
     try:
         with library_output(library_lines):
             outcome = _run(isolation, spec, entry, prof, bud, variant, seed, problem, task_impl, threads, memory_cap,
@@ -618,7 +630,8 @@ def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, thr
         train_blob = pickle.dumps(problem.train, protocol=5)
     except Exception as exc:  # the task's fault, not the method's
         raise RuntimeError(f"task {spec.name!r}: its training view cannot be pickled: {exc}") from exc
-    scorer = Scorer(task_impl, problem, prof, base, threads, eval_timeout, jail, log_dir)
+    scorer = Scorer(task_impl, problem, prof, base, threads, eval_timeout, jail, log_dir,
+                    fresh_each=jail is not None and bool(jail.fresh_scorer))
     logs["scorer"] = scorer.logs
     t0 = time.perf_counter()
     worker = Child("method", {**base, "method": entry.target, "train": train_blob, "spec": spec,

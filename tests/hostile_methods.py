@@ -457,3 +457,21 @@ def toy_flood_the_output(train, ctx):
 def toy_plugin_package(train, ctx):
     """Route 2: a method in a plugin package whose ``__init__`` notes where it runs (evil_plugin)."""
     return 0.0
+
+
+class PatchingEstimate:
+    """Solution code that patches the task's contract in its scoring process and looks, at the next
+    evaluation, whether its patch is still there (a forged count that outlives its checkpoint)."""
+
+    def estimate(self) -> float:
+        import toy.contract
+
+        _dump("solution:patch", set(), [], ["patched before" if getattr(toy.contract, "_forged", False) else "clean"])
+        toy.contract._forged = True
+        return 0.0
+
+
+def toy_patch_the_scorer(train, ctx):
+    ctx.checkpoint(PatchingEstimate())
+    ctx.checkpoint(PatchingEstimate())
+    return PatchingEstimate()

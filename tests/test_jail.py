@@ -290,3 +290,15 @@ def test_the_jail_holds_with_the_harness_as_an_unprivileged_user(tmp_path):
             assert notes[what] != "done", (what, notes)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_a_sealed_run_scores_each_checkpoint_in_a_fresh_jail(hostile):
+    """What solution code does to its scoring process (patch the contract) does not outlive the
+    evaluation in a sealed run, the kind that is ranked; an unsealed run keeps one scorer per run."""
+    rec, entries = hostile("toy_patch_the_scorer", sealed=True)
+    notes = [e["kinds"][0] for e in entries if e["route"] == "solution:patch"]
+    assert len(notes) >= 2 and set(notes) == {"clean"}, notes
+    assert rec["jail"]["scoring"] == "a fresh jail per evaluation"
+    rec, entries = hostile("toy_patch_the_scorer")
+    notes = [e["kinds"][0] for e in entries if e["route"] == "solution:patch"]
+    assert notes[:2] == ["clean", "patched before"] and rec["jail"]["scoring"] == "one jail per run", notes
