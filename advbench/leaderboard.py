@@ -85,6 +85,7 @@ def frame(recs, problems: list[str] | None = None):
             "train_seconds": timings.get("train_seconds"),
             "throughput": throughput.get("value"),
             "throughput_unit": throughput.get("unit", ""),
+            "counted_by": throughput.get("counted_by", "method"),  # records before the field: the method's count
             "peak_rss": memory.get("peak_rss_bytes"),
             "peak_cuda": memory.get("peak_cuda_bytes"),
             "commit": (rec.get("environment") or {}).get("commit"),
@@ -157,6 +158,7 @@ def aggregate(df, higher_is_better: dict[str, bool] | None = None,
             "train_seconds": _mean(g["train_seconds"]),
             "throughput": _mean(g["throughput"]),
             "throughput_unit": everything["throughput_unit"].iloc[-1],
+            "counted_by": (everything["counted_by"].iloc[-1] if "counted_by" in everything else "method"),
             "peak_rss": max((int(v) for v in g["peak_rss"] if v is not None and not _isnan(v)), default=None),
             "peak_cuda": max((int(v) for v in g["peak_cuda"] if v is not None and not _isnan(v)), default=None),
             "commit": ",".join(commits),
@@ -229,7 +231,11 @@ def accuracy_table(rows: list[dict[str, Any]], declared: set[str] | None = None)
 
 def speed_table(rows: list[dict[str, Any]]) -> list[list[str]]:
     unit = rows[0]["throughput_unit"] if rows else ""
-    head = ["method", "time to target (s)", "train (s)", f"throughput ({unit})", "peak RSS", "peak CUDA", "commit"]
+    # Throughput from work the harness counted (asks its oracle answered) is said plainly; from a
+    # method's own ctx.count, the header says so: it is the method's word, not a measurement.
+    own = any(r.get("counted_by", "method") == "method" for r in rows)
+    label = f"throughput ({unit}, as counted by each method)" if own else f"throughput ({unit}, counted by the harness)"
+    head = ["method", "time to target (s)", "train (s)", label, "peak RSS", "peak CUDA", "commit"]
     body = [[r["method"], f"{_fmt(r['time_to_target'], 1)} ({r['reached']}/{r['seeds']} reached)"
              if r["targets_met"] is not None else "n/a", _fmt(r["train_seconds"], 1), _fmt(r["throughput"], 1),
              _bytes(r["peak_rss"]), _bytes(r["peak_cuda"]), r["commit"] or "—"] for r in rows]

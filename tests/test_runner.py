@@ -232,3 +232,19 @@ def test_library_warnings_and_log_lines_go_to_the_runs_log_not_the_terminal(caps
     assert captured.err == "" and captured.out == ""
     assert "WARNING pgmpy: Probability values don't exactly sum to 1" in lines
     assert any(line.startswith("DeprecationWarning: torch.foo is deprecated") for line in lines)
+
+
+def test_throughput_is_the_harness_count_where_the_harness_counts(toy_registry):
+    """Where the task answers asks, the speed board's work is what the harness counted: a method that
+    claims 1e12 units through ctx.count moves nothing (its claim stays in the record, named so)."""
+    from advbench import leaderboard as lb
+
+    toy_registry.register_method("toy", "bisect-and-boast", "toy_methods:bisect_and_boast")
+    rec = run("toy", "bisect-and-boast", results_dir=None, registry=toy_registry)
+    assert rec["status"] == "ok" and rec["asks"] > 5
+    assert rec["throughput"]["counted_by"] == "harness" and rec["throughput"]["work"] == rec["asks"]
+    assert rec["throughput"]["method_count"] >= 1e12
+    plain = run("toy", "estimate", results_dir=None, registry=toy_registry)
+    assert plain["throughput"]["counted_by"] == "method"
+    (row,) = lb.aggregate(lb.frame([{**plain, "_path": "x"}]))
+    assert "as counted by each method" in lb.speed_table([row])[0][3]

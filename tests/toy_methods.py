@@ -139,3 +139,9 @@ def borrows_a_baseline(train, ctx):
     import advbench.baselines.pc  # noqa: F401
 
     return 0.0
+
+
+def bisect_and_boast(train, ctx):
+    """Asks honestly, then claims a trillion units of work (ctx.count is the method's word)."""
+    ctx.count(1e12)
+    return bisect(train, ctx)
