@@ -107,6 +107,9 @@ def test_run_json_then_leaderboard_and_gate(tmp_path):
     assert board.exit_code == 0, board.output
     text = (tmp_path / "LEADERBOARD.md").read_text()
     assert "## pc-v" in text and "| 1 | floor |" in text and "Speed" in text
+    # the terminal gets a summary and the file's path, not the board itself
+    assert "leaderboard summary" in board.stdout and f"wrote {tmp_path / 'LEADERBOARD.md'}" in board.stdout
+    assert "## pc-v" not in board.stdout and len(board.stdout.splitlines()) < 20
 
     rows = json.loads(cli("leaderboard", "--results", str(tmp_path), "--format", "json").stdout)
     assert rows[0]["seeds"] == 2 and rows[0]["method"] == "floor"
