@@ -630,7 +630,9 @@ def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, thr
                   logs: dict[str, list[Path]]) -> Outcome:
     out = Outcome()
     base = _job(spec, prof, seed, threads)
-    if not entry.builtin:  # plugins get task contracts only: not advbench's baselines, not its harness's insides
+    if not entry.builtin and not entry.source.startswith("<"):
+        # an installed plugin (third-party code) gets task contracts only, not advbench's baselines;
+        # methods registered in-process (tests, notebooks) are the user's own code
         base["blocked_packages"] = ["advbench.baselines"]
     try:
         train_blob = pickle.dumps(problem.train, protocol=5)

@@ -373,8 +373,14 @@ def toy_look_for_the_key(train, ctx):
                     found.append(Path(f"/proc/{pid}/{name}").read_bytes().decode(errors="replace"))
                 except OSError:
                     pass
-    for root in ("/tmp", "/dev/shm", "/etc", os.getcwd()):
-        for folder, _, files in os.walk(root):
+    import time
+
+    deadline = time.monotonic() + 0.5  # the toy budget is 1 s: installed code under /tmp can be large
+    for root in ("/dev/shm", "/etc", os.getcwd(), "/tmp"):
+        for folder, dirs, files in os.walk(root):
+            dirs[:] = [d for d in dirs if d not in ("site-packages", ".git", "__pycache__")]
+            if time.monotonic() > deadline:
+                break
             for name in files:
                 try:
                     path = Path(folder, name)
