@@ -78,10 +78,12 @@ def test_method_code_is_not_the_hosts_root_and_reaches_none_of_its_files(hostile
 def test_the_seal_key_is_nowhere_a_method_can_look(hostile, monkeypatch):
     """Route 3: the key is read once and removed from the harness's environment; the method looks
     in its environment, every process's environment and command line, and every file it can list."""
+    key = f"a-key-made-for-this-test-only-{uuid.uuid4().hex}"  # in no source file the method can read
+    monkeypatch.setenv("ADVBENCH_SEAL_KEY", key)
     rec, (entry,) = hostile("toy_look_for_the_key", sealed=True)
     assert any(k.startswith("looked at") for k in entry["kinds"]) and len(entry["kinds"]) > 10  # it did look
-    assert rec["sealed"] and KEY not in json.dumps(entry)
-    assert KEY not in json.dumps({k: v for k, v in rec.items() if not k.startswith("_")})
+    assert rec["sealed"] and key not in json.dumps(entry)
+    assert key not in json.dumps({k: v for k, v in rec.items() if not k.startswith("_")})
     assert "ADVBENCH_SEAL_KEY" not in os.environ  # read once, then gone from the harness's environment too
 
 
