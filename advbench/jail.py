@@ -672,7 +672,10 @@ class Child:
         """Resident bytes of the process and its children. Reads ``/proc/PID/statm`` (microseconds);
         the list of children, which needs a scan of every process, is refreshed twice a second."""
         now = time.monotonic()
-        if now - getattr(self, "_tree_at", -1.0) > 0.5:
+        # bwrap starts its init, which starts the interpreter: until the tree holds all three (and
+        # whatever the method starts), look again at every sample; then twice a second.
+        settled = len(getattr(self, "_pids", ())) >= (3 if self.jail is not None else 1)
+        if now - getattr(self, "_tree_at", -1.0) > (0.5 if settled else 0.0):
             self._pids = [p.pid for p in self.tree()] or [self.pid]
             self._tree_at = now
         total = 0
