@@ -49,6 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# The interpreter as the jail sees it: the venv's own path (venv detection needs it), without "..".
+PYTHON = os.path.abspath(sys.executable)
 JAIL_ENV = "ADVBENCH_JAIL"  # "0": no jail (debugging; records are never ranked)
 NOBODY = 65534
 LOG_CAP = 10 * 2**20  # bytes of output kept per process; the rest is counted, not kept
@@ -173,7 +175,7 @@ def readable_paths() -> list[str]:
     """Every folder a jailed interpreter reads: the interpreter's prefixes, ``sys.path``, editable sources."""
     paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
              os.path.dirname(os.path.realpath(sys.executable)),
-             *[p for p in sys.path if p], *_editable_roots()]
+             *[os.path.abspath(p or os.curdir) for p in sys.path], *_editable_roots()]  # as the job's sys.path
     out: list[str] = []
     home = os.path.realpath(os.path.expanduser("~"))
     for p in paths:
@@ -377,6 +379,17 @@ class RunLimits:
             return bool(fail.isdigit() and int(fail) > 0 and "under_oom 1" in under)
         return False
 
+    def hit_memory_cap(self) -> bool:
+        """Whether the kernel refused the run memory at its cap (it reclaims, stalls, then kills)."""
+        if "unified" in self.dirs:
+            for line in self._read("memory", "memory.events").splitlines():
+                key, _, value = line.partition(" ")
+                if key in ("max", "oom_kill") and value.strip().isdigit() and int(value) > 0:
+                    return True
+            return False
+        fail = self._read("memory", "memory.failcnt").strip()
+        return self.oom_killed() or (fail.isdigit() and int(fail) > 0)
+
     def peak_bytes(self) -> int | None:
         """The run's peak memory as the kernel charged it (processes, page cache, tmpfs), or None."""
         text = self._read("memory", "memory.peak" if "unified" in self.dirs else "memory.max_usage_in_bytes").strip()
@@ -390,15 +403,6 @@ class RunLimits:
             if key == "max" and value.strip().isdigit() and int(value) > 0:
                 return True
         return False
-
-    def cpu_seconds(self) -> float | None:
-        if "unified" in self.dirs:
-            for line in self._read("cpu", "cpu.stat").splitlines():
-                if line.startswith("usage_usec "):
-                    return int(line.split()[1]) / 1e6
-            return None
-        d = CGROUP_ROOT / "cpuacct" / "advbench" / self.name
-        return None if not d.exists() else None
 
     def pids(self) -> list[int]:
         out: set[int] = set()
@@ -566,7 +570,7 @@ class Child:
             env.update(TMPDIR=self.scratch, HOME=self.scratch, XDG_CACHE_HOME=f"{self.scratch}/.cache",
                        MPLCONFIGDIR=f"{self.scratch}/.matplotlib")
             env["PATH"] = os.environ.get("PATH", env["PATH"])
-            cmd = [sys.executable, "-I", "-S", "-c", BOOT, role, str(fd)]
+            cmd = [PYTHON, "-I", "-S", "-c", BOOT, role, str(fd)]
             preexec = None
         else:
             size = jail.tmpfs_bytes or jail.limits.memory
@@ -590,7 +594,7 @@ class Child:
                         "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
             else:
                 cmd += ["--uid", str(NOBODY), "--gid", str(NOBODY), "--cap-drop", "ALL"]
-            cmd += ["--", sys.executable, "-I", "-S", "-c", BOOT, role, str(fd), "jail"]
+            cmd += ["--", PYTHON, "-I", "-S", "-c", BOOT, role, str(fd), "jail"]
             if jail.limits.enforced:
                 # Join the run's cgroup before bwrap starts: everything it starts is counted.
                 joins = "; ".join(f"echo $$ > {shlex.quote(f)}" for f in jail.limits.procs_files())
@@ -630,8 +634,11 @@ class Child:
                     Path(f"/proc/{pid}/gid_map").write_text(f"0 0 1\n{NOBODY} {NOBODY} 1\n")
                     os.write(self._block_w, b"1")
                     return
+            # no maps written (bwrap died, or said nothing in 30 s): it would wait until the start
+            # timeout, so stop it now; wait_ready then reports how it ended, with its output
+            self.proc.kill()
         except OSError:
-            pass
+            self.proc.kill()
         finally:
             os.close(info_r)
             with contextlib.suppress(OSError):

@@ -586,7 +586,7 @@ def _record(spec: TaskSpec, entry: MethodEntry, prof: Any, budget: str, variant:
         "isolation": isolation,
         # How method code was confined (the method's and the scoring processes' jails): sandbox, uid,
         # namespaces, view, and the limits over the whole run and what enforced them. None: no jail.
-        "jail": describe_jail(jail) if isolation == "process" else None,
+        "jail": describe_jail(jail),
         "status": status, "error": outcome.error,
         "primary_metric": spec.primary_metric,
         "metrics": metrics,
@@ -669,6 +669,12 @@ def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, thr
                         break
                     if clock.seconds() > hard_cap:
                         worker.kill()
+                        if jail is not None and jail.limits.hit_memory_cap():
+                            # its time ran out while the kernel held it at the memory cap (reclaiming
+                            # before it kills): the memory, not the clock, stopped it
+                            mem.exceeded = True
+                            _ended(out, worker, mem, memory_cap, jail)
+                            break
                         out.status = "time_cap"
                         out.error = f"killed after {clock.seconds():.1f} s of training (cap {bud.max_seconds:g} s)"
                         break
