@@ -388,7 +388,14 @@ class RunLimits:
                     return True
             return False
         fail = self._read("memory", "memory.failcnt").strip()
-        return self.oom_killed() or (fail.isdigit() and int(fail) > 0)
+        if self.oom_killed() or (fail.isdigit() and int(fail) > 0):
+            return True
+        # With memory.memsw.limit_in_bytes set too, the memsw counter refuses the charge first and
+        # memory.failcnt stays 0 (newer kernels count no failures on memsw either): a peak at the
+        # limit says it instead.
+        peak = self._read("memory", "memory.max_usage_in_bytes").strip()
+        limit = self._read("memory", "memory.limit_in_bytes").strip()
+        return peak.isdigit() and limit.isdigit() and int(peak) >= int(limit)
 
     def peak_bytes(self) -> int | None:
         """The run's peak memory as the kernel charged it (processes, page cache, tmpfs), or None."""

@@ -79,6 +79,28 @@ def hog_memory(train, ctx):
         blocks.append(np.ones(8 * 2**20))
 
 
+def hog_memory_small_pages(train, ctx):
+    """Allocates 64 MiB blocks of anonymous memory in 4 KiB pages, touching every page, up to 2 GiB
+    (above any cap a test sets; a run whose cap holds never gets there), then waits to be killed.
+
+    Not numpy: numpy asks for transparent huge pages for large arrays, and on a VM whose balloon
+    reports free 2 MiB blocks to the host (free page reporting) each huge page faults back in from
+    the host at about 70 MiB/s, so a hog can take seconds to reach its cap. 4 KiB pages, asked for
+    with MADV_NOHUGEPAGE, come in at about 2 GiB/s there."""
+    import mmap
+
+    ctx.checkpoint(float(train.draw(100).mean()))
+    block, page, blocks = 64 * 2**20, mmap.PAGESIZE, []
+    while len(blocks) * block < 2 * 2**30:
+        m = mmap.mmap(-1, block, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        if hasattr(mmap, "MADV_NOHUGEPAGE"):
+            m.madvise(mmap.MADV_NOHUGEPAGE)
+        m[::page] = b"\1" * (block // page)
+        blocks.append(m)
+    while True:
+        time.sleep(1.0)
+
+
 def nan(train, ctx):
     return math.nan
 
