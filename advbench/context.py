@@ -97,8 +97,11 @@ class RunContext:
         return answer
 
     def checkpoint(self, solution: Any, step: float | None = None) -> None:
-        """Have ``solution`` scored on held-out data with the clock stopped; enforce the time cap."""
-        blob = dump_solution(solution)
+        """Have ``solution`` scored on held-out data with the clock stopped; enforce the time cap.
+
+        For a task whose solution is data (``spec.solution_data``), the data is taken here, on the
+        training clock; the clock stops only once it is sent."""
+        blob = dump_solution(solution, self.spec)
         pause = time.perf_counter()
         exhausted = self.__submit("checkpoint", (_plain_step(step), self.work, blob))
         self._paused += time.perf_counter() - pause
@@ -106,7 +109,36 @@ class RunContext:
             raise BudgetExhausted(f"the budget's wall-time cap of {self.budget.max_seconds:g} s is spent")
 
 
-def dump_solution(solution: Any) -> bytes:
+PLAIN = b"advbench-plain\0"  # a solution sent as plain data: decoded by the harness, opened by no process
+
+
+def dump_solution(solution: Any, spec: TaskSpec | None = None) -> bytes:
+    """What the harness receives of ``solution``.
+
+    * A task whose solution is data (``spec.solution_data``): ``{name: solution.name()}`` for each
+      name, as plain data (taken here, in the method's process, on the training clock).
+    * A solution that is plain data itself (numbers, arrays, dicts of them): that, as plain data.
+    * Anything else: its pickle, which only a scoring process opens.
+    """
+    from advbench.solution import dumps_plain
+
+    if spec is not None and spec.solution_data:
+        data = {}
+        for name in spec.solution_data:
+            fn = getattr(solution, name, None)
+            if not callable(fn):
+                raise TypeError(f"a {spec.name} solution needs {', '.join(f'{n}()' for n in spec.solution_data)}; "
+                                f"{type(solution).__qualname__} has no {name}()")
+            data[name] = fn()
+        try:
+            return PLAIN + dumps_plain({"parts": data})
+        except TypeError as exc:
+            raise TypeError(f"a {spec.name} solution's {', '.join(f'{n}()' for n in spec.solution_data)} must "
+                            f"return plain data: {exc}") from exc
+    try:
+        return PLAIN + dumps_plain({"whole": solution})
+    except TypeError:
+        pass
     try:
         return pickle.dumps(solution, protocol=5)
     except Exception as exc:

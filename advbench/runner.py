@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from advbench import records
+from advbench.context import PLAIN
 from advbench.environment import manifest
 from advbench.errors import BudgetExhausted, UsageError, unknown
 from advbench.jail import (DEFAULT_MAX_PROCESSES, START_TIMEOUT, Child, JailSpec, MemoryWatch, PeakRSS, RunLimits,
@@ -40,8 +41,9 @@ from advbench.jail import (DEFAULT_MAX_PROCESSES, START_TIMEOUT, Child, JailSpec
 from advbench.plan import Run
 from advbench.profiles import default_threads, get_profile
 from advbench.registry import MethodEntry, Registry, default_registry, load_object
-from advbench.solution import LocalSolution, RemoteSolution, SolutionError, recv_plain
-from advbench.spec import BUDGETS, TaskSpec
+from advbench.solution import (DataSolution, RemoteSolution, SolutionError, await_reply, loads_plain, local_handle,
+                               recv_plain)
+from advbench.spec import BUDGETS, EVAL_CPU_CAP, EVAL_CPU_FREE, TaskSpec
 from advbench.task import Problem, Seal
 
 ISOLATIONS = ("process", "no-jail", "in-process")  # only "process" (jailed) runs are ranked
@@ -239,6 +241,11 @@ class Scorer:
     process of its own, killed after it: nothing a solution's code did in one evaluation (patching
     the contract's functions, caching inputs) survives into the next checkpoint's. The next one is
     started at once, so it is ready (its interpreter and the harness's modules loaded) when asked.
+
+    ``handle.compute`` requests go to a second, *clean* scoring process that never opens a
+    solution (see :mod:`advbench.solution`); it is started the first time a task asks for it, and
+    with ``fresh_each`` it is replaced after every evaluation as well (a TorchScript file it loaded
+    leaves nothing behind).
     """
 
     task_impl: Any
@@ -258,15 +265,54 @@ class Scorer:
     logs: list[Path] = field(default_factory=list)  # every scoring process's output, in order
     fresh_each: bool = False
     evaluations: int = 0
+    clean: Child | None = None
+    _clean_ready: bool = False
+    data: bool = False  # the task's solutions are data (TaskSpec.solution_data): no solution process at all
+    method_package: str = ""  # the method's module: the clean process refuses to import it
+    evaluation_cpu: float = 1.0  # TaskSpec.evaluation_cpu_seconds
+    solution_cpu_seconds: float = 0.0  # the solution's code in the scoring process, all evaluations
+    solution_cpu_max: float = 0.0
+    last_charge: float = 0.0  # seconds of the last evaluation charged to training time
+    charged_seconds: float = 0.0
 
     def start(self) -> None:
         """Spawn the scoring process without waiting for it (it imports while the method does)."""
+        if self.data:
+            return
         if self.child is None or self.child.dead():
             if self.child is not None:
                 self.child.kill()
             self._t0 = time.perf_counter()
             self.child, self._ready = Child("solution", self.job, self.threads, self.jail, self.log_dir), False
             self.logs.append(self.child.log_path)
+
+    def _start_clean(self) -> None:
+        if self.clean is None or self.clean.dead():
+            if self.clean is not None:
+                self.clean.kill()
+            self._t_clean = time.perf_counter()
+            # The clean process refuses the method's module and advbench's baselines outright: a
+            # compute request that needed them (a task's bug) fails loudly instead of running them.
+            blocked = [*self.job.get("blocked_packages", ()), "advbench.baselines"]
+            if self.method_package:
+                blocked.append(self.method_package)
+            self.clean = Child("solution", {**self.job, "clean": True, "blocked_packages": blocked}, self.threads,
+                               self.jail, self.log_dir)
+            self._clean_ready = False
+            self.logs.append(self.clean.log_path)
+
+    def _clean_host(self) -> tuple[Any, Callable[[], str | None]]:
+        self._start_clean()
+        assert self.clean is not None
+        if not self._clean_ready:
+            self.clean.wait_ready(START_TIMEOUT)
+            self._clean_ready = True
+            self.start_seconds += time.perf_counter() - self._t_clean
+        return self.clean.conn, self.clean.dead
+
+    def ready(self) -> None:
+        if not self.data:
+            self._host()
 
     def _host(self) -> Child:
         self.start()
@@ -279,11 +325,14 @@ class Scorer:
 
     def score(self, blob: bytes) -> dict[str, float]:
         """Metrics of the solution pickled in ``blob``; raises SolutionError or ValueError."""
+        if blob.startswith(PLAIN):
+            return self._score_data(blob[len(PLAIN):])
         try:
             host = self._host()
         except SolutionError as exc:
             raise SolutionError(f"the scoring process could not start: {exc}") from exc
-        handle = RemoteSolution(host.conn, time.monotonic() + self.eval_timeout, host.dead)
+        handle = RemoteSolution(host.conn, time.monotonic() + self.eval_timeout, host.dead, self._clean_host)
+        cpu0 = host.cpu_seconds()  # the solution's code from here on: unpickling, then every answer
         t0 = time.perf_counter()
         try:
             handle.load(blob)
@@ -293,26 +342,81 @@ class Scorer:
         self.transfer_seconds += time.perf_counter() - t0
         self.transfer_bytes += len(blob)
         self.evaluations += 1
+        used_clean = self.clean is not None
         try:
-            return finite_metrics(self.task_impl.evaluate(handle, self.problem, self.profile))
+            metrics = finite_metrics(self.task_impl.evaluate(handle, self.problem, self.profile))
+            self._charge(host.cpu_seconds() - cpu0)
+            return metrics
         except SolutionError:
             self._reset()  # it may hang or be dead: a fresh one for the next checkpoint
+            self._reset_clean()
             raise
         finally:
+            used_clean = used_clean or self.clean is not None
             if self.fresh_each:
                 self._reset()
+                self._reset_clean()
                 self.start()
+                if used_clean:
+                    self._start_clean()
             elif self.child is not None and not self.child.dead():
                 with contextlib.suppress(SolutionError, OSError):
                     handle.drop()
+
+    def _charge(self, cpu: float) -> None:
+        """The solution's CPU seconds in one evaluation: beyond EVAL_CPU_FREE times the reference's,
+        charged to training time (``last_charge``); beyond EVAL_CPU_CAP times, refused."""
+        self.solution_cpu_seconds += cpu
+        self.solution_cpu_max = max(self.solution_cpu_max, cpu)
+        allowance = EVAL_CPU_FREE * self.evaluation_cpu
+        self.last_charge = max(0.0, cpu - allowance)
+        self.charged_seconds += self.last_charge
+        if cpu > EVAL_CPU_CAP * self.evaluation_cpu:
+            raise SolutionError(f"the solution's code took {cpu:.1f} s of CPU in one evaluation, over "
+                                f"{EVAL_CPU_CAP:g} times what the task's reference needs ({self.evaluation_cpu:g} s): "
+                                "work belongs in training, not in scoring")
+
+    def _score_data(self, blob: bytes) -> dict[str, float]:
+        """A data solution: decoded here as plain data; only ``compute`` starts a (clean) process."""
+        deadline = time.monotonic() + self.eval_timeout
+
+        def compute(request: tuple) -> Any:
+            conn, alive = self._clean_host()
+            conn.send(("request", request))
+            return await_reply(conn, deadline, alive, "clean scoring process")
+
+        t0 = time.perf_counter()
+        try:
+            handle = DataSolution(loads_plain(blob), compute)
+        except Exception as exc:  # noqa: BLE001 - refused globals, truncated or malformed bytes
+            raise SolutionError(f"the solution's data is not plain data: {exc}") from exc
+        self.transfer_seconds += time.perf_counter() - t0
+        self.transfer_bytes += len(blob)
+        self.evaluations += 1
+        used_clean = self.clean is not None
+        try:
+            return finite_metrics(self.task_impl.evaluate(handle, self.problem, self.profile))
+        except SolutionError:
+            self._reset_clean()
+            raise
+        finally:
+            if self.fresh_each and (used_clean or self.clean is not None):
+                self._reset_clean()
+                self._start_clean()
 
     def _reset(self) -> None:
         if self.child is not None:
             self.child.kill()
             self.child = None
 
+    def _reset_clean(self) -> None:
+        if self.clean is not None:
+            self.clean.kill()
+            self.clean = None
+
     def close(self) -> None:
         self._reset()
+        self._reset_clean()
 
 
 def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
@@ -348,7 +452,8 @@ class Outcome:
     final_eval_seconds: float = 0.0
     peak_rss: int = 0
     timings: dict[str, float] = field(default_factory=dict)  # isolation overheads
-    asks: int = 0  # questions the method asked the task (ctx.ask)
+    asks: int = 0  # questions of the method's (ctx.ask) the task answered: work the harness counted
+    asks_refused: int = 0  # questions the task refused (malformed, over the budget): not work
     run_peak: int | None = None  # the run's cgroup peak (method, scorer, children, tmpfs), where one held
 
 
@@ -605,6 +710,7 @@ def _record(spec: TaskSpec, entry: MethodEntry, prof: Any, budget: str, variant:
                        {"value": (outcome.work / train_seconds) if train_seconds > 0 and outcome.work else None,
                         "unit": spec.throughput_unit, "work": outcome.work, "counted_by": "method"}),
         "asks": outcome.asks,
+        "asks_refused": outcome.asks_refused,
         "memory": {"peak_rss_bytes": outcome.peak_rss, "peak_cuda_bytes": peak_cuda, "cap_bytes": memory_cap,
                    "run_peak_bytes": outcome.run_peak,
                    "measured": "harness process" if isolation == "in-process" else "method process and its children"},
@@ -639,7 +745,8 @@ def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, thr
     except Exception as exc:  # the task's fault, not the method's
         raise RuntimeError(f"task {spec.name!r}: its training view cannot be pickled: {exc}") from exc
     scorer = Scorer(task_impl, problem, prof, base, threads, eval_timeout, jail, log_dir,
-                    fresh_each=jail is not None and bool(jail.fresh_scorer))
+                    fresh_each=jail is not None and bool(jail.fresh_scorer), data=bool(spec.solution_data),
+                    method_package=entry.target.split(":")[0], evaluation_cpu=spec.evaluation_cpu_seconds)
     logs["scorer"] = scorer.logs
     t0 = time.perf_counter()
     worker = Child("method", {**base, "method": entry.target, "train": train_blob, "spec": spec,
@@ -648,6 +755,7 @@ def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, thr
     scorer.start()
     last_blob: bytes | None = None
     last_metrics: dict[str, float] | None = None
+    asks_scored = 0
     try:
         with MemoryWatch(worker, memory_cap) as mem:
             try:
@@ -657,7 +765,7 @@ def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, thr
                 return out
             out.timings["method_spawn_seconds"] = time.perf_counter() - t0
             with contextlib.suppress(SolutionError):
-                scorer._host()  # ready before the clock starts; a failure shows at the first score
+                scorer.ready()  # ready before the clock starts; a failure shows at the first score
             clock = _Clock()
             worker.conn.send("go")
             hard_cap = bud.max_seconds + max(1.0, 0.05 * bud.max_seconds)
@@ -692,27 +800,32 @@ def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, thr
                     break
                 if kind == "checkpoint":
                     _, step, work, blob = msg
+                    asks_scored = out.asks
                     now = clock.seconds()
                     cpu0 = worker.cpu_seconds()
                     pause0 = time.perf_counter()
                     point: dict[str, Any] = {"step": step, "train_seconds": now, "work": float(work)}
+                    scorer.last_charge = 0.0
                     try:
                         point["metrics"] = last_metrics = scorer.score(blob)
                         last_blob = blob
                     except Exception as exc:  # noqa: BLE001 - the solution's fault: keep training
                         point["metrics"], point["error"] = {}, _reason(exc)
+                    point["train_seconds"] += scorer.last_charge  # the solution's deferred work is its own
                     out.curve.append(point)
                     spent = time.perf_counter() - pause0
                     out.eval_seconds += spent
-                    # Scoring time is not training time, unless the method kept computing meanwhile.
-                    clock.pause(max(0.0, spent - (worker.cpu_seconds() - cpu0)))
+                    # Scoring time is not training time, unless the method kept computing meanwhile
+                    # or the solution's code computed in scoring beyond what evaluating it needs.
+                    clock.pause(max(0.0, spent - (worker.cpu_seconds() - cpu0)) - scorer.last_charge)
                     out.work = float(work)
                     with contextlib.suppress(OSError):
                         worker.conn.send(("ack", clock.seconds() > bud.max_seconds))
                 elif kind == "ask":
-                    out.asks += 1
+                    reply = _answer(problem, msg[1] if len(msg) > 1 else None)
+                    _count_ask(out, reply)
                     with contextlib.suppress(OSError):
-                        worker.conn.send(_answer(problem, msg[1] if len(msg) > 1 else None))
+                        worker.conn.send(reply)
                 elif kind == "config":
                     if isinstance(msg[1], dict):
                         out.config.update(msg[1])
@@ -722,10 +835,14 @@ def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, thr
                 elif kind == "done":
                     _, work, blob = msg
                     out.work, out.train_seconds = float(work), clock.seconds()
-                    if blob is not None and blob != last_blob:
+                    # The same solution as the last checkpoint is scored again when the task answered
+                    # questions since: what it scores (dp-fedavg's ε) may count them.
+                    if blob is not None and (blob != last_blob or out.asks != asks_scored):
                         t1 = time.perf_counter()
+                        scorer.last_charge = 0.0
                         try:
                             last_metrics = scorer.score(blob)
+                            out.train_seconds += scorer.last_charge
                             out.curve.append({"step": "final", "train_seconds": out.train_seconds,
                                               "work": out.work, "metrics": last_metrics})
                         except Exception as exc:  # noqa: BLE001
@@ -733,7 +850,9 @@ def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, thr
                         out.final_eval_seconds = time.perf_counter() - t1
                     elif last_blob is None:
                         out.status = "error"
-                        out.error = "the method returned no solution and never called ctx.checkpoint"
+                        failed = [p["error"] for p in out.curve if p.get("error")]
+                        out.error = (f"no checkpoint could be scored; the last: {failed[-1]}" if failed else
+                                     "the method returned no solution and never called ctx.checkpoint")
                     elif clock.seconds() > bud.max_seconds:
                         out.status = "time_cap"
                     done = True
@@ -754,7 +873,9 @@ def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, thr
     elif out.status == "ok":
         out.metrics = dict(last_metrics or {})
     out.timings.update(scorer_start_seconds=scorer.start_seconds, transfer_seconds=scorer.transfer_seconds,
-                       transfer_bytes=scorer.transfer_bytes)
+                       transfer_bytes=scorer.transfer_bytes, solution_cpu_seconds=scorer.solution_cpu_seconds,
+                       solution_cpu_max_seconds=scorer.solution_cpu_max,
+                       solution_cpu_charged_seconds=scorer.charged_seconds)
     return out
 
 
@@ -799,14 +920,16 @@ def _run_in_process(spec, entry, prof, bud, variant, seed, problem, task_impl, o
         elif kind == "progress" and on_progress is not None:
             on_progress(*payload)
         elif kind == "ask":
-            out.asks += 1
-            return _answer(problem, payload[0])
+            reply = _answer(problem, payload[0])
+            _count_ask(out, reply)
+            return reply
         elif kind == "checkpoint":
             step, work, blob = payload
             point: dict[str, Any] = {"step": step, "train_seconds": clock.seconds(), "work": float(work)}
+            last["asks"] = out.asks
             t1 = time.perf_counter()
             try:
-                point["metrics"] = last["metrics"] = _score_local(task_impl, problem, prof, blob)
+                point["metrics"] = last["metrics"] = _score_local(task_impl, problem, prof, blob, spec)
                 last["blob"] = blob
             except Exception as exc:  # noqa: BLE001
                 point["metrics"], point["error"] = {}, _reason(exc)
@@ -825,11 +948,11 @@ def _run_in_process(spec, entry, prof, bud, variant, seed, problem, task_impl, o
         try:
             solution = method_fn(problem.train, ctx)
             out.train_seconds = clock.seconds()
-            blob = None if solution is None else dump_solution(solution)
-            if blob is not None and blob != last.get("blob"):
+            blob = None if solution is None else dump_solution(solution, spec)
+            if blob is not None and (blob != last.get("blob") or out.asks != last.get("asks", 0)):
                 t1 = time.perf_counter()
                 try:
-                    last["metrics"] = _score_local(task_impl, problem, prof, blob)
+                    last["metrics"] = _score_local(task_impl, problem, prof, blob, spec)
                     out.curve.append({"step": "final", "train_seconds": out.train_seconds, "work": ctx.work,
                                       "metrics": last["metrics"]})
                 except Exception as exc:  # noqa: BLE001
@@ -851,6 +974,13 @@ def _run_in_process(spec, entry, prof, bud, variant, seed, problem, task_impl, o
     return out
 
 
+def _count_ask(out: Outcome, reply: tuple[str, Any]) -> None:
+    if reply[0] == "answer":
+        out.asks += 1
+    else:
+        out.asks_refused += 1
+
+
 def _answer(problem: Problem, question: Any) -> tuple[str, Any]:
     """The task's oracle on one ``ctx.ask``: ("answer", value), or ("refused", why) for the method."""
     if problem.oracle is None:
@@ -861,8 +991,8 @@ def _answer(problem: Problem, question: Any) -> tuple[str, Any]:
         return "refused", str(exc) or type(exc).__name__
 
 
-def _score_local(task_impl: Any, problem: Problem, prof: Any, blob: bytes) -> dict[str, float]:
-    return finite_metrics(task_impl.evaluate(LocalSolution(pickle.loads(blob)), problem, prof))
+def _score_local(task_impl: Any, problem: Problem, prof: Any, blob: bytes, spec: TaskSpec) -> dict[str, float]:
+    return finite_metrics(task_impl.evaluate(local_handle(blob), problem, prof))
 
 
 def _finite(obj: Any) -> Any:

@@ -4,6 +4,8 @@
   ``checkpoint`` sends solution pickles back. It never receives held-out data.
 * ``solution``: the scoring process; holds one solution at a time and answers the task's
   questions about it (:func:`advbench.solution.serve`). It receives held-out inputs, never answers.
+  With ``job["clean"]`` it is the *clean* scoring process instead: it never opens a solution and
+  runs only the harness's ``compute`` requests, on plain data a solution returned.
 
 Both are started fresh by the harness (never forked from it), each in a jail of its own
 (:mod:`advbench.jail`: bubblewrap, uid 65534, a read-only view without results, home or caches,
@@ -89,7 +91,7 @@ def _run_method(conn: Any, job: dict[str, Any]) -> None:
     ctx._start = time.perf_counter()
     try:
         solution = method(train, ctx)
-        blob = None if solution is None else dump_solution(solution)
+        blob = None if solution is None else dump_solution(solution, job["spec"])
         send_plain(conn, ("done", ctx.work, blob))
     except BudgetExhausted:
         send_plain(conn, ("done", ctx.work, None))
@@ -111,7 +113,7 @@ def _run_solution_host(conn: Any, job: dict[str, Any]) -> None:
     t0 = time.perf_counter()
     get_profile(job["profile"]).activate(job["seed"], threads=job["threads"], import_torch=False)
     send_plain(conn, ("ready", time.perf_counter() - t0))
-    serve(conn)
+    serve(conn, clean=bool(job.get("clean")))
 
 
 def main() -> None:

@@ -84,6 +84,10 @@ class Budget:
     variants: tuple[str, ...]
 
 
+EVAL_CPU_FREE = 3.0  # see TaskSpec.evaluation_cpu_seconds
+EVAL_CPU_CAP = 50.0
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """Everything about a task that can be known without building its data."""
@@ -106,6 +110,18 @@ class TaskSpec:
     # federated tasks, a scripted oracle, non-private training): shown, never ranked as entrants.
     ceiling_methods: tuple[str, ...] = ()
     solution: str = ""  # what a method must hand to ctx.checkpoint, in words
+    # Tasks whose solution is data: the solution's methods (no arguments) that give it as plain data
+    # (numbers, strings, bytes, numpy arrays). The *method's* process calls them at every checkpoint,
+    # on the training clock, and sends only what they return: the harness scores that data and no
+    # process that scores runs a line of the solution's code (and no work can hide in scoring).
+    solution_data: tuple[str, ...] = ()
+    # CPU seconds one evaluation of the reference's solution takes in the scoring process (its code
+    # answering the task's questions: predicting held-out inputs), measured. A solution's code gets
+    # EVAL_CPU_FREE times that free per evaluation; what it uses beyond is charged to its training
+    # time (work it deferred to scoring is still work), and past EVAL_CPU_CAP times the evaluation is
+    # refused. Unused by tasks whose solution is data (no solution code runs to score them). The
+    # default covers a predictor's first evaluation (unpickling it imports torch: about 0.8 s).
+    evaluation_cpu_seconds: float = 1.0
     data: str = ""  # where the data comes from, in words
     extras: tuple[str, ...] = field(default_factory=tuple)  # pip extras the task needs
     # Methods that need more than the task's extras: method -> (pip extra, top-level module it imports),

@@ -218,7 +218,7 @@ def test_a_task_answers_questions_from_the_harness_side_and_counts_them(toy_regi
     refused = run("toy", "ask-forever", budget="quick", seed=2, results_dir=None, registry=toy_registry,
                   isolation=isolation)
     assert refused["status"] == "error" and "no more than 64 questions" in refused["error"]
-    assert refused["asks"] == 65 and "ValueError" in refused["error"]
+    assert refused["asks"] == 64 and refused["asks_refused"] == 1 and "ValueError" in refused["error"]
 
 
 def test_library_warnings_and_log_lines_go_to_the_runs_log_not_the_terminal(capsys):
@@ -251,3 +251,22 @@ def test_throughput_is_the_harness_count_where_the_harness_counts(toy_registry):
     assert plain["throughput"]["counted_by"] == "method"
     (row,) = lb.aggregate(lb.frame([{**plain, "_path": "x"}]))
     assert "as counted by each method" in lb.speed_table([row])[0][3]
+
+
+def test_work_a_solution_defers_to_scoring_is_charged_to_its_training_time(toy_registry):
+    """A solution that trains when the scoring process first asks it (lazily) used to record about 0 s
+    of training and of time to target. Its CPU in scoring beyond 3x the reference's evaluation cost
+    (toy: 0.05 s) is now training time; past 50x the evaluation is refused."""
+    for name in ("lazy_one_second", "lazy_five_seconds"):
+        toy_registry.register_method("toy", name.replace("_", "-"), f"toy_methods:{name}")
+    rec = run("toy", "lazy-one-second", budget="quick", seed=1, results_dir=None, registry=toy_registry)
+    assert rec["status"] == "ok", rec["error"]
+    charged = rec["timings"]["solution_cpu_charged_seconds"]
+    assert 0.4 <= charged <= rec["timings"]["solution_cpu_seconds"] <= 1.2, rec["timings"]
+    assert rec["timings"]["train_seconds"] >= charged
+    assert rec["time_to_target_seconds"] is None or rec["time_to_target_seconds"] >= charged
+    assert all(p["train_seconds"] >= charged for p in rec["curve"])
+    honest = run("toy", "estimate", budget="quick", seed=1, results_dir=None, registry=toy_registry)
+    assert honest["timings"]["solution_cpu_charged_seconds"] == 0.0  # a number costs nothing to score
+    refused = run("toy", "lazy-five-seconds", budget="quick", seed=1, results_dir=None, registry=toy_registry)
+    assert refused["status"] == "error" and "work belongs in training" in refused["error"]

@@ -167,3 +167,31 @@ def bisect_and_boast(train, ctx):
     """Asks honestly, then claims a trillion units of work (ctx.count is the method's word)."""
     ctx.count(1e12)
     return bisect(train, ctx)
+
+
+class LazyEstimate:
+    """Its training happens when the scoring process first asks for it: ``seconds`` of CPU."""
+
+    def __init__(self, draws, seconds: float) -> None:
+        self.draws, self.seconds = draws, seconds
+
+    def estimate(self) -> float:
+        import time
+
+        end = time.process_time() + self.seconds
+        while time.process_time() < end:  # the deferred "training"
+            pass
+        return float(self.draws.mean())
+
+
+def lazy_one_second(train, ctx):
+    """Hands in untrained draws at once; the work (0.6 s of CPU) waits for the scoring process."""
+    solution = LazyEstimate(train.draw(2000), 0.6)
+    ctx.checkpoint(solution, step=1)
+    return solution
+
+
+def lazy_five_seconds(train, ctx):
+    solution = LazyEstimate(train.draw(2000), 5.0)
+    ctx.checkpoint(solution, step=1)
+    return solution

@@ -21,10 +21,3 @@ class Sampler:
         out = self._draws[self._next: self._next + n]
         self._next += n
         return out
-
-
-def estimate_of(solution: Any) -> float:
-    """Runs in the scoring process: the number a solution stands for."""
-    if isinstance(solution, (int, float, np.floating)):
-        return float(solution)
-    return float(solution.estimate())
