@@ -14,7 +14,7 @@ from advbench.profiles import get_profile
 from advbench.solution import LocalSolution, SolutionError
 from advbench.task import Seal
 from advbench.tasks.pc import SPEC
-from advbench.tasks.pc.contract import Dataset, Graph, dag_to_cpdag, graph_arrays, meek_closure, shd, skeleton_scores
+from advbench.tasks.pc.contract import Dataset, Graph, dag_to_cpdag, meek_closure, shd, skeleton_scores
 from advbench.tasks.pc.heldout import PCTask, gaussian_sem, sample_network
 
 CPU = get_profile("cpu")
@@ -373,10 +373,8 @@ def test_evaluate_checks_and_aligns_node_names():
                                                                     "skeleton_precision": 1.0, "skeleton_recall": 1.0}
     with pytest.raises(ValueError):
         task.evaluate(LocalSolution(Graph.empty([f"W{k}" for k in range(8)])), problem, CPU)
-    # Not a graph: graph_arrays refuses it with a TypeError in the scoring process, which reaches
+    # Not a graph: an array has no arrays() method; the scoring process says so, and it reaches
     # the harness as a SolutionError naming it.
-    with pytest.raises(TypeError):
-        graph_arrays(np.zeros((8, 8)))
     with pytest.raises(SolutionError, match="TypeError"):
         task.evaluate(LocalSolution(np.zeros((8, 8))), problem, CPU)
     p, r, f = skeleton_scores(truth, Graph.empty(truth.nodes))
@@ -394,10 +392,13 @@ def test_graph_type():
 
 
 class GraphLike:
-    """Not a Graph, but it has ``nodes`` and ``adj`` (whatever a method puts there)."""
+    """Not a Graph, but it answers ``arrays()`` with whatever a method puts there."""
 
     def __init__(self, nodes, adj) -> None:
         self.nodes, self.adj = nodes, adj
+
+    def arrays(self):
+        return self.nodes, self.adj
 
 
 @pytest.mark.parametrize("bad", [np.full((3, 3), np.nan), np.array([[0, np.inf, 0], [0, 0, 0], [0, 0, 0]]),

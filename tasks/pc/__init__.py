@@ -24,9 +24,9 @@ cannot protect those variants; their scores rest on the method playing fair.
 Solution: a :class:`~.contract.Graph` — the estimated CPDAG over the same node names.
 ``adj[i, j] = 1`` and ``adj[j, i] = 0`` is ``i -> j``; ``adj[i, j] = adj[j, i] = 1`` is ``i — j``
 (undirected); both 0 is no edge. Bidirected edges cannot be expressed: a method resolves
-conflicting orientations itself. The harness reads it in the scoring process with
-``contract.graph_arrays`` (node names and the matrix, as plain data) and rebuilds and validates the
-``Graph`` on its side: a matrix with entries other than 0 and 1 (NaN included) is an error, never
+conflicting orientations itself. The harness asks it for ``Graph.arrays()`` (node names and the
+matrix, as plain data: the only call into solution code) and rebuilds and validates the ``Graph``
+on its side, where the metrics are computed: a matrix with entries other than 0 and 1 (NaN included) is an error, never
 cast.
 
 Metrics, against the true CPDAG (the DAG's Markov equivalence class, computed here from the DAG
@@ -51,7 +51,7 @@ check) on 2 cores at n = 5000, seeds 0-19 for alarm and 0-9 for the others:
 * ``gaussian`` has no target: its graph is redrawn with every seed, and F1 varies with it
   (0.71-1.00 over seeds 0-29, median 0.94; SHD 0-28), so any fixed bar would measure the seed.
 
-Modules: ``contract`` (``Graph``, ``Dataset``, the graph algorithms and metrics, ``graph_arrays``;
+Modules: ``contract`` (``Graph``, ``Dataset``, the graph algorithms and metrics;
 what a method imports) and ``heldout`` (data generation and the scoring; harness only).
 """
 
@@ -97,6 +97,7 @@ SPEC = TaskSpec(
     profiles=("cpu",),
     throughput_unit="CI tests/s",
     entry_point="advbench.tasks.pc.heldout:PCTask",
+    solution_data=("arrays",),
     solution="advbench.tasks.pc.contract.Graph: node names + 0/1 matrix adj; adj[i,j]=1,adj[j,i]=0 is i->j; "
              "both 1 is i—j",
     data="pgmpy's bundled BIF networks (sachs, child, alarm) forward-sampled; seeded linear-Gaussian SEM (gaussian)",

@@ -7,8 +7,9 @@ node names: the estimated CPDAG (``adj[i, j] = 1, adj[j, i] = 0`` is ``i -> j``;
 ``i — j``; both 0 no edge).
 
 The graph algorithms the scoring uses are here too, public: :func:`meek_closure`,
-:func:`dag_to_cpdag`, :func:`shd` and :func:`skeleton_scores`. :func:`graph_arrays` is what the
-harness runs in the scoring process to read a solution as plain data.
+:func:`dag_to_cpdag`, :func:`shd` and :func:`skeleton_scores`. The harness reads a solution
+through :meth:`Graph.arrays` (node names and matrix, plain data) and rebuilds and validates the
+graph on its side.
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ class Graph:
         adj.setflags(write=False)
         object.__setattr__(self, "nodes", nodes)
         object.__setattr__(self, "adj", adj)
+
+    def arrays(self) -> tuple[tuple[str, ...], np.ndarray]:
+        """``(node names, adj)`` as plain data: what the harness asks a solution for."""
+        return self.nodes, np.array(self.adj)
 
     # ---- construction ----
     @classmethod
@@ -228,19 +233,3 @@ def skeleton_scores(truth: Graph, est: Graph) -> tuple[float, float, float]:
     recall = tp / int(t.sum()) if t.any() else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
     return precision, recall, f1
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading a solution in the scoring process
-# ---------------------------------------------------------------------------------------------
-
-def graph_arrays(solution: Any) -> tuple[tuple[str, ...], np.ndarray]:
-    """A solution as plain data: ``(node names, adj)``, run where the solution lives.
-
-    The harness rebuilds ``Graph(nodes, adj)`` on its side, which validates both (unique names,
-    square 0/1 matrix, zero diagonal). Anything with ``nodes`` and ``adj`` is accepted here, as it
-    was before solutions moved out of the harness process.
-    """
-    if not (hasattr(solution, "nodes") and hasattr(solution, "adj")):
-        raise TypeError(f"pc: a solution must be advbench.tasks.pc.contract.Graph, got {type(solution).__name__}")
-    return tuple(str(n) for n in solution.nodes), np.asarray(solution.adj)

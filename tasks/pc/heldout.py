@@ -104,14 +104,11 @@ def gaussian_sem(n: int, seed: int, p: int = GAUSS_NODES, degree: float = GAUSS_
 # The task
 # ---------------------------------------------------------------------------------------------
 
-GRAPH_ARRAYS = "advbench.tasks.pc.contract:graph_arrays"
-
-
 def solution_graph(solution: "SolutionHandle") -> Graph:
-    """Read the solution in the scoring process as plain data and rebuild (validate) it here."""
-    got = solution.apply(GRAPH_ARRAYS)
+    """Ask the solution for its graph as plain data (``Graph.arrays``) and rebuild (validate) it here."""
+    got = solution.arrays()
     if not (isinstance(got, (tuple, list)) and len(got) == 2):
-        raise TypeError(f"pc: graph_arrays returned {type(got).__name__}, expected (nodes, adj)")
+        raise TypeError(f"pc: arrays() returned {type(got).__name__}, expected (nodes, adj)")
     nodes, adj = got
     if not isinstance(nodes, (tuple, list)) or not all(isinstance(n, str) for n in nodes):
         raise TypeError("pc: a solution's nodes must be a sequence of names")
