@@ -19,7 +19,7 @@ pytest.importorskip("sklearn")
 from advbench.context import RunContext  # noqa: E402
 from advbench.profiles import get_profile  # noqa: E402
 from advbench.runner import run  # noqa: E402
-from advbench.solution import LocalSolution, SolutionError  # noqa: E402
+from advbench.solution import LocalSolution, SolutionError, local_handle  # noqa: E402
 from advbench.spec import Budget  # noqa: E402
 from advbench.task import Seal  # noqa: E402
 from advbench.tasks.qnn import SPEC  # noqa: E402
@@ -281,29 +281,55 @@ def test_solutions_implement_the_protocol():
         CircuitClassifier(4, 2, (0.0,) * 15)
     task = QNNTask()
     problem = task.build(variant="iris01", seed=0, budget=SPEC.budgets["quick"], seal=Seal(0))
-    # No predict: predict_on refuses it with a TypeError in the scoring process, which reaches the
-    # harness as a SolutionError naming it.
-    with pytest.raises(TypeError):
-        predict_on(object(), problem.heldout.X, EXACT.simulator, 0)
+    # No circuit_data: the scoring process says so, and it reaches the harness as a SolutionError.
     with pytest.raises(SolutionError, match="TypeError"):
         task.evaluate(LocalSolution(object()), problem, EXACT)
+    with pytest.raises(TypeError):
+        predict_on({"kind": "magic"}, problem.heldout.X, EXACT.simulator, 0)
 
 
 class _Returns:
-    def __init__(self, labels):
-        self.labels = labels
+    def __init__(self, data):
+        self.data = data
 
-    def predict(self, X, executor):
-        return self.labels
+    def circuit_data(self):
+        return self.data
 
 
-@pytest.mark.parametrize("bad,error", [(np.zeros(29), ValueError), (np.full(30, np.nan), ValueError),
-                                       (np.full(30, "a"), TypeError)])
-def test_evaluate_rejects_malformed_labels(bad, error):
+W16 = np.zeros(16)
+
+
+@pytest.mark.parametrize("bad,error", [
+    ({"kind": "ansatz", "n_qubits": 4, "layers": 2, "weights": np.zeros(15)}, ValueError),
+    ({"kind": "ansatz", "n_qubits": 4, "layers": 2, "weights": np.full(16, np.nan)}, ValueError),
+    ({"kind": "ansatz", "n_qubits": 5, "layers": 2, "weights": np.zeros(20)}, ValueError),
+    ({"kind": "ansatz", "n_qubits": 4, "layers": 2, "weights": W16, "readout": 7}, ValueError),
+    ({"kind": "ansatz", "n_qubits": 4, "layers": 2, "weights": W16, "threshold": "low"}, TypeError),
+    ({"kind": "constant", "label": 2}, ValueError),
+    ({"kind": "qpy", "qpy": b"not qpy", "weights": W16}, Exception),
+    ([0, 1] * 15, TypeError)])
+def test_evaluate_refuses_malformed_circuit_data(bad, error):
     task = QNNTask()
     problem = task.build(variant="iris01", seed=0, budget=SPEC.budgets["quick"], seal=Seal(0))
-    with pytest.raises(error):
+    with pytest.raises(SolutionError, match=error.__name__ if error is not Exception else None):
         task.evaluate(LocalSolution(_Returns(bad)), problem, EXACT)
+
+
+def test_any_circuit_as_qpy_scores_like_the_same_ansatz():
+    """The QPY form runs any circuit over x[i] and w[j]; the ansatz as QPY gives the ansatz's labels."""
+    import io
+
+    from qiskit import qpy
+
+    task = QNNTask()
+    problem = task.build(variant="iris01", seed=0, budget=SPEC.budgets["quick"], seal=Seal(0))
+    w = np.random.default_rng(0).uniform(-1, 1, 16)
+    buf = io.BytesIO()
+    qpy.dump(ansatz(4, 2), buf)
+    as_qpy = _Returns({"kind": "qpy", "qpy": buf.getvalue(), "weights": w, "threshold": 0.0, "readout": 0})
+    for profile in (EXACT, get_profile("aer-noisy")):
+        assert (task.evaluate(LocalSolution(as_qpy), problem, profile)
+                == task.evaluate(LocalSolution(CircuitClassifier(4, 2, tuple(w))), problem, profile))
 
 
 def test_unsealed_split_is_unchanged_and_sealing_moves_it():
@@ -351,7 +377,7 @@ def _train_directly(profile, variant: str, evaluations: int, seed: int = 0, chec
             config.update(payload[0])
         elif kind == "checkpoint":
             step, _, blob = payload
-            curve.append({"step": step, "metrics": task.evaluate(LocalSolution(pickle.loads(blob)), problem, profile)})
+            curve.append({"step": step, "metrics": task.evaluate(local_handle(blob), problem, profile)})
             return False
         return None
 

@@ -14,10 +14,13 @@ other 30 rows of the pair and their labels. Scores on this task rest on the meth
 
 The method gets :class:`~.contract.TrainData` (training rows only, and the simulator it should train
 on through ``ctx.simulator``); the test rows stay in the harness (``heldout.Heldout``). The method
-returns a :class:`~.contract.Classifier`: any object with ``predict(X, executor) -> labels``. The
-harness calls it in the scoring process through ``contract.predict_on``, which builds an
-:class:`~.contract.AerExecutor` for the run's profile there and hands it to ``predict``, so held-out
-accuracy is measured on the profile's simulator: exact expectations (``aer-statevector``), 1024
+returns a :class:`~.contract.Classifier`: any object whose ``circuit_data()`` gives its model as
+plain data (an ansatz and its weights, any circuit as QPY bytes and its weights, or a constant
+label; ``contract.classifier_from_data``). That call is the only solution code the harness runs.
+The harness rebuilds the classifier from the data and simulates it itself, in a clean scoring
+process that never opened a solution (``contract.predict_on``, with an
+:class:`~.contract.AerExecutor` for the run's profile), so held-out accuracy is measured on the
+profile's simulator and a solution cannot swap it: exact expectations (``aer-statevector``), 1024
 seeded shots (``aer-shots``), or 1024 shots on a density-matrix simulator with the noise model of
 ``GenericBackendV2(4, seed=NOISE_SEED)`` (``aer-noisy``). Only feature rows are sent; labels stay
 in the harness. The reference solution, :class:`~.contract.CircuitClassifier`, is "a circuit with
@@ -53,7 +56,7 @@ accuracy stays within 10 points of ``aer-statevector`` for the same variant, see
 trained on exact expectations and scored on both profiles.
 
 Modules: ``contract`` (the data type a method gets, the ansatz, the executor, the solution types,
-``predict_on``; what a method imports) and ``heldout`` (the split and the scoring; harness only).
+``classifier_from_data``, ``predict_on``; what a method imports) and ``heldout`` (the split and the scoring; harness only).
 """
 
 from __future__ import annotations
@@ -86,7 +89,9 @@ SPEC = TaskSpec(
     profiles=("aer-statevector", "aer-shots", "aer-noisy"),
     throughput_unit="circuits/s",
     entry_point="advbench.tasks.qnn.heldout:QNNTask",
-    solution="object with predict(X: float[n, 4], executor: AerExecutor) -> int[n] labels in {0, 1}",
+    solution_data=("circuit_data",),
+    solution="object with circuit_data() -> plain dict: an ansatz or QPY circuit and its weights, or a constant "
+             "label (contract.classifier_from_data); the harness simulates it",
     data="sklearn load_iris, two classes; stratified 70/30 split seeded by the run; features min-max to [0, pi]",
     extras=("quantum",),
 )

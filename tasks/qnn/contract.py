@@ -5,12 +5,15 @@ scaled to [0, pi], labels 0/1) and the profile's simulator options as ``ctx.simu
 build an :class:`AerExecutor` for them with :func:`executor_for` and run :func:`ansatz` circuits on
 it.
 
-It returns a :class:`Classifier`: any object with ``predict(X, executor) -> int labels``. The
-harness calls it in the scoring process through :func:`predict_on`, which builds the executor for
-the run's profile next to the solution (cached per process and simulator options) and forks it
-with the evaluation's shot seed, so the profile (exact, shots, noise) decides what the model can
-achieve. :class:`CircuitClassifier` (a trained ansatz) and :class:`ConstantClassifier` are the
-reference's and the floor's solutions.
+It returns a :class:`Classifier`: any object whose ``circuit_data()`` returns the trained model as
+plain data (see :func:`classifier_from_data`): an :func:`ansatz` with its weights, any circuit as
+QPY bytes with its weights, or a constant label. The solution's code is asked for that and nothing
+else. The harness rebuilds the classifier from the data and simulates it itself, in a clean
+scoring process that never opened a solution (:func:`predict_on`), on the run's profile and with
+the evaluation's shot seed: the profile (exact, shots, noise) decides what the model can achieve,
+and a solution cannot swap the simulator. :class:`CircuitClassifier` (a trained ansatz) and
+:class:`ConstantClassifier` are the reference's and the floor's solutions; their ``predict(X,
+executor)`` is for a method's own use while training.
 """
 
 from __future__ import annotations
@@ -222,14 +225,14 @@ def parameter_values(circuit, X: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 @runtime_checkable
 class Classifier(Protocol):
-    """What a method returns: labels (0/1) for feature rows, computed on the executor it is handed.
+    """What a method returns: the trained model as plain data (:func:`classifier_from_data` says
+    which forms), so that the harness, not the solution, runs it on the profile's simulator."""
 
-    The executor is the task's, for the run's profile; a quantum model should run its circuits on
-    it so that the profile (exact, shots, noise) decides what the model can achieve.
-    """
+    def circuit_data(self) -> dict[str, Any]: ...
 
-    def predict(self, X: np.ndarray, executor: AerExecutor) -> np.ndarray: ...
 
+MAX_LAYERS = 32  # an ansatz deeper than this is refused (the reference uses 2)
+MAX_QPY_BYTES = 1 << 20
 
 @dataclass(frozen=True)
 class CircuitClassifier:
@@ -257,6 +260,56 @@ class CircuitClassifier:
     def predict(self, X: np.ndarray, executor: AerExecutor) -> np.ndarray:
         return (self.expectations(X, executor) < self.threshold).astype(np.int64)
 
+    def circuit_data(self) -> dict[str, Any]:
+        return {"kind": "ansatz", "n_qubits": self.n_qubits, "layers": self.layers,
+                "weights": np.asarray(self.weights, dtype=float), "threshold": float(self.threshold),
+                "readout": int(self.readout)}
+
+
+@dataclass(frozen=True)
+class QpyClassifier:
+    """Any parametrised circuit (QPY bytes, ``qiskit.qpy.dump``) whose parameters are the features
+    ``x[0..n_qubits)`` and weights ``w[...]`` (``ParameterVector("x")``, ``ParameterVector("w")``):
+    label 1 when ⟨Z_readout⟩ < threshold."""
+
+    qpy: bytes
+    weights: tuple[float, ...]
+    threshold: float = 0.0
+    readout: int = 0
+
+    def circuit(self):
+        import io
+
+        from qiskit import qpy
+
+        if not isinstance(self.qpy, bytes) or len(self.qpy) > MAX_QPY_BYTES:
+            raise ValueError(f"qnn: qpy must be at most {MAX_QPY_BYTES} bytes")
+        circuits = qpy.load(io.BytesIO(self.qpy))
+        if len(circuits) != 1:
+            raise ValueError(f"qnn: the QPY data holds {len(circuits)} circuits, expected one")
+        qc = circuits[0]
+        if qc.num_qubits > N_QUBITS or qc.num_clbits:
+            raise ValueError(f"qnn: a circuit must use at most {N_QUBITS} qubits and no classical bits")
+        n_w = 0
+        for p in qc.parameters:
+            vector = getattr(p, "vector", None)
+            if vector is None or vector.name not in ("x", "w") or (vector.name == "x" and p.index >= N_QUBITS):
+                raise ValueError(f"qnn: circuit parameter {p.name!r} is not x[0..{N_QUBITS - 1}] or w[...]")
+            if vector.name == "w":
+                n_w = max(n_w, p.index + 1)
+        if n_w > len(self.weights):
+            raise ValueError(f"qnn: the circuit needs {n_w} weights, the data has {len(self.weights)}")
+        return qc
+
+    def predict(self, X: np.ndarray, executor: AerExecutor) -> np.ndarray:
+        qc = self.circuit()
+        values = parameter_values(qc, X, np.asarray(self.weights))
+        return (executor.expect_z(qc, values, qubit=self.readout) < self.threshold).astype(np.int64)
+
+    def circuit_data(self) -> dict[str, Any]:
+        return {"kind": "qpy", "qpy": self.qpy, "weights": np.asarray(self.weights, dtype=float),
+                "threshold": float(self.threshold), "readout": int(self.readout)}
+
 
 @dataclass(frozen=True)
 class ConstantClassifier:
@@ -267,8 +320,57 @@ class ConstantClassifier:
     def predict(self, X: np.ndarray, executor: Any = None) -> np.ndarray:
         return np.full(len(X), self.label, dtype=np.int64)
 
+    def circuit_data(self) -> dict[str, Any]:
+        return {"kind": "constant", "label": int(self.label)}
 
-# ---------------------------------------------------------------- scoring, in the scoring process
+
+# ---------------------------------------------------------------- scoring, in a clean scoring process
+
+
+def _number(data: Mapping[str, Any], key: str, kind: type = float) -> Any:
+    value = data.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"qnn: circuit_data()[{key!r}] must be a number, got {type(value).__name__}")
+    if kind is int and value != int(value):
+        raise ValueError(f"qnn: circuit_data()[{key!r}] must be an integer, got {value!r}")
+    if not np.isfinite(value):
+        raise ValueError(f"qnn: circuit_data()[{key!r}] is not finite")
+    return kind(value)
+
+
+def _weights(data: Mapping[str, Any]) -> tuple[float, ...]:
+    w = np.asarray(data.get("weights", ()))
+    if w.dtype.kind not in "iuf" or w.ndim > 1 or not np.isfinite(w).all():
+        raise ValueError("qnn: circuit_data()['weights'] must be a finite 1-d array of numbers")
+    return tuple(float(v) for v in w.reshape(-1))
+
+
+def classifier_from_data(data: Any) -> "CircuitClassifier | QpyClassifier | ConstantClassifier":
+    """The classifier a solution's ``circuit_data()`` describes, checked. The forms:
+
+    * ``{"kind": "ansatz", "n_qubits": 4, "layers": L, "weights": float[2 L n_qubits],
+      "threshold": t, "readout": q}``: :func:`ansatz` (``L`` ≤ ``MAX_LAYERS``);
+    * ``{"kind": "qpy", "qpy": bytes, "weights": float[...], "threshold": t, "readout": q}``: any
+      circuit of at most ``N_QUBITS`` qubits over ``x[i]`` and ``w[j]`` (:class:`QpyClassifier`);
+    * ``{"kind": "constant", "label": 0 or 1}``.
+    """
+    if not isinstance(data, dict) or data.get("kind") not in ("ansatz", "qpy", "constant"):
+        raise TypeError("qnn: circuit_data() must return a dict with kind 'ansatz', 'qpy' or 'constant'")
+    if data["kind"] == "constant":
+        label = _number(data, "label", int)
+        if label not in (0, 1):
+            raise ValueError(f"qnn: a constant label must be 0 or 1, got {label}")
+        return ConstantClassifier(label)
+    readout, threshold = _number(data, "readout", int), _number(data, "threshold")
+    if not 0 <= readout < N_QUBITS:
+        raise ValueError(f"qnn: readout qubit {readout} is not in 0..{N_QUBITS - 1}")
+    if data["kind"] == "qpy":
+        return QpyClassifier(data.get("qpy"), _weights(data), threshold, readout)
+    n_qubits, layers = _number(data, "n_qubits", int), _number(data, "layers", int)
+    if n_qubits != N_QUBITS or not 1 <= layers <= MAX_LAYERS:
+        raise ValueError(f"qnn: an ansatz needs n_qubits {N_QUBITS} and 1..{MAX_LAYERS} layers")
+    return CircuitClassifier(n_qubits, layers, _weights(data), threshold, readout)
+
 
 _EXECUTORS: dict[tuple[tuple[str, Any], ...], AerExecutor] = {}
 
@@ -281,14 +383,11 @@ def _executor(simulator: Mapping[str, Any]) -> AerExecutor:
     return _EXECUTORS[key]
 
 
-def predict_on(solution: Any, X: np.ndarray, simulator: Mapping[str, Any], seed: int) -> np.ndarray:
-    """``solution.predict(X, executor)`` on the profile's simulator, its shot seeds from ``seed``.
-
-    Run by the harness in the scoring process (``handle.apply``), where the solution lives: the
-    executor for ``simulator`` (the profile's options) is built there once and forked with ``seed``
-    for each call, so the same solution always gets the same labels.
-    """
-    if not callable(getattr(solution, "predict", None)):
-        raise TypeError(f"a qnn solution needs predict(X, executor); got {type(solution).__name__}")
+def predict_on(data: Any, X: np.ndarray, simulator: Mapping[str, Any], seed: int) -> np.ndarray:
+    """Labels of ``X`` by the classifier ``data`` describes, on the profile's simulator, its shot
+    seeds from ``seed``: what the harness scores. Run in the clean scoring process
+    (``handle.compute``): the executor for ``simulator`` is built there once and forked with
+    ``seed`` for each call, so the same solution always gets the same labels."""
+    model = classifier_from_data(data)
     executor = _executor(simulator).fork(int(seed))
-    return np.asarray(solution.predict(np.array(X, dtype=float), executor))
+    return np.asarray(model.predict(np.array(X, dtype=float), executor), dtype=np.int64)

@@ -79,9 +79,9 @@ class QNNTask:
         )
 
     @staticmethod
-    def _accuracy(solution: "SolutionHandle", X: np.ndarray, y: np.ndarray, simulator: dict[str, Any],
+    def _accuracy(solution: "SolutionHandle", data: Any, X: np.ndarray, y: np.ndarray, simulator: dict[str, Any],
                   seed: int) -> float:
-        labels = solution.apply(PREDICT_ON, X.copy(), simulator, seed)
+        labels = solution.compute(PREDICT_ON, data, X.copy(), simulator, seed)
         if not isinstance(labels, np.ndarray):
             raise TypeError(f"predict returned {type(labels).__name__}; expected an array of labels")
         labels = labels.reshape(-1)
@@ -96,8 +96,10 @@ class QNNTask:
     def evaluate(self, solution: "SolutionHandle", problem: Problem, profile: "Profile") -> dict[str, float]:
         train, heldout = problem.train, problem.heldout
         simulator = dict(getattr(profile, "simulator", profile))
-        # Fixed seeds per evaluation: the same solution always gets the same score on a profile.
+        # The solution's code is asked for its model as data, once; the harness simulates it in the
+        # clean scoring process. Fixed seeds per evaluation: the same solution always scores the same.
+        data = solution.circuit_data()
         return {
-            "accuracy": self._accuracy(solution, heldout.X, heldout.y, simulator, heldout.seed),
-            "train_accuracy": self._accuracy(solution, train.X, train.y, simulator, heldout.seed + 1),
+            "accuracy": self._accuracy(solution, data, heldout.X, heldout.y, simulator, heldout.seed),
+            "train_accuracy": self._accuracy(solution, data, train.X, train.y, simulator, heldout.seed + 1),
         }
