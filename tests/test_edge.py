@@ -330,8 +330,8 @@ def test_evaluate_floor_and_compressed(fp32, int8, engine, problem):
     m = evaluate(ec.EdgeSolution(int8=int8, quant_engine=engine), problem)
     assert m["size_ratio"] > 3.5 and abs(m["acc_drop"]) <= 1.5
     assert torch.get_num_threads() == threads and torch.backends.quantized.engine == eng  # restored
-    # A bare module is not an EdgeSolution: the TypeError raised next to it comes back as a SolutionError.
-    with pytest.raises(SolutionError, match="TypeError: solution must be an EdgeSolution"):
+    # A bare module is not an EdgeSolution: asked for its files, it has none (a SolutionError naming it).
+    with pytest.raises(SolutionError, match="TypeError: the solution .DigitCNN. has no method .deployable_files."):
         evaluate(fp32, problem)
 
 
@@ -340,7 +340,7 @@ def test_metrics_are_the_loaded_files_and_equal_the_in_memory_models(fp32, int8,
     """Sizes are the files' sizes; the loaded-back models predict exactly what the in-memory ones do."""
     _, test = data
     solution = ec.EdgeSolution(int8=int8, pruned=pruned, quant_engine=engine)
-    exported = te._checked_export(LocalSolution(solution).apply(te.EXPORT))
+    exported = te._checked_export(LocalSolution(solution).deployable_files())
     files = {"fp32": problem.heldout.source_file, "int8": exported["int8"], "pruned": exported["pruned"]}
     m = ec.measure_deployed(files, test.x, engine=engine, folder=tmp_path)
     for name in ec.MODELS:
@@ -406,18 +406,19 @@ def test_evaluate_refuses_a_malformed_export_or_measurement(data, problem):
     _, test = data
     good_export = {"int8": None, "pruned": None, "quant_engine": None}
 
-    class Fake(LocalSolution):  # a scoring process whose export() sends back `reply`
+    class Fake(LocalSolution):  # a solution whose deployable_files() sends back `reply`
         def __init__(self, reply):
             super().__init__(None)
             self.reply = reply
 
-        def apply(self, fn, *args, **kwargs):
+        def deployable_files(self):
             return self.reply
 
     assert evaluate_fake(Fake(good_export), problem)["size_ratio"] == 1.0
     for reply in ({**good_export, "int8": "not bytes"}, {**good_export, "quant_engine": "tpu"},
                   {**good_export, "pruned": b""}, {**good_export, "int8": b"not a zip file"}):
-        with pytest.raises((TypeError, ValueError)):
+        # refused here (TypeError, ValueError) or where the files are measured (SolutionError)
+        with pytest.raises((TypeError, ValueError, SolutionError)):
             evaluate_fake(Fake(reply), problem)
     with pytest.raises(TypeError):
         evaluate_fake(Fake([1, 2]), problem)
@@ -469,6 +470,9 @@ class GamedSolution:
         self.int8 = PlainAttributeCNN(fp32)
         self.pruned = None
         self.quant_engine = None
+
+    def deployable_files(self):
+        return ec.export(self)
 
 
 def test_padding_fp32_and_plain_attribute_weights_do_not_shrink_the_size(fp32, data, problem):
@@ -545,7 +549,7 @@ class Memo(nn.Module):
 
 
 def test_a_model_that_keeps_state_between_calls_is_refused(fp32, problem):
-    with pytest.raises(ValueError, match="changed its own state"):
+    with pytest.raises(SolutionError, match="changed its own state"):
         evaluate(ec.EdgeSolution(int8=Memo(fp32)), problem)
 
 
@@ -561,7 +565,7 @@ def test_a_model_that_does_not_compile_is_refused(problem):
         def forward(self, x):
             return torch.as_tensor(np.zeros((len(x), 10), np.float32) + x.numpy().sum())
 
-    with pytest.raises(ValueError, match=r"not float \(450, 10\) logits"):
+    with pytest.raises(SolutionError, match=r"not float \(450, 10\) logits"):
         evaluate(ec.EdgeSolution(int8=ConstantModel()), problem)
 
 
@@ -584,7 +588,7 @@ def test_a_model_that_reads_weights_from_disk_is_refused(problem, tmp_path):
     data = ec.deployable_bytes(model)
     assert len(data) < 4000 and ec.refused_call(data)[0] == "from_file"  # the file itself is tiny
     assert ec.refused_call(ec.deployable_bytes(ec.DigitCNN())) is None
-    with pytest.raises(ValueError, match="calls from_file, which reads a file"):
+    with pytest.raises(SolutionError, match="calls from_file, which reads a file"):
         evaluate(ec.EdgeSolution(int8=model), problem)
 
 
@@ -605,7 +609,7 @@ class TwoThreads(nn.Module):
 def test_a_model_that_forks_work_onto_another_thread_is_refused(fp32, problem):
     data = ec.deployable_bytes(TwoThreads(fp32))
     assert ec.refused_call(data)[0] == "fork"
-    with pytest.raises(ValueError, match="calls fork, which runs work on another thread"):
+    with pytest.raises(SolutionError, match="calls fork, which runs work on another thread"):
         evaluate(ec.EdgeSolution(int8=TwoThreads(fp32)), problem)
 
 

@@ -23,14 +23,15 @@ source model), ``pruned`` (a pruned model or ``None``), ``quant_engine`` (the
 it) and, for the record, ``quant_path`` and ``prune_amount``.
 
 How it is measured. Every model is scored as the file one would ship: a TorchScript archive.
-:func:`~.contract.export` runs in the scoring process (``solution.apply``) and turns ``int8`` and
-``pruned`` into ``torch.jit.save`` bytes (``torch.jit.script``, else ``torch.jit.trace`` on two
-random images; a ScriptModule is saved as it is). The harness writes them and the source model's
-file into a temporary folder, takes the sizes from the file system, and starts a fresh process
-(:func:`~.contract.measure_deployed`) that loads each model back from its file with
-``torch.jit.load`` and returns the predictions on the held-out images (never the labels), the
-numbers each file stores and the latencies. Accuracies and ratios are computed here, where the
-labels are.
+The harness asks the solution for ``deployable_files()`` (:func:`~.contract.export`, in the
+scoring process: the only solution code that runs), which turns ``int8`` and ``pruned`` into
+``torch.jit.save`` bytes (``torch.jit.script``, else ``torch.jit.trace`` on two random images; a
+ScriptModule is saved as it is). The harness's clean scoring process (jailed, fresh for each
+evaluation of a sealed run, and it never opens a solution) writes them and the source model's file
+into its private /tmp, takes the sizes from the file system, loads each model back from its file
+with ``torch.jit.load`` and returns the predictions on the held-out images (never the labels),
+the numbers each file stores and the latencies (:func:`~.contract.measure_files`). Accuracies and
+ratios are computed here, where the labels are.
 
 Why TorchScript (measured on a seed-0 source model and its int8 model, fp32 / int8 bytes):
 ``state_dict`` 1,141,555 / 298,837 = 3.82 (v1's measure); ``torch.save`` of the whole module
@@ -49,9 +50,9 @@ in-process run's ``size_ratio`` differs from an isolated one's in the fourth dig
 
 Why latency is timed there. v1 timed the models with ``time.perf_counter`` in the scoring process,
 where the method's code runs (unpickling a solution runs it) and may patch the timer, or replace
-the measuring function itself. Timing ``solution.apply`` round trips from the harness would not
-help against the latter: a replaced function can answer without computing. The measuring process
-holds only torch, numpy and the contract; the models in it are TorchScript programs, which cannot
+the measuring function itself. Timing round trips to the scoring process from the harness would
+not help against the latter: a replaced function can answer without computing. The measuring
+process holds only the harness, torch, numpy and the contract; the models in it are TorchScript programs, which cannot
 reach Python's ``time`` module, so its timers are the harness's own. It refuses a file whose code
 reads or writes files (``torch.from_file`` would let a tiny file run on weights left on disk) or
 forks work onto another thread; each timed call gets one of 16 different batches, and a model
@@ -175,6 +176,7 @@ SPEC = TaskSpec(
     profiles=("cpu",),  # int8 eager kernels (fbgemm / x86 / qnnpack) are CPU-only; latency is a CPU measurement
     throughput_unit="samples/s",
     entry_point="advbench.tasks.edge.heldout:EdgeTask",
+    solution_data=("deployable_files",),
     solution=("EdgeSolution(int8, pruned, quant_path, quant_engine): nn.Modules or ScriptModules, "
               "float32 (B,1,8,8) -> (B,10) logits; the fp32 source model is the task's"),
     data=("sklearn load_digits / 16 as 1x8x8 images, stratified 75/25 split seeded by the run seed (450 held-out); "

@@ -15,20 +15,21 @@ against is the task's own: a method cannot hand in another one.
 
 How a solution is measured (see the task's docstring for why):
 
-1. :func:`export` runs in the scoring process (``solution.apply``): each model becomes the bytes of
-   a TorchScript file (:func:`deployable_bytes`: ``torch.jit.script``, else ``torch.jit.trace``,
-   then ``torch.jit.save``), the file one ships to a device. The bytes come back to the harness.
-2. :func:`measure_deployed` runs in the harness: it writes the task's own source file and the
-   solution's files into a temporary folder, takes each file's size from the file system, and
-   starts a fresh process (:func:`deploy_main`) that loads every model back *from its file* with
-   ``torch.jit.load`` and measures predictions on the held-out images (never their labels), the
-   numbers each file stores (:func:`stored_numbers`) and paired single-thread latencies
-   (:func:`paired_latency`). No Python code of the method's runs in that process. It refuses a
-   file whose code reads or writes files or forks threads (:func:`refused_call`), and a model
-   whose saved state changes while it runs (a cache).
+1. The harness asks the solution for ``deployable_files()`` (:func:`export`, run in the scoring
+   process where the solution lives): each model becomes the bytes of a TorchScript file
+   (:func:`deployable_bytes`: ``torch.jit.script``, else ``torch.jit.trace``, then
+   ``torch.jit.save``), the file one ships to a device. Only those bytes come back.
+2. :func:`measure_files` runs in the harness's *clean* scoring process (``handle.compute``: jailed,
+   and it has never opened a solution): it writes the task's own source file and the solution's
+   files into a folder of its private /tmp, takes each file's size from the file system, loads
+   every model back *from its file* with ``torch.jit.load`` and measures predictions on the
+   held-out images (never their labels), the numbers each file stores (:func:`stored_numbers`)
+   and paired single-thread latencies (:func:`paired_latency`). No Python code of the method's runs
+   in that process. It refuses a file whose code reads or writes files or forks threads
+   (:func:`refused_call`), and a model whose saved state changes while it runs (a cache).
 
 A method may call :func:`measure_deployed` itself (on its training images) to see what the task
-will measure.
+will measure: the same measurement, in a fresh subprocess of its own.
 
 The solution reaches the scoring process as a pickle. PyTorch's eager int8 convolutions do not
 survive ``pickle`` (their ``__setstate__`` skips ``nn.Module.__init__``: pytorch/pytorch#25137) and
@@ -41,6 +42,7 @@ scripted.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -112,6 +114,10 @@ class EdgeSolution:
     quant_path: str = "none"
     quant_engine: str | None = None
     prune_amount: float = 0.0
+
+    def deployable_files(self) -> dict[str, Any]:
+        """:func:`export` of this solution: what the harness asks it for."""
+        return export(self)
 
     # Pickled through _ModulePickler: see the module docstring.
     def __getstate__(self) -> dict[str, Any]:
@@ -297,7 +303,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def export(solution: Any) -> dict[str, Any]:
-    """Run in the scoring process: the solution's models as deployable files (``bytes`` or ``None``).
+    """The solution's models as deployable files (``bytes`` or ``None``), by ``EdgeSolution.deployable_files``.
 
     Returns ``{"int8": bytes | None, "pruned": bytes | None, "quant_engine": str | None}``. The
     fp32 model is the task's, not the solution's: a solution's ``fp32`` attribute is ignored.
@@ -475,9 +481,16 @@ def _distinct_batches(x, batch: int, count: int = DISTINCT_INPUTS) -> list:
 
 
 # ---------------------------------------------------------------- measuring deployed files
+def measure_files(files: Mapping[str, bytes], x: np.ndarray, *, engine: str | None,
+                  batches: tuple[int, ...] = LATENCY_BATCHES) -> dict[str, Any]:
+    """:func:`measure_deployed` in this process: for the harness's clean scoring process, which is
+    itself fresh, jailed and free of method code (``handle.compute``)."""
+    return measure_deployed(files, x, engine=engine, batches=batches, in_process=True)
+
+
 def measure_deployed(files: Mapping[str, bytes], x: np.ndarray, *, engine: str | None,
                      batches: tuple[int, ...] = LATENCY_BATCHES, folder: str | Path | None = None,
-                     timeout: float = DEPLOY_TIMEOUT) -> dict[str, Any]:
+                     timeout: float = DEPLOY_TIMEOUT, in_process: bool = False) -> dict[str, Any]:
     """Write the deployable files, take their sizes, and measure them loaded back in a fresh process.
 
     ``files``: ``{"fp32", "int8", "pruned"} -> TorchScript bytes``; ``x``: images (``float32 (N, 1,
@@ -490,7 +503,8 @@ def measure_deployed(files: Mapping[str, bytes], x: np.ndarray, *, engine: str |
     * ``latency``: batch -> ``(fp32 s, int8 s, median ratio)`` of the loaded models (:func:`paired_latency`).
 
     The measuring process (:func:`deploy_main`) runs on one thread, gets no seal key, and loads
-    nothing but torch, numpy and this module; its timers are its own.
+    nothing but torch, numpy and this module; its timers are its own. ``in_process``: measure here
+    instead (the caller is such a process: :func:`measure_files`).
     """
     if set(files) != set(MODELS):
         raise ValueError(f"measure_deployed needs files for {MODELS}, got {sorted(files)}")
@@ -512,7 +526,10 @@ def measure_deployed(files: Mapping[str, bytes], x: np.ndarray, *, engine: str |
         (path / "job.json").write_text(json.dumps({"engine": engine, "batches": [int(b) for b in batches]}))
         for stale in ("result.npz", "error.txt"):
             (path / stale).unlink(missing_ok=True)
-        _run_deploy_process(path, timeout)
+        if in_process:
+            _measure_in_this_process(path)
+        else:
+            _run_deploy_process(path, timeout)
         with np.load(path / "result.npz", allow_pickle=False) as r:
             out = {"bytes": size,
                    "pred": {name: r[f"pred_{name}"] for name in MODELS},
@@ -540,6 +557,19 @@ def _run_deploy_process(path: Path, timeout: float) -> None:
         raise ValueError(f"the deployed models could not be measured (exit code {proc.returncode}): {why.strip()}")
 
 
+def _measure_in_this_process(path: Path) -> None:
+    threads, engine = torch.get_num_threads(), torch.backends.quantized.engine
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.load / save (see deployable_bytes)
+            result = _measure_folder(path, json.loads((path / "job.json").read_text()))
+    finally:  # the process goes on (in-process runs, tests): leave it as it was
+        torch.set_num_threads(threads)
+        torch.backends.quantized.engine = engine
+    with open(path / "result.npz", "wb") as f:
+        np.savez(f, **result)
+
+
 def _saved(model) -> bytes:
     buf = io.BytesIO()
     torch.jit.save(model, buf)
@@ -548,7 +578,8 @@ def _saved(model) -> bytes:
 
 def _measure_folder(path: Path, job: dict[str, Any]) -> dict[str, np.ndarray]:
     torch.set_num_threads(1)  # edge deployment: one core; also far less noisy on a shared machine
-    torch.set_num_interop_threads(1)
+    with contextlib.suppress(RuntimeError):  # settable once per process, before any parallel work
+        torch.set_num_interop_threads(1)
     engine = job["engine"]
     if engine is not None:
         if engine not in torch.backends.quantized.supported_engines:

@@ -12,14 +12,14 @@ from advbench.spec import Budget
 from advbench.task import Problem, Seal
 from advbench.tasks.edge.contract import (DISTINCT_INPUTS, KNOWN_ENGINES, LATENCY_BATCHES, MAX_FILE_BYTES, MODELS,
                                           N_CLASSES, REPEATS, SOURCE_LR, SOURCE_STREAM, WARMUP_CALLS, EdgeTrain,
-                                          Images, deployable_bytes, measure_deployed, train_source_model)
+                                          Images, deployable_bytes, train_source_model)
 
 if TYPE_CHECKING:
     from advbench.profiles import Profile
     from advbench.solution import SolutionHandle
 
 TEST_FRACTION = 0.25
-EXPORT = "advbench.tasks.edge.contract:export"
+MEASURE = "advbench.tasks.edge.contract:measure_files"
 
 
 @dataclass
@@ -76,7 +76,7 @@ def _checked_export(e: Any) -> dict[str, Any]:
 
 
 def _checked(m: Any, n: int, batches: tuple[int, ...]) -> dict[str, Any]:
-    """What :func:`~.contract.measure_deployed` returned, checked field by field."""
+    """What :func:`~.contract.measure_files` returned, checked field by field."""
     def fail(what: str) -> ValueError:
         return ValueError(f"the edge measurement returned {what}")
 
@@ -129,11 +129,13 @@ class EdgeTask:
 
     def evaluate(self, solution: "SolutionHandle", problem: Problem, profile: "Profile") -> dict[str, float]:
         test: EdgeHeldout = problem.heldout
-        exported = _checked_export(solution.apply(EXPORT))
+        exported = _checked_export(solution.deployable_files())
         files = {"fp32": test.source_file,
                  "int8": exported["int8"] if exported["int8"] is not None else test.source_file,
                  "pruned": exported["pruned"] if exported["pruned"] is not None else test.source_file}
-        m = _checked(measure_deployed(files, test.x, engine=exported["quant_engine"]), len(test.y), LATENCY_BATCHES)
+        # Measured in the clean scoring process (jailed, never opened a solution), from the files alone.
+        m = _checked(solution.compute(MEASURE, files, test.x, engine=exported["quant_engine"]), len(test.y),
+                     LATENCY_BATCHES)
         pred, size, numbers = m["pred"], m["bytes"], m["numbers"]
         out = {"fp32_acc": accuracy(pred["fp32"], test.y), "int8_acc": accuracy(pred["int8"], test.y)}
         out["acc_drop"] = 100.0 * (out["fp32_acc"] - out["int8_acc"])
