@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from advbench.tasks.adversarial.contract import Classifier
+
 
 @dataclass
 class Config:
@@ -55,13 +57,6 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
-
-
-@dataclass
-class Classifier:
-    """The solution: the task attacks ``model`` with gradients and scores it."""
-
-    model: nn.Module
 
 
 def pgd_linf(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float, steps: int,

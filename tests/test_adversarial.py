@@ -260,7 +260,7 @@ def test_strong_attack_through_the_scoring_process_equals_local(trained, data):
     assert torch.equal(ta.strong_attack_correct(remote(trained), x, y, ac.PRIMARY_EPS), local)
     assert local.float().mean() < (trained(x).argmax(1) == y).float().mean()  # it did break some digits
     # One backward a step (v2) decides exactly as ten did (v1, the Jacobian at every step).
-    v1 = ta.strong_attack_correct(_JacobianEverywhere(LocalSolution(trained)), x, y, ac.PRIMARY_EPS)
+    v1 = ta.strong_attack_correct(_JacobianEverywhere(LocalSolution(ab.Classifier(trained))), x, y, ac.PRIMARY_EPS)
     assert torch.equal(v1, local)
 
 
@@ -271,7 +271,7 @@ def test_margin_gradient_splits_ties_as_amax_does():
         model.weight.copy_(torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, 0]]))
     x, y = torch.tensor([[0.2, 0.5, 0.5, 0.3]]), torch.tensor([0])
     _, local = ta.LocalOracle(model).loss_grad(x.clone(), y, "margin")
-    _, got = ta.RemoteOracle(LocalSolution(model), n_classes=3).loss_grad(x.clone(), y, "margin")
+    _, got = ta.RemoteOracle(LocalSolution(ab.Classifier(model)), n_classes=3).loss_grad(x.clone(), y, "margin")
     torch.testing.assert_close(got, local)
     torch.testing.assert_close(got, torch.tensor([[-1.0, 0.5, 0.5, 0.0]]))
 
@@ -416,8 +416,8 @@ def test_evaluate_refuses_bad_logits(built):
             super().__init__(None)
             self.reply = reply
 
-        def apply(self, fn, *args, **kwargs):
-            return self.reply(fn)
+        def _request(self, request):  # ("call", name, args, kwargs): a solution that answers `reply`
+            return self.reply(request[1])
 
     test = built.heldout.test
     problem = Problem(train=None, heldout=built.heldout)
@@ -431,7 +431,7 @@ def test_evaluate_refuses_bad_logits(built):
     jac_nan = np.full((n, 10, 64), np.inf, np.float32)
     with pytest.raises(ValueError, match="Jacobian"):
         ta.AdversarialTask().evaluate(
-            Returns(lambda fn: np.zeros((n, 10), np.float32) if fn.endswith(":logits")
+            Returns(lambda fn: np.zeros((n, 10), np.float32) if fn == "logits"
                     else (np.zeros((n, 10), np.float32), jac_nan)), problem, None)
     x, y = torch.as_tensor(test.x), torch.as_tensor(test.y)
     zeros = np.zeros((n, 10), np.float32)
@@ -520,7 +520,7 @@ def test_evaluate_metrics_are_consistent(trained, built):
     assert m["strong_pgd_acc_eps0.1"] <= m["pgd_acc_eps0.1"]
     assert m["gap_pgd_vs_worst"] == pytest.approx(100 * (m["pgd_acc_eps0.1"] - m["robust_acc_eps0.1"]))
     # Deterministic: the random starts and the Square attack's draws come from fixed seeds.
-    assert ta.AdversarialTask().evaluate(LocalSolution(trained), problem, None) == m
+    assert ta.AdversarialTask().evaluate(LocalSolution(ab.Classifier(trained)), problem, None) == m
     # The same numbers as attacking the model in-process with autograd.
     x, y = torch.as_tensor(test.x), torch.as_tensor(test.y)
     with torch.no_grad():
@@ -537,8 +537,8 @@ def test_evaluate_metrics_are_consistent(trained, built):
     assert m["robust_acc_eps0.1"] == (strong & square[0.1] & transfer).float().mean().item()
     for eps in (0.05, 0.2):
         assert m[f"robust_acc_eps{eps:g}"] == (clean & pgd[eps] & square[eps]).float().mean().item()
-    # What is not a model fails next to the solution; the TypeError comes back as a SolutionError.
-    with pytest.raises(SolutionError, match="TypeError: solution must be an nn.Module"):
+    # What is not a classifier cannot answer; the TypeError comes back as a SolutionError.
+    with pytest.raises(SolutionError, match="TypeError: the solution .object. has no method .logits."):
         ta.AdversarialTask().evaluate(LocalSolution(object()), problem, None)
 
 

@@ -5,20 +5,24 @@ A method receives a :class:`Digits` as ``train``: ``x`` (``float32 (1347, 64)``,
 digits in [0, 1]), ``y`` (``int64`` labels), ``n_classes`` (10) and ``eps`` (the threat model's
 radius at the primary metric, 0.1, in the input's scale).
 
-It returns an object with a ``model`` attribute that is a ``torch.nn.Module`` (or an ``nn.Module``
-itself) mapping ``float32 (B, 64)`` inputs in [0, 1] to ``(B, 10)`` logits. The harness attacks it
-without ever sending it a label: in the scoring process it calls
+It returns a :class:`Classifier` (``Classifier(model)``, ``model`` a ``torch.nn.Module`` mapping
+``float32 (B, 64)`` inputs in [0, 1] to ``(B, 10)`` logits), or any object with the same three
+methods. The harness attacks it without ever sending it a label: it asks the solution, in the
+scoring process (fresh for each evaluation of a sealed run), only for these outputs, and computes
+every loss, step and score itself:
 
-* :func:`logits` on clean, adversarial and transferred inputs, and on every query of the
+* ``solution.logits`` (:func:`logits`) on clean, adversarial and transferred inputs, and on every query of the
   gradient-free Square attack;
-* :func:`logits_and_jacobian` on PGD-20's iterates: the logits and their Jacobian with respect to
+* ``solution.logits_and_jacobian`` (:func:`logits_and_jacobian`) on PGD-20's iterates: the logits and their Jacobian with respect to
   the input, one plain autograd backward pass per class;
-* :func:`logits_and_grad_at_prediction` on the strong check's iterates: the logits and the gradient
+* ``solution.logits_and_grad_at_prediction`` (:func:`logits_and_grad_at_prediction`) on the strong check's iterates: the logits and the gradient
   of the loss taken at the model's *own* prediction ``argmax z``, one backward pass. Where the
   model is right this is the gradient of the loss at the true label, and the strong check only
   needs gradients where the model is still right (a digit it gets wrong once is broken for good);
 
-and builds every loss from those on its own side. All three put the model in eval mode and run on
+and builds every loss from those on its own side. What a solution answers is its own output: a
+gradient that lies only blunts the white-box attacks, as a masked gradient does, and the Square and
+transfer attacks ask for logits alone. All three put the model in eval mode and run on
 one thread for the call, restoring the model's mode and the thread count afterwards, and leave no
 gradient on the parameters. A model need not be differentiable: a gradient that is zero or useless
 only blunts the white-box attacks, and the Square and transfer attacks need none.
@@ -45,7 +49,7 @@ from advbench.tasks.adversarial import (EPSILONS, PGD_STEPS, PRIMARY_EPS, SQUARE
                                         SQUARE_RESTARTS, STRONG_RESTARTS, STRONG_STEPS)
 
 __all__ = ["EPSILONS", "PRIMARY_EPS", "PGD_STEPS", "STRONG_STEPS", "STRONG_RESTARTS", "SQUARE_QUERIES",
-           "SQUARE_RESTARTS", "SQUARE_P_INIT", "Digits", "model_of", "margin_loss", "logits",
+           "SQUARE_RESTARTS", "SQUARE_P_INIT", "Digits", "Classifier", "model_of", "margin_loss", "logits",
            "logits_and_jacobian", "logits_and_grad_at_prediction"]
 
 
@@ -57,6 +61,22 @@ class Digits:
     y: np.ndarray  # int64 (n,)
     n_classes: int = 10
     eps: float = PRIMARY_EPS  # the threat model's radius at the primary metric (input scale)
+
+
+@dataclass
+class Classifier:
+    """The solution: ``model`` and the three questions the harness asks about it."""
+
+    model: Any  # torch.nn.Module
+
+    def logits(self, x: np.ndarray, device: str | None = None):
+        return logits(self, x, device)
+
+    def logits_and_jacobian(self, x: np.ndarray, device: str | None = None):
+        return logits_and_jacobian(self, x, device)
+
+    def logits_and_grad_at_prediction(self, x: np.ndarray, loss: str = "ce", device: str | None = None):
+        return logits_and_grad_at_prediction(self, x, loss, device)
 
 
 def model_of(solution: Any):

@@ -64,9 +64,6 @@ STRONG_SEED = 1234  # the strong check's random starts, in an unsealed run
 SQUARE_SEED = 4321  # the Square attack's draws, in an unsealed run
 SURROGATE_STREAM = 31  # seal.rng stream of the surrogate's seed
 SURROGATE_EPOCHS, SURROGATE_HIDDEN, SURROGATE_LR, SURROGATE_BATCH = 15, 256, 1e-3, 64
-LOGITS = "advbench.tasks.adversarial.contract:logits"
-LOGITS_AND_JACOBIAN = "advbench.tasks.adversarial.contract:logits_and_jacobian"
-LOGITS_AND_GRAD_AT_PREDICTION = "advbench.tasks.adversarial.contract:logits_and_grad_at_prediction"
 
 
 @dataclass
@@ -168,14 +165,14 @@ class RemoteOracle:
     def logits(self, x):
         import torch
 
-        z = self.solution.apply(LOGITS, x.detach().cpu().numpy(), self.device)
+        z = self.solution.logits(x.detach().cpu().numpy(), self.device)
         return torch.as_tensor(_array(z, (len(x), self.n_classes), "logits"))
 
     def loss_grad(self, x, y, loss: str):
         import torch
         import torch.nn.functional as F
 
-        reply = _pair(self.solution.apply(LOGITS_AND_JACOBIAN, x.detach().cpu().numpy(), self.device),
+        reply = _pair(self.solution.logits_and_jacobian(x.detach().cpu().numpy(), self.device),
                       "logits_and_jacobian")
         b, c = len(x), self.n_classes
         z = torch.as_tensor(_array(reply[0], (b, c), "logits"))
@@ -193,8 +190,8 @@ class RemoteOracle:
     def grad_while_correct(self, x, y, loss: str):
         import torch
 
-        reply = _pair(self.solution.apply(LOGITS_AND_GRAD_AT_PREDICTION, x.detach().cpu().numpy(), loss,
-                                          self.device), "logits_and_grad_at_prediction")
+        reply = _pair(self.solution.logits_and_grad_at_prediction(x.detach().cpu().numpy(), loss, self.device),
+                      "logits_and_grad_at_prediction")
         z = torch.as_tensor(_array(reply[0], (len(x), self.n_classes), "logits"))
         grad = torch.as_tensor(_array(reply[1], tuple(x.shape), "the gradient"))
         return z, grad.to(x.dtype)
