@@ -67,6 +67,7 @@ SPEC = TaskSpec(
     profiles=("cpu",),
     throughput_unit="search images/s",
     entry_point="advbench.tasks.darts.heldout:DARTSTask",
+    solution_data=("genotype",),
     solution="contract.Genotype: genotype() -> 3 nodes of (input_a, op_a, input_b, op_b)",
     data="sklearn load_digits as 1x8x8; 30% stratified test split from the seal",
     extras=("vision",),

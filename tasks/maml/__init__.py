@@ -62,6 +62,7 @@ SPEC = TaskSpec(
     profiles=("cpu",),
     throughput_unit="tasks/s",
     entry_point="advbench.tasks.maml.heldout:MAMLTask",
+    solution_data=("parameters", "inner_lr"),
     solution="contract.MetaInitialisation: parameters() -> dict of the 1-40-40-1 network's weights, inner_lr()",
     data="generated sinusoids (the MAML paper's distribution); 600 evaluation tasks from the seal",
 )

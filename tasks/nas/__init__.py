@@ -103,6 +103,7 @@ SPEC = TaskSpec(
     profiles=("cpu",),
     throughput_unit="evaluations/s",
     entry_point="advbench.tasks.nas.heldout:NASTask",
+    solution_data=("architecture", "asks"),
     solution="contract.Choice: architecture() -> the picked architecture (asked about), asks() -> ctx.ask calls so far",
     data="a tabular benchmark built once and cached: 240 MLPs trained on sklearn's digits with fixed seeds "
          "(3-fold CV accuracy, test accuracy); the method sees validation numbers through ctx.ask only",
