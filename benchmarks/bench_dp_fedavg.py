@@ -10,7 +10,7 @@ from advbench.asv_suite import run_task, track
 
 
 class DpFedavgSuite:
-    version = "dp-fedavg-v1"  # asv drops history when a task's data, metric or budget changes
+    version = "dp-fedavg-v2"  # asv drops history when a task's data, metric or budget changes
     timeout = 7200
     number = 1
     repeat = 1
@@ -35,11 +35,6 @@ class DpFedavgSuite:
         return track(results, method, variant, "metric:epsilon")
 
     track_epsilon.unit = "epsilon"
-
-    def track_epsilon_rdp(self, results, method, variant):
-        return track(results, method, variant, "metric:epsilon_rdp")
-
-    track_epsilon_rdp.unit = "epsilon"
 
     def track_epsilon_prv(self, results, method, variant):
         return track(results, method, variant, "metric:epsilon_prv")
@@ -66,6 +61,11 @@ class DpFedavgSuite:
 
     track_clip.unit = "L2 norm"
 
+    def track_calls(self, results, method, variant):
+        return track(results, method, variant, "metric:calls")
+
+    track_calls.unit = "calls"
+
     def track_gate_accuracy(self, results, method, variant):
         return track(results, method, variant, "gate:accuracy")
 
@@ -84,7 +84,7 @@ class DpFedavgSuite:
     def track_throughput(self, results, method, variant):
         return track(results, method, variant, "throughput")
 
-    track_throughput.unit = "client updates per s"
+    track_throughput.unit = "mechanism calls per s"
 
     def track_peak_memory(self, results, method, variant):
         return track(results, method, variant, "peak_memory")
