@@ -16,6 +16,12 @@ its pipeline refit on all training data (``contract.TunedModel``). Metrics: ``ho
 estimate). Each record's ``config.method.best_cv_by_trial`` is the best-score-against-trials curve;
 its learning curve is the hold-out score of the refit best every 5 trials.
 
+Scoring: the solution is code, asked for ``chosen_config()`` and ``predict(x)`` or (binary sets)
+``decision_function(x)`` on the hold-out rows, in the jailed scoring process (fresh for each evaluation of a
+sealed run); the harness computes the hold-out score from the plain outputs and the CV score from the
+configuration itself. Its CPU in one evaluation beyond 3x ``evaluation_cpu_seconds`` (1.0 s) is charged to
+training time; past 50x the evaluation is refused. Throughput (model fits/s) is the method's ``ctx.count``.
+
 Methods: ``reference`` = optuna ``TPESampler(seed)``, ``random`` = ``RandomSampler(seed)``, same
 trials, both starting from the default configuration; ``floor`` = scikit-learn's defaults, no
 tuning. Trials run through optuna's ``n_jobs`` (threads), never more than the run's threads.

@@ -12,6 +12,12 @@ builds that network and trains it from scratch on all 70% with one fixed recipe
 own (from the seal), and scores the test accuracy of each. So the board compares architectures,
 never training effort.
 
+Scoring: the solution is data, ``genotype()``, taken in the method's own process at each checkpoint,
+on the training clock, and decoded by the harness as plain data: no process opens it and no code of
+it runs in scoring. The harness builds, retrains and tests the network with its own code; nothing
+needs the clean scoring process. Throughput (search images/s) is the method's own ``ctx.count``,
+and records and boards say so.
+
 Metrics: ``test_accuracy`` (primary: mean over the three retrainings), its min and max, the derived
 network's ``parameters`` and how many of its 6 operations are parameter-free
 (``parameter_free_ops``: DARTS's known failure is a cell of skips and pools), and the harness's

@@ -15,6 +15,12 @@ A method learns the tasks in order and returns one snapshot of its model per sta
 2017). Each checkpoint scores its last snapshot on all five tasks, so a run reaches ``acc``
 targets only once it has learnt them all.
 
+Scoring: the solution is code, asked only for ``stages()`` and ``predict(x, stage, task_id)``. It runs
+in the jailed scoring process, fresh for each evaluation of a sealed run, on the held-out images; the
+harness fills ``R`` and computes ``acc`` and ``bwt`` from the plain labels it returns. Its CPU in one
+evaluation beyond 3x ``evaluation_cpu_seconds`` (1.0 s) is charged to training time; past 50x the
+evaluation is refused. Throughput (images/s) is the method's own ``ctx.count``.
+
 Methods: ``reference`` = EWC with the per-sample empirical Fisher (``torch.func.vmap``), λ = 300,
 Adam; ``floor`` = plain fine-tuning; ``joint`` = the ceiling, training on every task so far
 at each stage. Budgets: ``epochs_per_task``, quick 10 (permuted), full 20 (every setting).

@@ -18,6 +18,12 @@ Solution: any object with ``predict(x) -> labels`` (``float32[n, 64]`` in, ``int
 in the scoring process on the test images only. Metrics: test accuracy (primary) and the lowest
 per-class recall (non-IID training often sacrifices a class).
 
+Scoring: the solution is code, asked only for ``predict(x)``. It runs in the jailed scoring process,
+fresh for each evaluation of a sealed run, on the test images; the harness computes accuracy and
+recall from the plain labels it returns. Its CPU in one evaluation beyond 3x
+``evaluation_cpu_seconds`` (1.0 s) is charged to training time; past 50x the evaluation is refused.
+Throughput (client updates/s) is the method's own ``ctx.count``, and records and boards say so.
+
 Budget: communication ``rounds`` (30 quick, 100 full) with every client taking part each round
 (``clients_per_round`` = 10); local computation is the method's choice and its cost is wall time.
 Rounds to target are in each record's targets (``step_to_target``: a method checkpoints once per

@@ -50,6 +50,12 @@ Solution: any object with ``predict(graphs) -> int array`` over a list of
 on the training graphs (for ``train_accuracy``), with labels stripped (``y = -1``) from both; the
 accuracy is computed in the harness.
 
+Scoring: the solution is code, asked only for ``predict(graphs)``. It runs in the jailed scoring
+process, fresh for each evaluation of a sealed run, on label-stripped graphs; the harness computes
+both accuracies from the plain labels it returns. Its CPU in one evaluation beyond 3x
+``evaluation_cpu_seconds`` (1.0 s) is charged to training time; past 50x the evaluation is refused.
+Throughput (graphs/s) is the method's own ``ctx.count``, and records and boards say so.
+
 Targets: quick family >= 0.90 (one fold); full family >= 0.95 and ba2motif >= 0.95 per fold, and
 CSL accuracy <= 0.20 (above that means leakage). Measured here with PyG's GCNConv (3 layers of 64,
 mean pooling, Adam 1e-2, 60 epochs): family 5-fold accuracy 0.97 (0.955-0.99).

@@ -34,6 +34,12 @@ build and cached, so the normaliser is exact for each run (their returns are in 
 cheapest matching, which every agent computes from its own observation, and steers there with a
 PD controller; it ignores collisions and the adversary, so a learned policy could beat it.
 
+The solution is code, asked only for ``act(obs)``: it runs in the jailed scoring process, fresh for
+each evaluation of a sealed run, while the episodes are stepped and the returns summed in the
+harness. Its CPU in one evaluation beyond 3x ``evaluation_cpu_seconds`` (1.0 s) is charged to
+training time; past 50x the evaluation is refused. The env steps of the throughput are the
+method's own ``ctx.count``, and records and boards say so.
+
 Budgets: ``episodes`` of training (all agents together): quick 800 (spread only), full 5000 (both
 variants). Measured with the reference (``baselines/maddpg.py``: 64-64 networks, Adam 1e-3,
 gamma 0.95, tau 0.01, batch 1024, 16 episodes stepped together, one update per vector step, one

@@ -12,6 +12,12 @@ the support MSE (``contract.adapt``) and scores the query MSE after 1 and after 
 its 95% confidence interval over tasks (``*_ci95``, scipy's t interval); ``mse_0step`` is the
 unadapted error. Because the harness runs the steps, the step count cannot be gamed.
 
+Scoring: the solution is data, ``parameters()`` and ``inner_lr()``, taken in the method's own
+process at each checkpoint, on the training clock, and decoded by the harness as plain data: no
+process opens it and no code of it runs in scoring. The harness adapts the weights and computes the
+metrics with its own code; nothing needs the clean scoring process. Throughput (tasks/s) is the
+method's own ``ctx.count``, and records and boards say so.
+
 Methods: ``reference`` = second-order MAML (inner gradient through ``torch.func.grad``, the meta-batch
 under ``vmap``), ``first-order`` = first-order MAML, ``floor`` = joint pretraining on pooled tasks,
 adapted the same way. Budgets: ``meta_iterations`` of 25 tasks, quick 2000 (k10), full

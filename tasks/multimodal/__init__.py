@@ -32,6 +32,12 @@ Solution: any object with ``predict(image, audio, text) -> int array (N,)`` on a
 above. It runs in the scoring process and gets the held-out triples' inputs only, never their
 labels. Metrics: accuracy (primary) and macro-F1 on the 2000 held-out triples, computed here.
 
+Scoring: the solution is code, asked only for ``predict(image, audio, text)``. It runs in the jailed
+scoring process, fresh for each evaluation of a sealed run, on the held-out inputs; the harness
+computes accuracy and macro-F1 from the plain labels it returns. Its CPU in one evaluation beyond 3x
+``evaluation_cpu_seconds`` (1.0 s) is charged to training time; past 50x the evaluation is refused.
+Throughput (examples/s) is the method's own ``ctx.count``, and records and boards say so.
+
 Sealing: in a ``--sealed`` run the image pools (stream 1) and the held-out triples (stream 3: which
 test-pool image, audio class, tone, noise, instruction and filler tokens) come from the run's
 ``Seal``, so a method cannot regenerate the held-out audio and text (nor so the labels) from

@@ -28,6 +28,12 @@ pick after k asks, ``regret_auc`` the mean regret of the best-so-far curve over 
 search that stops early keeps its pick). The whole curve is stored in the record,
 ``config.data.best_so_far``. ``found_optimum`` is 1 when the final pick is the optimum.
 
+Scoring: the solution is data, ``architecture()`` and ``asks()``, taken in the method's own process
+at each checkpoint, on the training clock, and decoded by the harness as plain data: no process
+opens it and no code of it runs in scoring. The harness scores the pick from its own table and ask
+log; nothing needs the clean scoring process. Throughput (evaluations/s) is counted by the harness:
+the asks its oracle answered (``counted_by: "harness"``), not the method's ``ctx.count``.
+
 What this does not protect: the table is public by construction (the code and the data are in this
 repository, as NAS-Bench-201 is public), so a method that trains networks itself, or reads the cache
 file, is cheating in a way the harness does not detect; the sandbox only refuses to import

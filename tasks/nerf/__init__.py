@@ -18,6 +18,12 @@ rendered views above their ground truth beside it (``<record>.views.png``, Pillo
 field of the true scene (σ = 200 inside the spheres) scores 45.5 dB (worst view 30.2) at 32 x 32
 and 41.5 (31.2) at 64 x 64 through this renderer: the renderer's own error is far below the targets.
 
+Scoring: the solution is code, asked only for ``query(points, dirs)``. It runs in the jailed scoring
+process, fresh for each evaluation of a sealed run, on the held-out views' sample points; the
+harness composites the views and computes the PSNRs from the plain arrays it returns. Its CPU in
+one evaluation beyond 3x ``evaluation_cpu_seconds`` (1.5 s) is charged to training time; past 50x
+the evaluation is refused. Throughput (rays/s) is the method's own ``ctx.count``.
+
 Methods (``baselines/nerf.py``): ``reference`` = NeRF's positional encoding (6 frequencies for
 points, 4 for directions), a 3 x 128 ReLU MLP, 32 stratified samples per training ray over its
 segment inside the scene cube (the density is zero outside), 1024 rays a step, Adam 2e-3 decayed

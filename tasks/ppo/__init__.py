@@ -11,6 +11,12 @@ Scoring: the harness runs 50 evaluation episodes on seeds drawn from the run's s
 for the actions of every episode still running and never sees a reward or a seed. Metrics: mean
 return (primary), its interquartile mean and spread. Throughput: training env steps per second.
 
+The solution is code, asked only for ``act(obs)``: it runs in the jailed scoring process, fresh
+for each evaluation of a sealed run, while the environments are stepped and the returns summed in
+the harness. Its CPU in one evaluation beyond 3x ``evaluation_cpu_seconds`` (1.0 s) is charged to
+training time; past 50x the evaluation is refused. The env steps of the throughput are the
+method's own ``ctx.count``, and records and boards say so.
+
 Budgets: env steps, quick 40 000 (pendulum), full 200 000 (pendulum and mountaincar). Measured
 with the reference (``baselines/ppo.py``: 8 sub-environments x 256 steps, 10 epochs, minibatch 256,
 Adam 1e-3 annealed, gamma 0.9 on pendulum and 0.99 on mountaincar, one thread, full budget, seeds

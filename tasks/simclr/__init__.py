@@ -15,6 +15,12 @@ test split:
   only about 0.91 with ten per class;
 * ``knn_acc``: 5-nearest-neighbour accuracy in cosine distance with every training label.
 
+Scoring: the solution is code, asked only for ``encode(images)``. It runs in the jailed scoring
+process, fresh for each evaluation of a sealed run, on the training and test images; the harness
+fits the probes and computes the three accuracies from the plain features it returns. Its CPU in
+one evaluation beyond 3x ``evaluation_cpu_seconds`` (1.0 s) is charged to training time; past 50x
+the evaluation is refused. Throughput (images/s) is the method's own ``ctx.count``.
+
 Floors: a randomly initialised encoder (probe 0.96 / 0.87) and the raw pixels themselves
 (method ``raw-pixels``), which SimCLR must beat in the few-label regime.
 

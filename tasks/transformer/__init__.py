@@ -18,6 +18,12 @@ Solution: any object with ``translate(src) -> out`` taking and returning ``int64
 gets the held-out *sources* only. Metrics: exact-sequence match (primary) and token accuracy on the
 held-out set.
 
+Scoring: the solution is code, asked only for ``translate(src)``. It runs in the jailed scoring
+process, fresh for each evaluation of a sealed run, and answers for held-out sources; the harness
+computes both metrics from the plain arrays it returns. Its CPU in one evaluation beyond 3x
+``evaluation_cpu_seconds`` (1.5 s) is charged to training time; past 50x the evaluation is refused.
+Throughput (sequences/s) is the method's own ``ctx.count``, and records and boards say so.
+
 Targets: quick copy >= 0.99; full reverse >= 0.99 and sort >= 0.99 (measured with PyTorch's own
 ``nn.Transformer`` at d_model 64, 4 heads, 2+2 layers: copy 0.99 after 800 steps, reverse 1.00
 after 600, sort 1.00 after 200).

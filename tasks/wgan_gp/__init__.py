@@ -7,6 +7,12 @@ samples drawn from the public seed and returns a sampler ``sample(n, seed)``; th
 for 1000 samples with a seed of its own and compares them with 1000 held-out real samples
 (both from the seal).
 
+Scoring: the solution is code, asked only for ``sample(n, seed)``. It runs in the jailed scoring
+process, fresh for each evaluation of a sealed run, and gets no held-out samples, only the count and
+a seed of the harness's; the harness computes every metric from the plain samples it returns. Its CPU in
+one evaluation beyond 3x ``evaluation_cpu_seconds`` (1.0 s) is charged to training time; past 50x
+the evaluation is refused. Throughput (generator steps/s) is the method's own ``ctx.count``.
+
 Metrics: ``w1`` (primary), the exact Wasserstein-1 distance between the 1000 generated and the
 1000 held-out samples (the optimal assignment's mean Euclidean cost, scipy's
 ``linear_sum_assignment``; equal to the transport linear program's optimum: tested). Measured
