@@ -206,10 +206,13 @@ def _privacy_utility(page: _Page, rows: list[dict[str, Any]], colour: dict[str, 
                                    "line": {"dash": "dash", "color": colour[method]}})
         if data:
             layout = {"title": {"text": f"privacy-utility: {family} ({budget}); dashed: ε = ∞"},
-                      "xaxis": {"title": {"text": "ε (recomputed by the harness)"}, "type": "log"},
+                      "xaxis": {"title": {"text": "ε (the harness's accountant)"}, "type": "log"},
                       "yaxis": {"title": {"text": primary}}, "shapes": shapes}
             out.append(page.plot("privacy-utility", data, layout))
     return "".join(out)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg")
 
 
 def _images(g: list[dict[str, Any]], recs: dict[str, dict[str, Any]], out_dir: Path) -> str:
@@ -219,7 +222,7 @@ def _images(g: list[dict[str, Any]], recs: dict[str, dict[str, Any]], out_dir: P
             rec = recs.get(path)
             for name in (rec or {}).get("artifacts") or []:
                 src = Path(path).parent / name
-                if not src.is_file():
+                if not src.is_file() or src.suffix.lower() not in IMAGE_SUFFIXES:  # logs are artifacts too
                     continue
                 rel = Path("img") / rec["task_id"] / r["method"] / name
                 (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
