@@ -199,7 +199,7 @@ def hidden_paths(extra: list[str] | tuple[str, ...] = ()) -> list[str]:
     Ray's session folders, the results and the key's file (given in ``extra``)."""
     home = os.path.expanduser("~")
     cands = [home, os.environ.get("XDG_CACHE_HOME", ""), "/tmp/ray", tempfile.gettempdir(), *extra]
-    return [os.path.realpath(p) for p in dict.fromkeys(c for c in cands if c)]
+    return list(dict.fromkeys(os.path.realpath(c) for c in cands if c))
 
 
 def view_args(hidden: list[str], gpu: bool) -> list[str]:

@@ -508,6 +508,10 @@ def run(task: str, method: str | None = None, *, profile: str | None = None, bud
     if isolation == "process":
         hide = [str(results_dir)] if results_dir is not None else []
         hide += [f for f in (seal_key_file(),) if f]
+        # The results folders a user keeps records in, whichever this run writes to: the working
+        # folder's and the checkout's (on sys.path when run as `python -m` from the repository).
+        checkout = Path(__file__).resolve().parents[1]
+        hide += [str(p) for p in (Path.cwd() / "results", checkout / "results") if p.is_dir()]
         jail = JailSpec(RunLimits(memory_cap, max_processes, threads), hidden=hidden_paths(hide),
                         gpu=prof.torch_device == "cuda", fresh_scorer=sealed)
     try:
