@@ -1,0 +1,104 @@
+"""Scores the harness computes itself: no process that scores runs a method's code.
+
+* Every task, run through the jailed harness with its floor: the harness process never imports
+  the method's module (nor any of advbench's baselines), and a task whose solution is data
+  (``TaskSpec.solution_data``) starts no process that opens a solution at all.
+* The scoring processes' protocol: the clean one never opens a solution and runs only
+  ``compute``; the one that holds a solution refuses ``compute``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from multiprocessing import Pipe
+from pathlib import Path
+
+import pytest
+
+from advbench.registry import default_registry
+from advbench.solution import dumps_plain, loads_plain, serve
+
+TASKS = sorted(default_registry().task_names())
+
+PROBE = r'''
+import json, sys
+from advbench.registry import default_registry
+from advbench.runner import run
+
+reg = default_registry()
+out = {}
+for task in sys.argv[1:]:
+    spec = reg.spec(task)
+    package = reg.method(task, spec.floor_method).target.split(":")[0]
+    rec = run(task, spec.floor_method, budget="quick", seed=0, results_dir=None, threads=1)
+    out[task] = {"status": rec["status"], "error": rec.get("error"),
+                 "method_modules": sorted(m for m in sys.modules
+                                          if m == package or m.startswith("advbench.baselines")),
+                 "solution_cpu_seconds": rec["timings"].get("solution_cpu_seconds"),
+                 "data": bool(spec.solution_data)}
+print("PROBE " + json.dumps(out))
+'''
+
+
+@pytest.fixture(scope="module")
+def floors(tmp_path_factory):
+    """Every task's floor, quick budget, through the jailed harness in a fresh interpreter (so that
+    nothing this test process imported counts): what the harness process imported by the end."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("ADVBENCH_SEAL_KEY", None)
+    proc = subprocess.run([sys.executable, "-c", PROBE, *TASKS], capture_output=True, text=True, env=env,
+                          cwd=tmp_path_factory.mktemp("probe"), timeout=900)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("PROBE ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    return json.loads(lines[-1][len("PROBE "):])
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_the_harness_never_imports_method_code(floors, task):
+    got = floors[task]
+    assert got["status"] == "ok", got["error"]
+    assert got["method_modules"] == [], got
+    if got["data"]:  # no process opened the solution: nothing of its code ran to score it
+        assert got["solution_cpu_seconds"] == 0.0, got
+
+
+def _serving(clean: bool):
+    ours, theirs = Pipe()
+    thread = threading.Thread(target=serve, args=(theirs,), kwargs={"clean": clean}, daemon=True)
+    thread.start()
+
+    def ask(msg):
+        ours.send(msg)
+        return loads_plain(ours.recv_bytes())
+
+    return ask, thread
+
+
+def test_the_clean_scoring_process_never_opens_a_solution_and_only_computes():
+    ask, thread = _serving(clean=True)
+    import pickle
+
+    assert ask(("load", pickle.dumps(3.0)))[0] == "error"
+    assert ask(("request", ("call", "predict", (), {})))[0] == "error"
+    assert ask(("request", ("fetch",)))[0] == "error"
+    assert ask(("request", ("compute", "math:sqrt", (16.0,), {}))) == ("ok", 4.0)
+
+
+def test_a_scoring_process_that_holds_a_solution_refuses_compute():
+    import pickle
+
+    ask, _ = _serving(clean=False)
+    assert ask(("load", pickle.dumps(3.0)))[0] == "ok"
+    reply = ask(("request", ("compute", "math:sqrt", (16.0,), {})))
+    assert reply[0] == "error" and "clean scoring process" in reply[1]
+    assert ask(("request", ("fetch",))) == ("ok", 3.0)
+
+
+def test_plain_data_round_trips_and_nothing_else_does():
+    assert loads_plain(dumps_plain({"a": [1, 2.5, "x"]})) == {"a": [1, 2.5, "x"]}
+    with pytest.raises(TypeError):
+        dumps_plain(Path("/"))
