@@ -7,6 +7,7 @@ elsewhere; the only answer is whether the budget's wall-time cap is spent.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import time
 from typing import Any, Callable, Mapping
@@ -135,10 +136,8 @@ def dump_solution(solution: Any, spec: TaskSpec | None = None) -> bytes:
         except TypeError as exc:
             raise TypeError(f"a {spec.name} solution's {', '.join(f'{n}()' for n in spec.solution_data)} must "
                             f"return plain data: {exc}") from exc
-    try:
+    with contextlib.suppress(TypeError):  # not plain data: pickled below, for a scoring process to open
         return PLAIN + dumps_plain({"whole": solution})
-    except TypeError:
-        pass
     try:
         return pickle.dumps(solution, protocol=5)
     except Exception as exc:

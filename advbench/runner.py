@@ -41,8 +41,8 @@ from advbench.jail import (DEFAULT_MAX_PROCESSES, START_TIMEOUT, Child, JailSpec
 from advbench.plan import Run
 from advbench.profiles import default_threads, get_profile
 from advbench.registry import MethodEntry, Registry, default_registry, load_object
-from advbench.solution import (DataSolution, RemoteSolution, SolutionError, await_reply, loads_plain, local_handle,
-                               recv_plain)
+from advbench.solution import (DataSolution, RemoteSolution, SolutionError, SolutionHandle, await_reply, loads_plain,
+                               local_handle, recv_plain)
 from advbench.spec import BUDGETS, EVAL_CPU_CAP, EVAL_CPU_FREE, TaskSpec
 from advbench.task import Problem, Seal
 
@@ -233,190 +233,159 @@ def time_to_target(curve: list[dict[str, Any]], metric: str, target: Any, m: Any
 # ---------------------------------------------------------------------------------------------
 
 @dataclass
-class Scorer:
-    """Scores solution pickles through a scoring process, started on first use and again after a
-    solution killed it; metrics are computed here by the task's ``evaluate``.
+class ScoringProcess:
+    """One scoring process (``python -m advbench.sandbox solution``), started on demand and again
+    after it died; its start-up is waited for once and counted in ``start_seconds``."""
 
-    With ``fresh_each`` (sealed runs: the ones that are ranked) every evaluation gets a scoring
-    process of its own, killed after it: nothing a solution's code did in one evaluation (patching
-    the contract's functions, caching inputs) survives into the next checkpoint's. The next one is
-    started at once, so it is ready (its interpreter and the harness's modules loaded) when asked.
-
-    ``handle.compute`` requests go to a second, *clean* scoring process that never opens a
-    solution (see :mod:`advbench.solution`); it is started the first time a task asks for it, and
-    with ``fresh_each`` it is replaced after every evaluation as well (a TorchScript file it loaded
-    leaves nothing behind).
-    """
-
-    task_impl: Any
-    problem: Problem
-    profile: Any
     job: dict[str, Any]
     threads: int
-    eval_timeout: float
-    jail: JailSpec | None = None
-    log_dir: Path | None = None
+    jail: JailSpec | None
+    log_dir: Path | None
+    logs: list[Path]  # every process's output, in order (shared with the Scorer)
     child: Child | None = None
+    ready: bool = False
     start_seconds: float = 0.0
-    transfer_seconds: float = 0.0
-    transfer_bytes: int = 0
-
-    _ready: bool = False
-    logs: list[Path] = field(default_factory=list)  # every scoring process's output, in order
-    fresh_each: bool = False
-    evaluations: int = 0
-    clean: Child | None = None
-    _clean_ready: bool = False
-    data: bool = False  # the task's solutions are data (TaskSpec.solution_data): no solution process at all
-    method_package: str = ""  # the method's module: the clean process refuses to import it
-    evaluation_cpu: float = 1.0  # TaskSpec.evaluation_cpu_seconds
-    solution_cpu_seconds: float = 0.0  # the solution's code in the scoring process, all evaluations
-    solution_cpu_max: float = 0.0
-    last_charge: float = 0.0  # seconds of the last evaluation charged to training time
-    charged_seconds: float = 0.0
+    _t0: float = 0.0
 
     def start(self) -> None:
-        """Spawn the scoring process without waiting for it (it imports while the method does)."""
-        if self.data:
-            return
+        """Spawn it without waiting (it imports while the method does)."""
         if self.child is None or self.child.dead():
-            if self.child is not None:
-                self.child.kill()
+            self.reset()
             self._t0 = time.perf_counter()
-            self.child, self._ready = Child("solution", self.job, self.threads, self.jail, self.log_dir), False
+            self.child, self.ready = Child("solution", self.job, self.threads, self.jail, self.log_dir), False
             self.logs.append(self.child.log_path)
 
-    def _start_clean(self) -> None:
-        if self.clean is None or self.clean.dead():
-            if self.clean is not None:
-                self.clean.kill()
-            self._t_clean = time.perf_counter()
-            # The clean process refuses the method's module and advbench's baselines outright: a
-            # compute request that needed them (a task's bug) fails loudly instead of running them.
-            blocked = [*self.job.get("blocked_packages", ()), "advbench.baselines"]
-            if self.method_package:
-                blocked.append(self.method_package)
-            self.clean = Child("solution", {**self.job, "clean": True, "blocked_packages": blocked}, self.threads,
-                               self.jail, self.log_dir)
-            self._clean_ready = False
-            self.logs.append(self.clean.log_path)
-
-    def _clean_host(self) -> tuple[Any, Callable[[], str | None]]:
-        self._start_clean()
-        assert self.clean is not None
-        if not self._clean_ready:
-            self.clean.wait_ready(START_TIMEOUT)
-            self._clean_ready = True
-            self.start_seconds += time.perf_counter() - self._t_clean
-        return self.clean.conn, self.clean.dead
-
-    def ready(self) -> None:
-        if not self.data:
-            self._host()
-
-    def _host(self) -> Child:
+    def host(self) -> Child:
         self.start()
         assert self.child is not None
-        if not self._ready:
+        if not self.ready:
             self.child.wait_ready(START_TIMEOUT)
-            self._ready = True
+            self.ready = True
             self.start_seconds += time.perf_counter() - self._t0
         return self.child
 
-    def score(self, blob: bytes) -> dict[str, float]:
-        """Metrics of the solution pickled in ``blob``; raises SolutionError or ValueError."""
-        if blob.startswith(PLAIN):
-            return self._score_data(blob[len(PLAIN):])
+    def reset(self) -> None:
+        if self.child is not None:
+            self.child.kill()
+            self.child = None
+
+
+class Scorer:
+    """Scores solutions sent by ``ctx.checkpoint``; metrics are computed here by the task's ``evaluate``.
+
+    A pickled solution goes, unopened, to the *solution* scoring process, which the task questions
+    for outputs. A solution sent as plain data (``advbench.context.dump_solution``) is decoded here
+    and opened by no process. ``handle.compute`` requests go to a *clean* scoring process that never
+    opens a solution and refuses to import the method's module and advbench's baselines (a compute
+    request that needed them, a task's bug, fails loudly instead of running them); it is started
+    the first time a task asks for it.
+
+    With ``fresh_each`` (sealed runs: the ones that are ranked) every evaluation gets scoring
+    processes of its own, killed after it: nothing a solution's code did in one evaluation (patching
+    functions, caching inputs) survives into the next checkpoint's, nor anything a file the clean
+    process loaded did. The next ones are started at once, so they are ready when asked.
+    """
+
+    def __init__(self, task_impl: Any, problem: Problem, profile: Any, job: dict[str, Any], threads: int,
+                 eval_timeout: float, jail: JailSpec | None, log_dir: Path | None, *, fresh_each: bool = False,
+                 data: bool = False, method_package: str = "", evaluation_cpu: float = 1.0) -> None:
+        self.task_impl, self.problem, self.profile, self.eval_timeout = task_impl, problem, profile, eval_timeout
+        self.fresh_each = fresh_each
+        self.data = data  # the task's solutions are data (TaskSpec.solution_data): no solution process
+        self.evaluation_cpu = evaluation_cpu  # TaskSpec.evaluation_cpu_seconds
+        self.logs: list[Path] = []
+        blocked = [*job.get("blocked_packages", ()), "advbench.baselines", *filter(None, [method_package])]
+        self.solution = ScoringProcess(job, threads, jail, log_dir, self.logs)
+        self.clean = ScoringProcess({**job, "clean": True, "blocked_packages": blocked}, threads, jail, log_dir,
+                                    self.logs)
+        self.transfer_seconds, self.transfer_bytes, self.evaluations = 0.0, 0, 0
+        self.solution_cpu_seconds = 0.0  # the solution's code in the scoring process, all evaluations
+        self.solution_cpu_max = 0.0
+        self.last_charge = 0.0  # seconds of the last evaluation charged to training time
+        self.charged_seconds = 0.0
+
+    @property
+    def start_seconds(self) -> float:
+        return self.solution.start_seconds + self.clean.start_seconds
+
+    def start(self) -> None:
+        if not self.data:
+            self.solution.start()
+
+    def ready(self) -> None:
+        if not self.data:
+            self.solution.host()
+
+    def _compute(self, request: tuple, deadline: float) -> Any:
         try:
-            host = self._host()
+            host = self.clean.host()
         except SolutionError as exc:
-            raise SolutionError(f"the scoring process could not start: {exc}") from exc
-        handle = RemoteSolution(host.conn, time.monotonic() + self.eval_timeout, host.dead, self._clean_host)
-        cpu0 = host.cpu_seconds()  # the solution's code from here on: unpickling, then every answer
+            raise SolutionError(f"the clean scoring process could not start: {exc}") from exc
+        host.conn.send(("request", request))
+        return await_reply(host.conn, deadline, host.dead, "clean scoring process")
+
+    def score(self, blob: bytes) -> dict[str, float]:
+        """Metrics of the solution in ``blob``; raises SolutionError or ValueError."""
+        self.last_charge = 0.0
+        deadline = time.monotonic() + self.eval_timeout
+        compute = lambda request: self._compute(request, deadline)  # noqa: E731
+        host: Child | None = None
         t0 = time.perf_counter()
-        try:
-            handle.load(blob)
-        except SolutionError:
-            self._reset()
-            raise
+        if blob.startswith(PLAIN):
+            try:
+                handle: SolutionHandle = DataSolution(loads_plain(blob[len(PLAIN):]), compute)
+            except Exception as exc:  # noqa: BLE001 - refused globals, truncated or malformed bytes
+                raise SolutionError(f"the solution's data is not plain data: {exc}") from exc
+        else:
+            try:
+                host = self.solution.host()
+            except SolutionError as exc:
+                raise SolutionError(f"the scoring process could not start: {exc}") from exc
+            handle = RemoteSolution(host.conn, deadline, host.dead, compute)
+            cpu0 = host.cpu_seconds()  # the solution's code from here on: unpickling, then every answer
+            try:
+                handle.load(blob)
+            except SolutionError:
+                self.solution.reset()
+                raise
         self.transfer_seconds += time.perf_counter() - t0
         self.transfer_bytes += len(blob)
         self.evaluations += 1
-        used_clean = self.clean is not None
+        used_clean = self.clean.child is not None
         try:
             metrics = finite_metrics(self.task_impl.evaluate(handle, self.problem, self.profile))
-            self._charge(host.cpu_seconds() - cpu0)
+            if host is not None:
+                self._charge(host.cpu_seconds() - cpu0)
             return metrics
         except SolutionError:
-            self._reset()  # it may hang or be dead: a fresh one for the next checkpoint
-            self._reset_clean()
+            self.close()  # either may hang or be dead: fresh ones for the next checkpoint
             raise
         finally:
-            used_clean = used_clean or self.clean is not None
+            used_clean = used_clean or self.clean.child is not None
             if self.fresh_each:
-                self._reset()
-                self._reset_clean()
-                self.start()
-                if used_clean:
-                    self._start_clean()
-            elif self.child is not None and not self.child.dead():
+                for process, used in ((self.solution, host is not None), (self.clean, used_clean)):
+                    if used:
+                        process.reset()
+                        process.start()
+            elif host is not None and not host.dead():
                 with contextlib.suppress(SolutionError, OSError):
-                    handle.drop()
+                    handle.drop()  # type: ignore[attr-defined]
 
     def _charge(self, cpu: float) -> None:
         """The solution's CPU seconds in one evaluation: beyond EVAL_CPU_FREE times the reference's,
         charged to training time (``last_charge``); beyond EVAL_CPU_CAP times, refused."""
         self.solution_cpu_seconds += cpu
         self.solution_cpu_max = max(self.solution_cpu_max, cpu)
-        allowance = EVAL_CPU_FREE * self.evaluation_cpu
-        self.last_charge = max(0.0, cpu - allowance)
+        self.last_charge = max(0.0, cpu - EVAL_CPU_FREE * self.evaluation_cpu)
         self.charged_seconds += self.last_charge
         if cpu > EVAL_CPU_CAP * self.evaluation_cpu:
             raise SolutionError(f"the solution's code took {cpu:.1f} s of CPU in one evaluation, over "
                                 f"{EVAL_CPU_CAP:g} times what the task's reference needs ({self.evaluation_cpu:g} s): "
                                 "work belongs in training, not in scoring")
 
-    def _score_data(self, blob: bytes) -> dict[str, float]:
-        """A data solution: decoded here as plain data; only ``compute`` starts a (clean) process."""
-        deadline = time.monotonic() + self.eval_timeout
-
-        def compute(request: tuple) -> Any:
-            conn, alive = self._clean_host()
-            conn.send(("request", request))
-            return await_reply(conn, deadline, alive, "clean scoring process")
-
-        t0 = time.perf_counter()
-        try:
-            handle = DataSolution(loads_plain(blob), compute)
-        except Exception as exc:  # noqa: BLE001 - refused globals, truncated or malformed bytes
-            raise SolutionError(f"the solution's data is not plain data: {exc}") from exc
-        self.transfer_seconds += time.perf_counter() - t0
-        self.transfer_bytes += len(blob)
-        self.evaluations += 1
-        used_clean = self.clean is not None
-        try:
-            return finite_metrics(self.task_impl.evaluate(handle, self.problem, self.profile))
-        except SolutionError:
-            self._reset_clean()
-            raise
-        finally:
-            if self.fresh_each and (used_clean or self.clean is not None):
-                self._reset_clean()
-                self._start_clean()
-
-    def _reset(self) -> None:
-        if self.child is not None:
-            self.child.kill()
-            self.child = None
-
-    def _reset_clean(self) -> None:
-        if self.clean is not None:
-            self.clean.kill()
-            self.clean = None
-
     def close(self) -> None:
-        self._reset()
-        self._reset_clean()
+        self.solution.reset()
+        self.clean.reset()
 
 
 def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
@@ -809,7 +778,6 @@ def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, thr
                     cpu0 = worker.cpu_seconds()
                     pause0 = time.perf_counter()
                     point: dict[str, Any] = {"step": step, "train_seconds": now, "work": float(work)}
-                    scorer.last_charge = 0.0
                     try:
                         point["metrics"] = last_metrics = scorer.score(blob)
                         last_blob = blob
@@ -843,7 +811,6 @@ def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, thr
                     # questions since: what it scores (dp-fedavg's ε) may count them.
                     if blob is not None and (blob != last_blob or out.asks != asks_scored):
                         t1 = time.perf_counter()
-                        scorer.last_charge = 0.0
                         try:
                             last_metrics = scorer.score(blob)
                             out.train_seconds += scorer.last_charge

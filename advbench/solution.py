@@ -158,8 +158,11 @@ def compute_in_subprocess(request: tuple, timeout: float = 3600.0) -> Any:
     code = ("import sys, json; sys.path[:] = json.loads(sys.argv[1]); "
             "from advbench.solution import _compute_main; _compute_main()")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ADVBENCH_SEAL")}
-    proc = subprocess.run([sys.executable, "-c", code, json.dumps(sys.path)], input=pickle.dumps(request, PROTOCOL),
-                          capture_output=True, env=env, timeout=timeout)
+    try:
+        proc = subprocess.run([sys.executable, "-c", code, json.dumps(sys.path)],
+                              input=pickle.dumps(request, PROTOCOL), capture_output=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise SolutionError(f"compute took longer than {timeout:g} s") from exc
     if proc.returncode != 0:
         raise SolutionError(f"compute failed (exit code {proc.returncode}): "
                             f"{proc.stderr.decode(errors='replace').strip()[-2000:]}")
@@ -257,23 +260,16 @@ def recv_plain(conn: Any) -> Any:
 class RemoteSolution(SolutionHandle):
     """The solution currently loaded in a scoring process (:func:`serve` at the other end).
 
-    ``clean`` starts (or returns) the run's clean scoring process, as ``(conn, alive)``: the one
-    ``compute`` requests go to. The harness never sends it a solution."""
+    ``compute`` carries out ``compute`` requests elsewhere (the run's clean scoring process): never
+    in the process that opened the solution."""
 
     def __init__(self, conn: Any, deadline: float, alive: Callable[[], str | None],
-                 clean: Callable[[], tuple[Any, Callable[[], str | None]]] | None = None) -> None:
-        self._conn, self._deadline, self._alive, self._clean = conn, deadline, alive, clean
+                 compute: Callable[[tuple], Any] | None = None) -> None:
+        self._conn, self._deadline, self._alive, self._compute = conn, deadline, alive, compute
 
     def _request(self, request: tuple) -> Any:
         if request[0] == "compute":
-            if self._clean is None:
-                raise SolutionError("this solution handle has no clean scoring process for compute()")
-            try:
-                conn, alive = self._clean()
-            except SolutionError as exc:
-                raise SolutionError(f"the clean scoring process could not start: {exc}") from exc
-            conn.send(("request", request))
-            return await_reply(conn, self._deadline, alive, "clean scoring process")
+            return (self._compute or compute_in_subprocess)(request)
         self._conn.send(("request", request))
         return self._reply()
 
