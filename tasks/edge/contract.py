@@ -44,16 +44,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import pickle
 import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import traceback
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -83,7 +79,7 @@ SOURCE_STREAM = 5  # numpy stream of the source model's batch order: default_rng
 __all__ = ["LATENCY_BATCHES", "N_CLASSES", "INPUT_SHAPE", "WARMUP_CALLS", "REPEATS", "MIN_REPEAT_SECONDS",
            "DISTINCT_INPUTS", "MODELS", "Images", "EdgeTrain", "EdgeSolution", "DigitCNN", "batches",
            "train_epochs", "train_source_model", "deployable_bytes", "export", "stored_numbers", "refused_call",
-           "paired_latency", "measure_deployed", "deploy_main"]
+           "paired_latency", "measure_files", "measure_deployed"]
 
 
 # ---------------------------------------------------------------- data and solution types
@@ -481,17 +477,12 @@ def _distinct_batches(x, batch: int, count: int = DISTINCT_INPUTS) -> list:
 
 
 # ---------------------------------------------------------------- measuring deployed files
+MEASURE = "advbench.tasks.edge.contract:measure_files"
+
+
 def measure_files(files: Mapping[str, bytes], x: np.ndarray, *, engine: str | None,
-                  batches: tuple[int, ...] = LATENCY_BATCHES) -> dict[str, Any]:
-    """:func:`measure_deployed` in this process: for the harness's clean scoring process, which is
-    itself fresh, jailed and free of method code (``handle.compute``)."""
-    return measure_deployed(files, x, engine=engine, batches=batches, in_process=True)
-
-
-def measure_deployed(files: Mapping[str, bytes], x: np.ndarray, *, engine: str | None,
-                     batches: tuple[int, ...] = LATENCY_BATCHES, folder: str | Path | None = None,
-                     timeout: float = DEPLOY_TIMEOUT, in_process: bool = False) -> dict[str, Any]:
-    """Write the deployable files, take their sizes, and measure them loaded back in a fresh process.
+                  batches: tuple[int, ...] = LATENCY_BATCHES, folder: str | None = None) -> dict[str, Any]:
+    """Write the deployable files, take their sizes, and measure them loaded back, in this process.
 
     ``files``: ``{"fp32", "int8", "pruned"} -> TorchScript bytes``; ``x``: images (``float32 (N, 1,
     8, 8)``, no labels); ``engine``: the ``torch.backends.quantized.engine`` to load them under.
@@ -502,12 +493,12 @@ def measure_deployed(files: Mapping[str, bytes], x: np.ndarray, *, engine: str |
     * ``numbers``: model -> ``(numbers, nonzero)`` stored in its file (:func:`stored_numbers`);
     * ``latency``: batch -> ``(fp32 s, int8 s, median ratio)`` of the loaded models (:func:`paired_latency`).
 
-    The measuring process (:func:`deploy_main`) runs on one thread, gets no seal key, and loads
-    nothing but torch, numpy and this module; its timers are its own. ``in_process``: measure here
-    instead (the caller is such a process: :func:`measure_files`).
+    Runs where no Python code of a method's has run: the harness's clean scoring process
+    (``handle.compute``), or the fresh subprocess of :func:`measure_deployed`. One thread; the
+    thread count and quantized engine are restored afterwards.
     """
     if set(files) != set(MODELS):
-        raise ValueError(f"measure_deployed needs files for {MODELS}, got {sorted(files)}")
+        raise ValueError(f"measure_files needs files for {MODELS}, got {sorted(files)}")
     if engine is not None and engine not in KNOWN_ENGINES:
         raise ValueError(f"unknown quantized engine {engine!r}; expected one of {KNOWN_ENGINES} or None")
     for name, data in files.items():
@@ -522,52 +513,28 @@ def measure_deployed(files: Mapping[str, bytes], x: np.ndarray, *, engine: str |
         for name, data in files.items():
             (path / f"{name}.pt").write_bytes(data)
         size = {name: os.path.getsize(path / f"{name}.pt") for name in MODELS}
-        np.save(path / "x.npy", x, allow_pickle=False)
-        (path / "job.json").write_text(json.dumps({"engine": engine, "batches": [int(b) for b in batches]}))
-        for stale in ("result.npz", "error.txt"):
-            (path / stale).unlink(missing_ok=True)
-        if in_process:
-            _measure_in_this_process(path)
-        else:
-            _run_deploy_process(path, timeout)
-        with np.load(path / "result.npz", allow_pickle=False) as r:
-            out = {"bytes": size,
-                   "pred": {name: r[f"pred_{name}"] for name in MODELS},
-                   "numbers": {name: tuple(int(v) for v in r["numbers"][i]) for i, name in enumerate(MODELS)},
-                   "latency": {int(b): tuple(float(v) for v in r["latency"][i]) for i, b in enumerate(batches)}}
-    return out
+        threads, previous_engine = torch.get_num_threads(), torch.backends.quantized.engine
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.load / save (see deployable_bytes)
+                pred, numbers, latency = _measure_folder(path, torch.from_numpy(x), engine, batches)
+        finally:  # the process may go on (in-process runs, tests): leave it as it was
+            torch.set_num_threads(threads)
+            torch.backends.quantized.engine = previous_engine
+    return {"bytes": size, "pred": pred, "numbers": numbers, "latency": latency}
 
 
-def _run_deploy_process(path: Path, timeout: float) -> None:
-    from advbench.profiles import thread_env
+def measure_deployed(files: Mapping[str, bytes], x: np.ndarray, *, engine: str | None,
+                     batches: tuple[int, ...] = LATENCY_BATCHES, folder: str | Path | None = None,
+                     timeout: float = DEPLOY_TIMEOUT) -> dict[str, Any]:
+    """:func:`measure_files` in a fresh subprocess that gets no seal key and runs no code of the
+    caller's (a method measuring its own files sees what the task will measure)."""
+    from advbench.solution import compute_in_subprocess
 
-    code = ("import sys, json; sys.path[:] = json.loads(sys.argv[2]); "
-            "from advbench.tasks.edge.contract import deploy_main; deploy_main(sys.argv[1])")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ADVBENCH_SEAL")}
-    env.update(thread_env(1))
-    try:
-        proc = subprocess.run([sys.executable, "-c", code, str(path), json.dumps(sys.path)], cwd=path, env=env,
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        raise ValueError(f"measuring the deployed models took longer than {timeout:g} s") from exc
-    if proc.returncode != 0 or not (path / "result.npz").exists():
-        error = path / "error.txt"
-        why = error.read_text()[-2000:] if error.exists() else proc.stderr.decode(errors="replace")[-2000:]
-        raise ValueError(f"the deployed models could not be measured (exit code {proc.returncode}): {why.strip()}")
-
-
-def _measure_in_this_process(path: Path) -> None:
-    threads, engine = torch.get_num_threads(), torch.backends.quantized.engine
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.load / save (see deployable_bytes)
-            result = _measure_folder(path, json.loads((path / "job.json").read_text()))
-    finally:  # the process goes on (in-process runs, tests): leave it as it was
-        torch.set_num_threads(threads)
-        torch.backends.quantized.engine = engine
-    with open(path / "result.npz", "wb") as f:
-        np.savez(f, **result)
+    kwargs = {"engine": engine, "batches": tuple(int(b) for b in batches),
+              "folder": None if folder is None else str(folder)}
+    return compute_in_subprocess(("compute", MEASURE, (dict(files), np.ascontiguousarray(x, dtype=np.float32)),
+                                  kwargs), timeout=timeout)
 
 
 def _saved(model) -> bytes:
@@ -576,17 +543,16 @@ def _saved(model) -> bytes:
     return buf.getvalue()
 
 
-def _measure_folder(path: Path, job: dict[str, Any]) -> dict[str, np.ndarray]:
+def _measure_folder(path: Path, x: torch.Tensor, engine: str | None, batches: tuple[int, ...]):
+    """(pred, numbers, latency) of the files in ``path``, each model loaded back from its file."""
     torch.set_num_threads(1)  # edge deployment: one core; also far less noisy on a shared machine
     with contextlib.suppress(RuntimeError):  # settable once per process, before any parallel work
         torch.set_num_interop_threads(1)
-    engine = job["engine"]
     if engine is not None:
         if engine not in torch.backends.quantized.supported_engines:
             raise ValueError(f"the quantized engine {engine!r} is not supported here "
                              f"({torch.backends.quantized.supported_engines})")
         torch.backends.quantized.engine = engine  # int8 weights are repacked for it as they load
-    x = torch.from_numpy(np.load(path / "x.npy", allow_pickle=False))
     models, before, numbers = {}, {}, []
     for name in MODELS:
         data = (path / f"{name}.pt").read_bytes()
@@ -600,7 +566,7 @@ def _measure_folder(path: Path, job: dict[str, Any]) -> dict[str, np.ndarray]:
             raise ValueError(f"the {name} file does not load with torch.jit.load: {_first_line(exc)}") from exc
         models[name] = model.eval()
         before[name] = _saved(model)
-    out: dict[str, np.ndarray] = {}
+    pred: dict[str, np.ndarray] = {}
     with torch.inference_mode():
         for name in MODELS:
             logits = models[name](x)
@@ -610,27 +576,10 @@ def _measure_folder(path: Path, job: dict[str, Any]) -> dict[str, np.ndarray]:
                                  f"{tuple(getattr(logits, 'shape', ()))}, not float ({len(x)}, {N_CLASSES}) logits")
             if not bool(torch.isfinite(logits).all()):
                 raise ValueError(f"the {name} model returned logits that are not finite")
-            out[f"pred_{name}"] = logits.argmax(1).to(torch.int64).numpy()
-    latency = [paired_latency(models["fp32"], models["int8"], _distinct_batches(x, int(b))) for b in job["batches"]]
+            pred[name] = logits.argmax(1).to(torch.int64).numpy()
+    latency = {int(b): paired_latency(models["fp32"], models["int8"], _distinct_batches(x, int(b))) for b in batches}
     for name in MODELS:
         if _saved(models[name]) != before[name]:
             raise ValueError(f"the {name} model changed its own state while it ran: a deployed model must be a "
                              "function of its input (no caches)")
-    out["latency"] = np.array(latency, dtype=np.float64).reshape(len(job["batches"]), 3)
-    out["numbers"] = np.array(numbers, dtype=np.int64)
-    return out
-
-
-def deploy_main(folder: str) -> None:
-    """The measuring process: measure the files in ``folder``, write ``result.npz`` (or ``error.txt``)."""
-    path = Path(folder)
-    try:
-        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.load / save (see deployable_bytes)
-        job = json.loads((path / "job.json").read_text())
-        result = _measure_folder(path, job)
-        with open(path / "result.npz", "wb") as f:
-            np.savez(f, **result)
-    except BaseException as exc:  # noqa: BLE001 - say what failed, then exit non-zero
-        (path / "error.txt").write_text("".join(traceback.format_exception_only(type(exc), exc)).strip())
-        sys.stdout.flush()
-        os._exit(1)
+    return pred, dict(zip(MODELS, numbers)), latency

@@ -10,8 +10,8 @@ import numpy as np
 
 from advbench.spec import Budget
 from advbench.task import Problem, Seal
-from advbench.tasks.edge.contract import (DISTINCT_INPUTS, KNOWN_ENGINES, LATENCY_BATCHES, MAX_FILE_BYTES, MODELS,
-                                          N_CLASSES, REPEATS, SOURCE_LR, SOURCE_STREAM, WARMUP_CALLS, EdgeTrain,
+from advbench.tasks.edge.contract import (DISTINCT_INPUTS, KNOWN_ENGINES, LATENCY_BATCHES, MAX_FILE_BYTES, MEASURE,
+                                          MODELS, N_CLASSES, REPEATS, SOURCE_LR, SOURCE_STREAM, WARMUP_CALLS, EdgeTrain,
                                           Images, deployable_bytes, train_source_model)
 
 if TYPE_CHECKING:
@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from advbench.solution import SolutionHandle
 
 TEST_FRACTION = 0.25
-MEASURE = "advbench.tasks.edge.contract:measure_files"
 
 
 @dataclass
