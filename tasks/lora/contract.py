@@ -30,6 +30,7 @@ entries. Nothing the method says is taken for a count.
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -80,12 +81,14 @@ def encode(tokenizer: Any, texts: list[str] | tuple[str, ...]) -> tuple[torch.Te
 _BASE: dict[str, Any] = {}
 
 
-def _base() -> tuple[Any, dict[str, torch.Tensor]]:
-    """The tokenizer and the pretrained weights, loaded once per process."""
+def _base() -> tuple[Any, Any, dict[str, torch.Tensor]]:
+    """(tokenizer, model, weights): the pretrained MiniLM, loaded once per process and never changed
+    (classifiers are built on copies of it)."""
     if not _BASE:
         model, tokenizer = load_base_model()
-        _BASE.update(tokenizer=tokenizer, state={k: v.detach().clone() for k, v in model.state_dict().items()})
-    return _BASE["tokenizer"], _BASE["state"]
+        _BASE.update(tokenizer=tokenizer, model=model.eval(),
+                     state={k: v.detach().clone() for k, v in model.state_dict().items()})
+    return _BASE["tokenizer"], _BASE["model"], _BASE["state"]
 
 
 MAX_RANK = 64  # a LoRA rank above this is refused (the reference uses 8)
@@ -135,7 +138,9 @@ def _checked_adapter(data: Any, state: dict[str, torch.Tensor]) -> tuple[float, 
         raise TypeError("lora: weights must be a dict of name -> float array")
     head, lora, replaced = {}, {}, {}
     for raw_name, value in weights.items():
-        name = raw_name[len(PEFT_PREFIX):] if isinstance(raw_name, str) and raw_name.startswith(PEFT_PREFIX) else raw_name
+        name = raw_name
+        if isinstance(raw_name, str) and raw_name.startswith(PEFT_PREFIX):
+            name = raw_name[len(PEFT_PREFIX):]
         a = np.asarray(value)
         if not isinstance(name, str) or a.dtype.kind != "f" or not np.isfinite(a).all():
             raise ValueError(f"lora: weight {raw_name!r} must be a finite float array")
@@ -144,7 +149,7 @@ def _checked_adapter(data: Any, state: dict[str, torch.Tensor]) -> tuple[float, 
         elif name.endswith((".lora_A.weight", ".lora_B.weight")):
             linear, part = name.rsplit(".", 2)[0], name.rsplit(".", 2)[1][-1]
             lora.setdefault(linear, {})[part] = a
-        elif name in state and torch_floating(state[name]):
+        elif name in state and torch.is_floating_point(state[name]):
             if tuple(a.shape) != tuple(state[name].shape):
                 raise ValueError(f"lora: {name} has shape {a.shape}, the base model's {tuple(state[name].shape)}")
             replaced[name] = a
@@ -164,56 +169,61 @@ def _checked_adapter(data: Any, state: dict[str, torch.Tensor]) -> tuple[float, 
         A, B = parts["A"], parts["B"]
         out_f, in_f = tuple(w.shape)
         if A.shape != (r, in_f) or B.shape != (out_f, r):
-            raise ValueError(f"lora: {linear}: A must be [{r}, {in_f}] and B [{out_f}, {r}], got {A.shape} and {B.shape}")
+            raise ValueError(f"lora: {linear}: A must be [{r}, {in_f}] and B [{out_f}, {r}], "
+                             f"got {A.shape} and {B.shape}")
         adapters[linear] = (A, B)
     return float(alpha) / r, head, adapters, replaced
-
-
-def torch_floating(t: Any) -> bool:
-    return torch.is_floating_point(t)
 
 
 def count_adapter(data: Any) -> dict[str, int]:
     """``changed``: new entries (A, B, the head) plus entries of replaced base tensors that differ from
     the pretrained ones; ``total``: every float entry of the base model plus the new ones."""
-    _, state = _base()
-    _, head, adapters, replaced = _checked_adapter(data, state)
+    _, _, state = _base()
+    return _counts(_checked_adapter(data, state), state)
+
+
+def classifier_from_adapter(data: Any) -> SentenceModel:
+    """:class:`SentenceModel` over the pretrained MiniLM with the adapter applied (LoRA merged:
+    ``W + (lora_alpha / r) B A``; replaced tensors as given), in eval mode."""
+    _, model, state = _base()
+    return _classifier(_checked_adapter(data, state), model, state)
+
+
+def score_adapter(data: Any, texts: list[str], batch: int = 256) -> dict[str, Any]:
+    """What the harness scores, in its clean scoring process: ``pred`` (labels of ``texts``) and the
+    parameter counts (:func:`count_adapter`)."""
+    tokenizer, model, state = _base()
+    checked = _checked_adapter(data, state)
+    net = _classifier(checked, model, state)
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(texts), batch):
+            ids, mask = encode(tokenizer, texts[start: start + batch])
+            out.append(net(ids, mask).argmax(-1).numpy())
+    return {"pred": np.concatenate(out).astype(np.int64), **_counts(checked, state)}
+
+
+def _counts(checked: tuple, state: dict[str, torch.Tensor]) -> dict[str, int]:
+    _, head, adapters, replaced = checked
     new = sum(a.size for a in head.values()) + sum(A.size + B.size for A, B in adapters.values())
     changed = new + sum(int((np.asarray(a, np.float32) != state[n].numpy()).sum()) for n, a in replaced.items())
-    total = new + sum(v.numel() for v in state.values() if torch_floating(v))
+    total = new + sum(v.numel() for v in state.values() if torch.is_floating_point(v))
     return {"changed": int(changed), "total": int(total)}
 
 
-def classifier_from_adapter(data: Any) -> Any:
-    """:class:`SentenceModel` over the pretrained MiniLM with the adapter applied (LoRA merged:
-    ``W + (lora_alpha / r) B A``; replaced tensors as given), in eval mode."""
-    import torch
-
-    model, _ = load_base_model()
-    state = {k: v for k, v in model.state_dict().items()}
-    scale, head, adapters, replaced = _checked_adapter(data, state)
+def _classifier(checked: tuple, base: Any, state: dict[str, torch.Tensor]) -> SentenceModel:
+    scale, head, adapters, replaced = checked
     new_state = dict(state)
     for name, a in replaced.items():
         new_state[name] = torch.as_tensor(np.asarray(a, np.float32))
     for linear, (A, B) in adapters.items():
         w = new_state[linear + ".weight"]
-        new_state[linear + ".weight"] = w + scale * (torch.as_tensor(B, dtype=w.dtype) @ torch.as_tensor(A, dtype=w.dtype))
+        delta = torch.as_tensor(B, dtype=w.dtype) @ torch.as_tensor(A, dtype=w.dtype)
+        new_state[linear + ".weight"] = w + scale * delta
+    model = copy.deepcopy(base)
     model.load_state_dict(new_state)
     net = SentenceModel(model)
     with torch.no_grad():
         net.head.weight.copy_(torch.as_tensor(head["head.weight"]))
         net.head.bias.copy_(torch.as_tensor(head["head.bias"]))
     return net.eval()
-
-
-def score_adapter(data: Any, texts: list[str], batch: int = 256) -> dict[str, Any]:
-    """What the harness scores, in its clean scoring process: ``pred`` (labels of ``texts``) and the
-    parameter counts (:func:`count_adapter`)."""
-    tokenizer, _ = _base()
-    net = classifier_from_adapter(data)
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(texts), batch):
-            ids, mask = encode(tokenizer, texts[start: start + batch])
-            out.append(net(ids, mask).argmax(-1).numpy())
-    return {"pred": np.concatenate(out).astype(np.int64), **count_adapter(data)}
