@@ -16,7 +16,7 @@ class AdversarialSuite:
     repeat = 1
     rounds = 1
     warmup_time = 0
-    params = (['reference', 'floor'], ['digits-linf'])
+    params = (['reference', 'floor'], ['glyphs-linf'])
     param_names = ["method", "variant"]
 
     def setup_cache(self):

@@ -16,7 +16,7 @@ class EdgeSuite:
     repeat = 1
     rounds = 1
     warmup_time = 0
-    params = (['reference', 'floor'], ['digits-cnn'])
+    params = (['reference', 'floor'], ['glyphs-cnn'])
     param_names = ["method", "variant"]
 
     def setup_cache(self):

@@ -1,7 +1,8 @@
 """A gradient-masked solution for ``tests/test_adversarial.py``: the floor's MLP behind a rounding
 layer, ``model(round(16 x) / 16)``.
 
-Digits are multiples of 1/16, so the rounding changes no clean prediction; but its gradient is
+Public digits are multiples of 1/16, so there the rounding changes no clean prediction (on the
+glyph digits it costs a little clean accuracy); but its gradient is
 zero almost everywhere, so every gradient attack stalls (PGD-20 does not move at all) while the
 model is exactly as fragile as the floor. It lives in a module of its own, not in the test module,
 because the method's process and the scoring process import it to unpickle the solution, and both

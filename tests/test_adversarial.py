@@ -81,9 +81,28 @@ def floor(data):
 
 
 @pytest.fixture(scope="module")
+def public_data():
+    """v2's split of scikit-learn's public digits: the attacks' peer checks and the numbers measured
+    against torchattacks were made on it, and attack code does not care whose digits it attacks."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    x_tr, x_te, y_tr, y_te = train_test_split((d.data / 16.0).astype(np.float32), d.target.astype(np.int64),
+                                              test_size=0.25, stratify=d.target, random_state=0)
+    return ac.Digits(x_tr, y_tr), ac.Digits(x_te, y_te)
+
+
+@pytest.fixture(scope="module")
+def public_floor(public_data):
+    train, _ = public_data
+    return ab.standard_training(train, _Ctx(0, 60)).model.eval()
+
+
+@pytest.fixture(scope="module")
 def built():
     """One unsealed build (seed 3): the split, the surrogate's transfer examples and the seeds."""
-    return ta.AdversarialTask().build(variant="digits-linf", seed=3, budget=SPEC.budgets["quick"], seal=Seal(3))
+    return ta.AdversarialTask().build(variant="glyphs-linf", seed=3, budget=SPEC.budgets["quick"], seal=Seal(3))
 
 
 def heldout_tensors(data, n=200):
@@ -354,8 +373,8 @@ def test_square_equals_a_digit_at_a_time_reimplementation_and_its_trace_holds(fl
     accepted = [(i, int(step["alive"][j]), int(step["top"][j]), int(step["left"][j]), bool(step["up"][j]))
                 for i, step in enumerate(trace) for j in step["accept"].nonzero().flatten().tolist()]
     assert [(i, t, l, up) for i, k, t, l, up in accepted if k == 0][:6] == [
-        (3, 2, 1, False), (6, 4, 0, False), (7, 0, 0, False), (8, 0, 4, False), (17, 5, 5, False), (21, 0, 2, True)]
-    assert len(accepted) == 701 and int(fooled.sum()) == 22
+        (0, 1, 1, True), (1, 2, 1, False), (3, 1, 4, True), (5, 0, 2, False), (7, 2, 4, True), (11, 5, 5, False)]
+    assert len(accepted) == 314 and int(fooled.sum()) == 39
 
 
 @pytest.fixture(scope="module")
@@ -373,7 +392,7 @@ def torchattacks_square():
     return run
 
 
-def test_square_behaves_as_torchattacks_square(floor, data, torchattacks_square):
+def test_square_behaves_as_torchattacks_square(public_floor, public_data, torchattacks_square):
     """Same model, digits, eps (0.1), query budget (1000, one run), p_init (0.8) and loss (margin).
 
     torchattacks draws from torch's global generator in the order of its own loop (one window and
@@ -382,9 +401,10 @@ def test_square_behaves_as_torchattacks_square(floor, data, torchattacks_square)
     digits): torchattacks 0.538 (0.522-0.547); ours with torchattacks' window positions
     (``last_row=False``, which never reaches the last row or column) 0.537 (0.527-0.562); ours as
     the task runs it 0.372 (0.367-0.378). Rounded floor: 0.320, 0.311, 0.187. Seed 0 is compared
-    here, within 4 points (the seeds' spread is about 2).
+    here, within 4 points (the seeds' spread is about 2). On v2's public digits: their last row and
+    column are mostly blank, which is what makes the window positions matter.
     """
-    _, test = data
+    floor, (_, test) = public_floor, public_data
     x, y = torch.as_tensor(test.x), torch.as_tensor(test.y)
     eps, n_queries = 0.1, 1000
     pgd_rounded = (Rounded(floor)(ta.pgd(Rounded(floor), x, y, eps, eps / 4, ac.PGD_STEPS)).argmax(1) == y)
@@ -446,20 +466,18 @@ def test_split_is_a_stratified_partition_and_train_holds_no_test_rows(built):
     task = ta.AdversarialTask()
     problem = built
     train, test = problem.train, problem.heldout.test
-    assert len(train.y) == 1347 and len(test.y) == 450
+    assert len(train.y) == 1350 and len(test.y) == 450
     assert train.x.dtype == np.float32 and train.x.min() >= 0 and train.x.max() <= 1
     assert not hasattr(train, "heldout") and not isinstance(train, tuple)
-    # Train + held-out is exactly the dataset, row for row (a partition: no row in both).
-    from sklearn.datasets import load_digits
+    # Train + held-out is exactly the seed's glyph set, row for row (a partition: no row in both).
+    from advbench.glyphs import glyph_digits
 
-    d = load_digits()
-    full = np.column_stack([(d.data / 16).astype(np.float32), d.target])
+    d = glyph_digits(Seal(3))
+    full = np.column_stack([d.x, d.y])
     both = np.vstack([np.column_stack([train.x, train.y]), np.column_stack([test.x, test.y])])
-    assert np.array_equal(np.unique(full, axis=0, return_counts=True)[1], np.unique(both, axis=0, return_counts=True)[1])
     assert np.array_equal(np.sort(full, axis=0), np.sort(both, axis=0))
-    # Stratified: every class keeps its share in the held-out quarter (within one row).
-    counts_full, counts_test = np.bincount(d.target), np.bincount(test.y)
-    assert np.all(np.abs(counts_test - counts_full * 0.25) <= 1)
+    # Stratified: every class gives a quarter of its 180 images to the held-out part.
+    assert np.bincount(test.y).tolist() == [45] * 10
     # A different seed gives a different split.
     other = ta.load_split(Seal(4))[1]
     assert not np.array_equal(other.y, test.y)
@@ -484,22 +502,19 @@ def test_transfer_examples_come_from_the_seal_alone(built):
     assert ta._surrogate_seed(Seal(3)) == int(np.random.default_rng([3, ta.SURROGATE_STREAM]).integers(2**31))
 
 
-def test_unsealed_data_is_the_old_data_and_sealed_data_differs(built):
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+def test_unsealed_data_comes_from_the_seed_and_sealed_data_differs(built):
+    from advbench.glyphs import glyph_split
 
     seed = 3
     plain = built
-    d = load_digits()
-    x_tr, x_te, y_tr, y_te = train_test_split((d.data / 16.0).astype(np.float32), d.target.astype(np.int64),
-                                              test_size=0.25, stratify=d.target, random_state=seed)  # the old code
-    assert np.array_equal(plain.heldout.test.x, x_te) and np.array_equal(plain.heldout.test.y, y_te)
-    assert np.array_equal(plain.train.x, x_tr) and np.array_equal(plain.train.y, y_tr)
-    assert plain.heldout.strong_seed == ta.STRONG_SEED == 1234  # the old fixed seed of the random starts
+    train, test = glyph_split(Seal(seed))  # unsealed: the public seed alone decides the images
+    assert np.array_equal(plain.heldout.test.x, test.x) and np.array_equal(plain.heldout.test.y, test.y)
+    assert np.array_equal(plain.train.x, train.x) and np.array_equal(plain.train.y, train.y)
+    assert plain.heldout.strong_seed == ta.STRONG_SEED == 1234  # the fixed seed of the random starts
     assert plain.heldout.square_seed == ta.SQUARE_SEED
-    sealed = ta.AdversarialTask().build(variant="digits-linf", seed=seed, budget=None, seal=Seal(seed, key=KEY))
-    assert not np.array_equal(sealed.heldout.test.x, x_te)
-    assert np.array_equal(np.bincount(sealed.heldout.test.y), np.bincount(y_te))
+    sealed = ta.AdversarialTask().build(variant="glyphs-linf", seed=seed, budget=None, seal=Seal(seed, key=KEY))
+    assert not np.allclose(sealed.heldout.test.x, test.x) and not np.allclose(sealed.train.x, train.x)
+    assert np.array_equal(np.bincount(sealed.heldout.test.y), np.bincount(test.y))
     assert sealed.heldout.strong_seed != ta.STRONG_SEED and sealed.heldout.square_seed != ta.SQUARE_SEED
     assert ta._surrogate_seed(Seal(seed, key=KEY)) != ta._surrogate_seed(Seal(seed))
     assert np.abs(sealed.heldout.transfer_x - sealed.heldout.test.x).max() <= ac.PRIMARY_EPS + 1e-6
@@ -547,9 +562,11 @@ def test_evaluate_metrics_are_consistent(trained, built):
 def test_a_rounding_layer_lifts_pgd_but_not_the_score(tmp_path):
     """Gradient masking, found by trying to game v1: the quick floor behind ``round(16 x) / 16``
     (tests/adversarial_masked.py), scored through the method and scoring processes. v1's attacks
-    see 0.95 (PGD-20) and 0.93 (strong check) and v1's quick target was met; PGD through the floor
-    without the rounding, scored on the rounded model (BPDA), gives 0.32. v2 gives 0.30 (Square
-    0.30, transfer 0.40), about what BPDA gives."""
+    see 0.95 (PGD-20) and 0.93 (strong check) on public digits and v1's quick target was met; PGD
+    through the floor without the rounding, scored on the rounded model (BPDA), gives 0.32. v2 gives
+    0.30 (Square 0.30, transfer 0.40), about what BPDA gives. On v3's glyphs (not multiples of 1/16:
+    the rounding costs a little clean accuracy, 0.931) PGD-20 still moves no digit and the strong
+    check little (0.858), while the worst case is 0.087 (Square 0.089, transfer 0.149)."""
     from advbench.registry import Registry
     from advbench.runner import run
 
@@ -558,9 +575,9 @@ def test_a_rounding_layer_lifts_pgd_but_not_the_score(tmp_path):
     rec = run("adversarial", "rounded-floor", budget="quick", seed=0, results_dir=None, registry=reg)
     assert rec["status"] == "ok", rec["error"]
     m = rec["metrics"]
-    assert m["pgd_acc_eps0.1"] >= 0.9 and m["strong_pgd_acc_eps0.1"] >= 0.9  # v1 would have scored it ~0.9
+    assert m["pgd_acc_eps0.1"] >= 0.85 and m["strong_pgd_acc_eps0.1"] >= 0.8  # v1 would have scored it ~0.9
     assert m["clean_acc"] == m["pgd_acc_eps0.1"]  # PGD-20 did not move a single digit
-    assert m["robust_acc_eps0.1"] <= 0.40 and m["square_acc_eps0.1"] <= 0.40
+    assert m["robust_acc_eps0.1"] <= 0.20 and m["square_acc_eps0.1"] <= 0.20
     assert m["gap_pgd_vs_worst"] >= 50
     assert rec["targets_met"] is False
 

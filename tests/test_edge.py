@@ -240,48 +240,33 @@ def test_stored_numbers_counts_every_storage_of_the_file(fp32, int8, engine):
 
 
 def test_split_is_a_stratified_partition(data):
-    from sklearn.datasets import load_digits
+    from advbench.glyphs import glyph_digits
 
     train, test = data
-    assert train.x.shape == (1347, 1, 8, 8) and test.x.shape == (450, 1, 8, 8)
-    d = load_digits()
-    full = np.column_stack([(d.images / 16).astype(np.float32).reshape(len(d.target), -1), d.target])
+    assert train.x.shape == (1350, 1, 8, 8) and test.x.shape == (450, 1, 8, 8)
+    d = glyph_digits(Seal(0))  # unsealed: the public seed alone decides the images
+    full = np.column_stack([d.x, d.y])
     both = np.vstack([np.column_stack([s.x.reshape(len(s.y), -1), s.y]) for s in (train, test)])
-    assert np.array_equal(np.unique(full, axis=0, return_counts=True)[1], np.unique(both, axis=0, return_counts=True)[1])
     assert np.array_equal(np.sort(full, axis=0), np.sort(both, axis=0))
-    assert np.all(np.abs(np.bincount(test.y) - np.bincount(d.target) * 0.25) <= 1)
-    problem = te.EdgeTask().build(variant="digits-cnn", seed=0, budget=QUICK, seal=Seal(0))
+    assert np.bincount(test.y).tolist() == [45] * 10
+    problem = te.EdgeTask().build(variant="glyphs-cnn", seed=0, budget=QUICK, seal=Seal(0))
     assert not hasattr(problem.train, "heldout") and np.array_equal(problem.heldout.y, test.y)
     assert not hasattr(problem.train, "source_file") and np.array_equal(problem.train.x, train.x)
 
 
-def test_unsealed_split_is_the_old_one_and_sealed_split_differs(data):
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
+def test_sealed_images_differ_from_the_seed_s(data):
     train, test = data
-    d = load_digits()
-    x_tr, x_te, y_tr, y_te = train_test_split((d.images / 16.0).astype(np.float32)[:, None], d.target.astype(np.int64),
-                                              test_size=0.25, stratify=d.target, random_state=0)  # the old code
-    assert np.array_equal(test.x, x_te) and np.array_equal(test.y, y_te) and np.array_equal(train.x, x_tr)
     sealed_train, sealed_test = te.load_split(Seal(0, key=KEY))
-    assert not np.array_equal(sealed_test.x, test.x)
+    assert not np.allclose(sealed_test.x, test.x) and not np.allclose(sealed_train.x, train.x)
     assert np.array_equal(np.bincount(sealed_test.y), np.bincount(test.y))  # still stratified, same sizes
-    problem = te.EdgeTask().build(variant="digits-cnn", seed=0, budget=QUICK, seal=Seal(0, key=KEY))
+    problem = te.EdgeTask().build(variant="glyphs-cnn", seed=0, budget=QUICK, seal=Seal(0, key=KEY))
     assert np.array_equal(problem.heldout.x, sealed_test.x) and np.array_equal(problem.train.x, sealed_train.x)
 
 
 def test_split_arrays_have_the_strides_pickling_gives(data):
-    """train_test_split leaves a 4-byte stride on the size-1 channel axis (torch then reads the
-    images as channels-last); pickling to the method's process normalises it. build normalises it
-    first, so that in-process and isolated runs compute the same."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    d = load_digits()
-    old = train_test_split((d.images / 16.0).astype(np.float32)[:, None], d.target, test_size=0.25,
-                           stratify=d.target, random_state=0)[0]
-    assert old.strides[1] == 4 and np.ascontiguousarray(old).strides == old.strides  # why a copy, not ascontiguousarray
+    """A size-1 channel axis can carry a stride torch reads as channels-last (v1's split did), which
+    pickling to the method's process normalises; build hands out fresh C-ordered arrays, so that
+    in-process and isolated runs compute the same."""
     for images in data:
         for a in (images.x, images.y):
             assert a.flags.c_contiguous and a.strides == pickle.loads(pickle.dumps(a, protocol=5)).strides
@@ -291,7 +276,7 @@ def test_split_arrays_have_the_strides_pickling_gives(data):
 def test_source_model_is_the_v1_reference_fp32_model(data):
     """Trained by the task, deterministic from the seed, and the v1 reference's fp32 training exactly."""
     train, _ = data
-    problem = te.EdgeTask().build(variant="digits-cnn", seed=0, budget=QUICK, seal=Seal(0))
+    problem = te.EdgeTask().build(variant="glyphs-cnn", seed=0, budget=QUICK, seal=Seal(0))
     model = problem.train.model
     assert isinstance(model, ec.DigitCNN) and not model.training
     assert problem.train.source_training["epochs"] == QUICK.limits["source_epochs"]
@@ -313,7 +298,7 @@ def test_source_model_is_the_v1_reference_fp32_model(data):
     old.eval()
     for (k, a), (_, b) in zip(model.state_dict().items(), old.state_dict().items()):
         assert torch.equal(a, b), k
-    again = te.EdgeTask().build(variant="digits-cnn", seed=0, budget=QUICK, seal=Seal(0))
+    again = te.EdgeTask().build(variant="glyphs-cnn", seed=0, budget=QUICK, seal=Seal(0))
     assert again.heldout.source_file == problem.heldout.source_file  # the reference file: same bytes
     # The harness's copy is bytes taken at build: what a method does to train.model changes nothing.
     problem.train.model.register_buffer("pad", torch.zeros(2_000_000))

@@ -1,7 +1,7 @@
 """The public contract of the ``adversarial`` task: what a method receives and must return, and the
 questions the harness asks the solution.
 
-A method receives a :class:`Digits` as ``train``: ``x`` (``float32 (1347, 64)``, flattened 8x8
+A method receives a :class:`Digits` as ``train``: ``x`` (``float32 (1350, 64)``, flattened 8x8
 digits in [0, 1]), ``y`` (``int64`` labels), ``n_classes`` (10) and ``eps`` (the threat model's
 radius at the primary metric, 0.1, in the input's scale).
 

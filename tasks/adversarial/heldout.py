@@ -78,16 +78,11 @@ class Heldout:
 
 
 def load_split(seal: Seal, test_fraction: float = TEST_FRACTION) -> tuple[Digits, Digits]:
-    """Stratified split of load_digits; ``random_state`` from the seal (the seed itself unsealed)."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    """The glyph digits of ``advbench.glyphs``, made under the seal, split stratified (450 held out)."""
+    from advbench.glyphs import glyph_split
 
-    data = load_digits()
-    x = (data.data / 16.0).astype(np.float32)
-    y = data.target.astype(np.int64)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, stratify=y,
-                                              random_state=seal.random_state(seal.seed, "split"))
-    return Digits(x_tr, y_tr), Digits(x_te, y_te)
+    train, test = glyph_split(seal, test_fraction=test_fraction)
+    return Digits(train.x, train.y), Digits(test.x, test.y)
 
 
 # ---------------------------------------------------------------- oracles
@@ -477,7 +472,7 @@ def transfer_examples(surrogate, test: Digits, eps: float = PRIMARY_EPS) -> np.n
 # ---------------------------------------------------------------- the task
 class AdversarialTask:
     def build(self, *, variant: str, seed: int, budget: Budget, seal: Seal) -> Problem:
-        if variant != "digits-linf":
+        if variant != "glyphs-linf":
             raise ValueError(f"unknown variant {variant!r}")
         train, test = load_split(seal)
         transfer_x = transfer_examples(train_surrogate(train, _surrogate_seed(seal)), test)

@@ -31,24 +31,13 @@ class EdgeHeldout:
 
 
 def load_split(seal: Seal, test_fraction: float = TEST_FRACTION) -> tuple[Images, Images]:
-    """Stratified split of load_digits; ``random_state`` from the seal (the seed itself unsealed).
+    """The glyph digits of ``advbench.glyphs`` as 1x8x8 images, made under the seal, split stratified
+    (450 held out), in fresh C-ordered memory (a channel axis with an odd stride reads as channels-last
+    to torch, which pickling to the method's process would undo)."""
+    from advbench.glyphs import glyph_split
 
-    The arrays are copied into fresh C-ordered memory: ``train_test_split`` leaves the size-1
-    channel axis with a 4-byte stride, which torch reads as channels-last (another conv kernel)
-    and which pickling to the method's process normalises; fresh copies make in-process and
-    isolated runs compute the same. (``np.ascontiguousarray`` would not: numpy already calls
-    those arrays contiguous.)
-    """
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    data = load_digits()
-    x = (data.images / 16.0).astype(np.float32)[:, None, :, :]
-    y = data.target.astype(np.int64)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, stratify=y,
-                                              random_state=seal.random_state(seal.seed, "split"))
-    return (Images(x_tr.copy(order="C"), y_tr.copy(order="C")),
-            Images(x_te.copy(order="C"), y_te.copy(order="C")))
+    train, test = glyph_split(seal, test_fraction=test_fraction, images=True)
+    return Images(train.x, train.y), Images(test.x, test.y)
 
 
 def accuracy(pred: np.ndarray, y: np.ndarray) -> float:
@@ -109,7 +98,7 @@ def _checked(m: Any, n: int, batches: tuple[int, ...]) -> dict[str, Any]:
 
 class EdgeTask:
     def build(self, *, variant: str, seed: int, budget: Budget, seal: Seal) -> Problem:
-        if variant != "digits-cnn":
+        if variant != "glyphs-cnn":
             raise ValueError(f"unknown variant {variant!r}")
         train, test = load_split(seal)
         epochs, batch_size = int(budget.limits["source_epochs"]), int(budget.limits["batch_size"])
