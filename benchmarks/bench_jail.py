@@ -52,6 +52,6 @@ class JailOverhead:
     def time_quick_run(self, isolation):
         from advbench.runner import run
 
-        rec = run("pc", "reference", variant="sachs", results_dir=None,
+        rec = run("pc", "reference", variant="sachs-like", results_dir=None,
                   isolation="process" if isolation == "jail" else "no-jail")
         assert rec["status"] == "ok", rec["error"]

@@ -16,7 +16,7 @@ class PcSuite:
     repeat = 1
     rounds = 1
     warmup_time = 0
-    params = (['reference', 'floor'], ['sachs', 'child', 'alarm', 'gaussian'])
+    params = (['reference', 'floor'], ['sachs-like', 'child-like', 'alarm-like', 'gaussian'])
     param_names = ["method", "variant"]
 
     def setup_cache(self):

@@ -76,7 +76,7 @@ def test_bad_input_exits_2_with_one_clear_line(args, message, tmp_path):
 
 def test_gate_fails_on_a_worse_candidate(tmp_path):
     base, cand = tmp_path / "base", tmp_path / "cand"
-    res = subprocess.run([*ADVBENCH, "run", "--task", "pc", "--variant", "sachs", "--json", "--results", str(base)],
+    res = subprocess.run([*ADVBENCH, "run", "--task", "pc", "--variant", "sachs-like", "--json", "--results", str(base)],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     rec = json.loads(res.stdout)[0]
@@ -95,7 +95,7 @@ def test_bad_budget_is_rejected_by_the_parser_with_choices():
 
 
 def test_run_json_then_leaderboard_and_gate(tmp_path):
-    res = subprocess.run([*ADVBENCH, "run", "--task", "pc", "--method", "floor", "--variant", "sachs",
+    res = subprocess.run([*ADVBENCH, "run", "--task", "pc", "--method", "floor", "--variant", "sachs-like",
                           "--seeds", "2", "--json", "--results", str(tmp_path)],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
@@ -183,7 +183,7 @@ def test_results_that_is_a_file_is_refused(tmp_path):
 
 
 def test_sweeps_resume_and_force_runs_again(tmp_path):
-    args = [*ADVBENCH, "run", "--task", "pc", "--method", "floor", "--variant", "sachs", "--seeds", "2",
+    args = [*ADVBENCH, "run", "--task", "pc", "--method", "floor", "--variant", "sachs-like", "--seeds", "2",
             "--results", str(tmp_path)]
     assert subprocess.run(args, capture_output=True, text=True, timeout=300).returncode == 0
     again = subprocess.run(args, capture_output=True, text=True, timeout=300)
@@ -199,7 +199,7 @@ def test_kill_9_midway_then_rerun_leaves_every_seed_once(tmp_path):
 
     import psutil
 
-    args = [*ADVBENCH, "run", "--task", "pc", "--method", "floor", "--variant", "sachs", "--seeds", "5",
+    args = [*ADVBENCH, "run", "--task", "pc", "--method", "floor", "--variant", "sachs-like", "--seeds", "5",
             "--results", str(tmp_path)]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
@@ -225,7 +225,7 @@ def test_a_failed_run_exits_1_with_a_summary_and_the_gate_fails_it(tmp_path):
     from advbench.records import save
 
     base = tmp_path / "base"
-    res = subprocess.run([*ADVBENCH, "run", "--task", "pc", "--variant", "sachs", "--json", "--results", str(base)],
+    res = subprocess.run([*ADVBENCH, "run", "--task", "pc", "--variant", "sachs-like", "--json", "--results", str(base)],
                          capture_output=True, text=True, timeout=300)
     rec = json.loads(res.stdout)[0]
     crashed = {**rec, "status": "crashed", "error": "the method's process died: killed by signal SIGSEGV",
@@ -244,7 +244,7 @@ def test_a_failed_run_exits_1_with_a_summary_and_the_gate_fails_it(tmp_path):
 def test_leaderboard_skips_records_with_broken_nested_fields(tmp_path):
     from advbench.records import save
 
-    res = subprocess.run([*ADVBENCH, "run", "--task", "pc", "--method", "floor", "--variant", "sachs", "--json",
+    res = subprocess.run([*ADVBENCH, "run", "--task", "pc", "--method", "floor", "--variant", "sachs-like", "--json",
                           "--results", str(tmp_path)], capture_output=True, text=True, timeout=300)
     rec = json.loads(res.stdout)[0]
     save(tmp_path, {**rec, "run_id": "broken00001", "timings": "soon"})
@@ -307,7 +307,7 @@ def test_iqm_is_the_mean_of_the_middle_half_with_a_bootstrap_interval_that_cover
 
 
 def test_leaderboard_json_is_strict_json_with_null_for_a_single_seeds_interval(tmp_path):
-    res = subprocess.run([*ADVBENCH, "run", "--task", "pc", "--method", "floor", "--variant", "sachs", "--results",
+    res = subprocess.run([*ADVBENCH, "run", "--task", "pc", "--method", "floor", "--variant", "sachs-like", "--results",
                           str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     res = cli("leaderboard", "--results", str(tmp_path), "--format", "json")
@@ -321,7 +321,7 @@ def test_leaderboard_json_is_strict_json_with_null_for_a_single_seeds_interval(t
 
 
 def test_reproduce_reruns_a_record_and_compares_every_metric(tmp_path):
-    res = subprocess.run([*ADVBENCH, "run", "--task", "pc", "--method", "floor", "--variant", "sachs", "--results",
+    res = subprocess.run([*ADVBENCH, "run", "--task", "pc", "--method", "floor", "--variant", "sachs-like", "--results",
                           str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     (path,) = (tmp_path / "runs").rglob("*.json")
@@ -374,7 +374,7 @@ def test_the_gate_fails_when_it_compares_nothing_and_names_the_missing_folder(tm
     from advbench.records import save
 
     base, cand = tmp_path / "base", tmp_path / "cand"
-    res = subprocess.run([*ADVBENCH, "run", "--task", "pc", "--variant", "sachs", "--json", "--results", str(base)],
+    res = subprocess.run([*ADVBENCH, "run", "--task", "pc", "--variant", "sachs-like", "--json", "--results", str(base)],
                          capture_output=True, text=True, timeout=300)
     rec = json.loads(res.stdout)[0]
     save(cand, {**rec, "budget": "full", "run_id": "otherbudget1"})  # nothing in base to compare it with
@@ -387,7 +387,7 @@ def test_the_gate_fails_when_it_compares_nothing_and_names_the_missing_folder(tm
 def test_two_sweeps_into_one_folder_run_each_run_once(tmp_path):
     """Runs are claimed under a lock per run: a second sweep started beside the first leaves the
     first's runs to it (and runs what is left), so 6 runs give 6 records, not 12."""
-    cmd = [*ADVBENCH, "run", "--task", "pc", "--variant", "sachs", "--seeds", "6", "--results", str(tmp_path)]
+    cmd = [*ADVBENCH, "run", "--task", "pc", "--variant", "sachs-like", "--seeds", "6", "--results", str(tmp_path)]
     first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     import time
 
@@ -469,7 +469,7 @@ def test_a_full_disk_is_one_clear_line_and_the_finished_run_is_written_once_ther
         with open(filler, "wb") as f:
             with contextlib.suppress(OSError):
                 f.write(b"\0" * (2 * 2**20))
-        proc = subprocess.Popen([*ADVBENCH, "run", "--task", "pc", "--variant", "sachs", "--results", str(results)],
+        proc = subprocess.Popen([*ADVBENCH, "run", "--task", "pc", "--variant", "sachs-like", "--results", str(results)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         import threading
 
@@ -493,7 +493,7 @@ def test_a_full_disk_is_one_clear_line_and_the_finished_run_is_written_once_ther
 
 def test_the_gate_judges_one_method_against_another_on_the_same_seeds(tmp_path):
     """A plugin author's gate: the method against the reference, from one results folder."""
-    res = subprocess.run([*ADVBENCH, "run", "--task", "pc", "--variant", "sachs", "--all-methods", "--seeds", "2",
+    res = subprocess.run([*ADVBENCH, "run", "--task", "pc", "--variant", "sachs-like", "--all-methods", "--seeds", "2",
                           "--results", str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     worse = cli("gate", "--baseline", str(tmp_path), "--candidate", str(tmp_path), "--baseline-method", "reference",

@@ -56,7 +56,7 @@ def test_in_its_namespaces_a_method_cannot_kill_the_sweep(host_killer_site, tmp_
     """The default, one run after another in the driver's process: the host killer's parent is
     outside its jail's PID namespace, so its kill reaches nothing of the harness; the run is crashed
     and the sweep goes on."""
-    res = advbench("run", "--task", "pc", "--all-methods", "--variant", "sachs", "--results", str(tmp_path),
+    res = advbench("run", "--task", "pc", "--all-methods", "--variant", "sachs-like", "--results", str(tmp_path),
                    env=dict(os.environ, PYTHONPATH=host_killer_site, ADVBENCH_THREADS="1"))
     assert res.returncode == 1, res.stderr  # a failed run, and the sweep went on
     by_method = {r["method"]: r for r in records.iter_records(tmp_path)}
@@ -83,7 +83,7 @@ def test_a_pool_of_worker_processes_writes_the_records_a_sequential_sweep_writes
 
 
 def test_a_pool_worker_killed_by_its_method_is_retried_once_then_recorded_as_crashed(host_killer_env, tmp_path):
-    res = advbench("run", "--task", "pc", "--all-methods", "--variant", "sachs", "--jobs", "2", "--results",
+    res = advbench("run", "--task", "pc", "--all-methods", "--variant", "sachs-like", "--jobs", "2", "--results",
                    str(tmp_path), env=host_killer_env)
     assert res.returncode == 1, res.stderr  # a failed run, and the sweep went on
     by_method = {r["method"]: r for r in records.iter_records(tmp_path)}
@@ -132,9 +132,9 @@ def test_a_ray_sweep_on_a_loopback_cluster(loopback_namespace, host_killer_env, 
     base = ["run", "--task", "pc", "--task", "adversarial", "--seeds", "3", "--results", str(results)]
     steps = [{"args": base, "kill_driver_after": 4, "results": str(results)}, {"args": base},
              {"args": [*base, "--method", "floor"]},
-             {"args": ["run", "--task", "pc", "--all-methods", "--variant", "sachs", "--seed", "3",
+             {"args": ["run", "--task", "pc", "--all-methods", "--variant", "sachs-like", "--seed", "3",
                        "--results", str(results)]},
-             {"args": ["run", "--task", "pc", "--variant", "sachs", "--seed", "5", "--sealed", "--results",
+             {"args": ["run", "--task", "pc", "--variant", "sachs-like", "--seed", "5", "--sealed", "--results",
                        str(tmp_path / "sealed")], "env": {"ADVBENCH_SEAL_KEY": SEAL_KEY}}]
     (tmp_path / "steps.json").write_text(json.dumps(steps))
     res = subprocess.run([*loopback_namespace, sys.executable, str(ROOT / "tests" / "ray_cluster.py"), "2",
@@ -203,7 +203,7 @@ def test_ctrl_c_stops_a_pool_sweep_at_once_and_a_rerun_resumes(tmp_path):
 
     import psutil
 
-    cmd = [sys.executable, "-m", "advbench.cli", "run", "--task", "pc", "--variant", "sachs", "--seeds", "8",
+    cmd = [sys.executable, "-m", "advbench.cli", "run", "--task", "pc", "--variant", "sachs-like", "--seeds", "8",
            "--jobs", "2", "--results", str(tmp_path)]
     driver = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                               env=dict(os.environ, ADVBENCH_THREADS="1"))
@@ -230,7 +230,7 @@ def test_a_killed_driver_takes_its_pool_workers_with_it(tmp_path):
 
     import psutil
 
-    cmd = [sys.executable, "-m", "advbench.cli", "run", "--task", "pc", "--variant", "sachs", "--seeds", "4",
+    cmd = [sys.executable, "-m", "advbench.cli", "run", "--task", "pc", "--variant", "sachs-like", "--seeds", "4",
            "--jobs", "2", "--results", str(tmp_path)]
     driver = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120

@@ -21,7 +21,7 @@ def template(tmp_path_factory):
     """One real record of a fast run (pc's floor on sachs), the shape every synthetic record copies."""
     from advbench.runner import run
 
-    return run("pc", "floor", variant="sachs", budget="quick", seed=0, results_dir=None)
+    return run("pc", "floor", variant="sachs-like", budget="quick", seed=0, results_dir=None)
 
 
 def write(results, template, f1, seconds=20.0, calibration=0.1, status="ok", seeds=SEEDS, tag="x"):

@@ -242,11 +242,11 @@ def test_pc_answers_are_out_of_reach_of_a_method():
 
     reg = Registry()
     reg.register_method("pc", "scan", "hostile_methods:pc_scan_everything")
-    rec = run("pc", "scan", variant="sachs", results_dir=None, registry=reg, keep_artifacts=True)
+    rec = run("pc", "scan", variant="sachs-like", results_dir=None, registry=reg, keep_artifacts=True)
     (entry,) = hostile_entries(rec)
     from advbench.tasks.pc.heldout import PCTask
 
-    truth = PCTask().build(variant="sachs", seed=0, budget=reg.spec("pc").budgets["quick"], seal=Seal(0)).heldout
+    truth = PCTask().build(variant="sachs-like", seed=0, budget=reg.spec("pc").budgets["quick"], seal=Seal(0)).heldout
     found = [a for a in entry["arrays"] if len(a) == len(truth["cpdag"].nodes)]
     assert not any((truth["cpdag"].adj == a).all() or (truth["dag"].adj == a).all() for a in found)
     assert not {"Problem", "Scorer", "Seal"} & set(entry["kinds"])

@@ -37,7 +37,7 @@ def advbench(env, *args):
 def test_example_plugin_is_listed_and_runs(plugin_env, tmp_path):
     listed = advbench(plugin_env, "list")
     assert listed.returncode == 0 and "chow-liu" in listed.stdout
-    res = advbench(plugin_env, "run", "--task", "pc", "--method", "chow-liu", "--variant", "sachs", "--json",
+    res = advbench(plugin_env, "run", "--task", "pc", "--method", "chow-liu", "--variant", "sachs-like", "--json",
                    "--results", str(tmp_path))
     assert res.returncode == 0, res.stderr
     (rec,) = json.loads(res.stdout)
@@ -52,14 +52,14 @@ def test_shadowing_plugin_is_refused_loudly(plugin_env, tmp_path):
     listed = advbench(plugin_env, "list")
     assert "refused method 'pc:reference' from package 'advbench-shadow-plugin': it is built into advbench" in \
         listed.stderr.replace("\n", " ")
-    res = advbench(plugin_env, "run", "--task", "pc", "--variant", "sachs", "--json", "--results", str(tmp_path))
+    res = advbench(plugin_env, "run", "--task", "pc", "--variant", "sachs-like", "--json", "--results", str(tmp_path))
     assert res.returncode == 0, res.stderr  # the built-in ran, not the impostor
     assert json.loads(res.stdout)[0]["method_source"] == "advbench"
 
 
 def test_a_sweep_records_every_failure_and_goes_on(plugin_env, tmp_path):
     """Every method of pc, the faulty plugin's included: each failure is a record, the good ones run."""
-    res = advbench(plugin_env, "run", "--task", "pc", "--all-methods", "--variant", "sachs", "--max-memory", "0.5",
+    res = advbench(plugin_env, "run", "--task", "pc", "--all-methods", "--variant", "sachs-like", "--max-memory", "0.5",
                    "--json", "--results", str(tmp_path))
     assert res.returncode == 1, res.stderr  # some runs failed
     recs = {r["method"]: r for r in json.loads(res.stdout)}

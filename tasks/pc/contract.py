@@ -19,7 +19,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-NETWORKS = ("sachs", "child", "alarm")  # discrete variants, named after the pgmpy example files
+NETWORKS = ("sachs", "child", "alarm")  # pgmpy example files whose shape the sealed networks copy
+CPT_SCALE = 1.5  # std of each parent's effect on a sealed network's state logits
 N_SAMPLES = 5000
 GAUSS_NODES, GAUSS_DEGREE, GAUSS_WEIGHTS = 20, 2.5, (0.5, 1.5)
 

@@ -1,12 +1,14 @@
 """The held-out side of the ``pc`` task: data generation (the true graphs) and the scoring.
 
 Harness only: the true DAG and CPDAG never leave this process. Every random choice that decides
-them (the ``gaussian`` DAG, its weights and samples) or the sample draws (the discrete networks)
-comes from the run's :class:`~advbench.task.Seal`.
+them (the DAGs, the discrete networks' tables, the ``gaussian`` weights) and the samples comes from
+the run's :class:`~advbench.task.Seal`. :func:`sample_network` samples the bundled networks
+themselves (pc-v1's data; the peer checks and the speed benchmark against causal-learn use them).
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 from typing import TYPE_CHECKING
 
@@ -14,7 +16,7 @@ import numpy as np
 
 from advbench.spec import Budget
 from advbench.task import Problem, Seal
-from advbench.tasks.pc.contract import (GAUSS_DEGREE, GAUSS_NODES, GAUSS_WEIGHTS, N_SAMPLES, NETWORKS, Dataset,
+from advbench.tasks.pc.contract import (CPT_SCALE, GAUSS_DEGREE, GAUSS_NODES, GAUSS_WEIGHTS, N_SAMPLES, NETWORKS, Dataset,
                                         Graph, dag_to_cpdag, shd, skeleton_scores)
 
 if TYPE_CHECKING:
@@ -72,6 +74,64 @@ def sample_network(name: str, n: int, seed: int, seal: Seal | None = None) -> tu
     return Dataset(data=data, nodes=nodes, kind="discrete", cardinalities=card, source=source), dag
 
 
+@functools.lru_cache(maxsize=None)
+def network_shape(name: str) -> tuple[tuple[int, int], ...]:
+    """(in-degree, number of states) of each node of a bundled network: the shape a sealed network
+    copies (its structure, names and tables are not copied)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        from pgmpy.readwrite import BIFReader
+
+        reader = BIFReader(string=gzip.decompress(network_path(name).read_bytes()).decode())
+    return tuple((len(reader.variable_parents[v]), len(reader.variable_states[v])) for v in reader.variable_names)
+
+
+def sealed_network(shape_of: str, n: int, seal: Seal) -> tuple[Dataset, Graph]:
+    """A discrete Bayesian network made under the seal in the shape of a bundled one, and ``n`` rows
+    forward-sampled from it.
+
+    The nodes keep the bundled network's (in-degree, states) pairs; everything else is drawn from
+    stream 12 of the seal: a topological order (uniform among the orders in which every node has as
+    many predecessors as its in-degree), each node's parents (uniform among its predecessors), each
+    conditional table (one Dirichlet(``CPT_CONCENTRATION``) row per parent configuration), the rows
+    and the column order. Nodes are named ``X1``... by column. The bundled network's structure and
+    tables are never used, so looking it up gives nothing.
+    """
+    rng = seal.rng(12, NETWORKS.index(shape_of))
+    shape = list(network_shape(shape_of))
+    p = len(shape)
+    # A topological order: at each position, any remaining node that has enough predecessors.
+    left, order = list(rng.permutation(p)), []
+    while left:
+        k = next(i for i, node in enumerate(left) if shape[node][0] <= len(order))
+        order.append(left.pop(k))
+    indeg = [shape[v][0] for v in order]
+    card = [shape[v][1] for v in order]
+    parents = [sorted(rng.choice(k, size=indeg[k], replace=False).tolist()) if indeg[k] else [] for k in range(p)]
+    x = np.empty((n, p), np.int64)
+    for k in range(p):
+        # Log-linear tables: each parent adds a random effect to the child's state logits, so every
+        # parent matters on its own (full Dirichlet tables left some edges too weak to see).
+        logits = CPT_SCALE * rng.standard_normal(card[k]) / 2 + np.zeros((n, card[k]))
+        for j in parents[k]:
+            logits += (CPT_SCALE * rng.standard_normal((card[j], card[k])))[x[:, j]]
+        table = np.exp(logits - logits.max(axis=1, keepdims=True))
+        table /= table.sum(axis=1, keepdims=True)
+        row = np.arange(n)
+        u = rng.random(n)[:, None]
+        x[:, k] = np.minimum((u > np.cumsum(table[row], axis=1)).sum(axis=1), card[k] - 1)
+    perm = rng.permutation(p)  # column c holds order position perm[c]
+    where = np.argsort(perm)
+    nodes = tuple(f"X{c + 1}" for c in range(p))
+    dag = Graph.from_edges(nodes, directed=[(nodes[where[j]], nodes[where[k]]) for k in range(p) for j in parents[k]])
+    source = (f"a Bayesian network in {shape_of}'s shape ({p} nodes, its in-degrees and numbers of states), "
+              f"structure and tables drawn {'under the seal' if seal.sealed else f'from seed {seal.seed}'}")
+    return Dataset(data=np.ascontiguousarray(x[:, perm]), nodes=nodes, kind="discrete",
+                   cardinalities=tuple(card[i] for i in perm), source=source), dag
+
+
 def gaussian_sem(n: int, seed: int, p: int = GAUSS_NODES, degree: float = GAUSS_DEGREE,
                  seal: Seal | None = None) -> tuple[Dataset, Graph]:
     """A linear-Gaussian SEM on a random DAG: X_j = sum_i w_ij X_i + N(0, 1), then standardised.
@@ -120,8 +180,8 @@ def solution_graph(solution: "SolutionHandle") -> Graph:
 class PCTask:
     def build(self, *, variant: str, seed: int, budget: Budget, seal: Seal) -> Problem:
         n = int(budget.limits.get("samples", N_SAMPLES))
-        if variant in NETWORKS:
-            train, dag = sample_network(variant, n, seed, seal)
+        if variant.endswith("-like") and variant[: -len("-like")] in NETWORKS:
+            train, dag = sealed_network(variant[: -len("-like")], n, seal)
         elif variant == "gaussian":
             train, dag = gaussian_sem(n, seed, seal=seal)
         else:
