@@ -472,7 +472,7 @@ def test_a_sealed_network_keeps_the_shape_and_nothing_else_of_the_bundled_one(na
 def test_the_bundled_network_looked_up_scores_near_nothing_on_its_sealed_shape(name):
     """v1's route: the true graph read from pgmpy's copy scored F1 1.0, SHD 0, sealed. Here a lookup
     can only map the bundled network onto the sealed nodes; the best of 50 mappings that respect the
-    numbers of states scores far below the reference (child-like >= 0.88, alarm-like >= 0.87)."""
+    numbers of states scores far below the reference (child-like >= 0.83, alarm-like >= 0.88)."""
     pytest.importorskip("pgmpy")
     from advbench.tasks.pc.heldout import sealed_network
 

@@ -44,16 +44,18 @@ empty graph is 0).
 
 Targets, measured with the reference baseline (stable PC, alpha 0.01, chi-square / Fisher's z; it
 gives the same skeleton and CPDAG as causal-learn's ``pc`` on the same data, which the tests
-check) at n = 5000 on unsealed seeds 0-19. A seed draws a new graph, and F1 varies with it more
-than with anything a method does, so each bar sits at the worst of the 20 seeds (as v1's did on
-ALARM):
+check) at n = 5000 on 100 graphs per variant, each sealed under a key of its own. A seed draws a
+new graph, and F1 varies with the graph more than with anything a method does, so each bar sits
+just below the worst of the 100 (minimum / 1st percentile / median):
 
-* quick (and full): ``sachs-like`` skeleton F1 >= 0.93 (measured 0.938-1.00, median 0.985) and
-  ``child-like`` >= 0.88 (0.889-1.00, median 0.958). The full budget repeats them so that a full
-  run of these variants has a bar to meet.
-* full: ``alarm-like`` skeleton F1 >= 0.87 (0.878-0.99, median 0.960) and SHD <= 28 (median
-  14.5). On v1's real ALARM the reference gave F1 0.911-0.966 and SHD 5-16: a random DAG of the
-  same in-degrees has more v-structures to orient, and a wrong or missed one counts in SHD.
+* quick (and full): ``sachs-like`` skeleton F1 >= 0.85 (0.867 / 0.909 / 1.00) and ``child-like``
+  >= 0.83 (0.837 / 0.844 / 0.958). The full budget repeats them so that a full run of these
+  variants has a bar to meet.
+* full: ``alarm-like`` skeleton F1 >= 0.88 (0.892 / 0.905 / 0.956) and SHD <= 30 (largest 28,
+  median 17). On v1's real ALARM the reference gave F1 0.911-0.966 and SHD 5-16: a random DAG of
+  the same in-degrees has more v-structures to orient, and a wrong or missed one counts in SHD.
+  A first choice, bars at the worst of 20 unsealed seeds (0.93 / 0.88 / 0.87 and SHD 28), was
+  missed by 2 of 5 sealed seeds: 20 graphs do not show the tail.
 * ``gaussian`` has no target: its graph is redrawn with every seed, and F1 varies with it
   (0.71-1.00 over seeds 0-29, median 0.94; SHD 0-28), so any fixed bar would measure the seed.
 
@@ -88,12 +90,12 @@ SPEC = TaskSpec(
     ),
     primary_metric="skeleton_f1",
     targets=(
-        Target("skeleton_f1", 0.93, "quick", "sachs-like"),
-        Target("skeleton_f1", 0.88, "quick", "child-like"),
-        Target("skeleton_f1", 0.93, "full", "sachs-like"),
-        Target("skeleton_f1", 0.88, "full", "child-like"),
-        Target("skeleton_f1", 0.87, "full", "alarm-like"),
-        Target("shd", 28, "full", "alarm-like"),
+        Target("skeleton_f1", 0.85, "quick", "sachs-like"),
+        Target("skeleton_f1", 0.83, "quick", "child-like"),
+        Target("skeleton_f1", 0.85, "full", "sachs-like"),
+        Target("skeleton_f1", 0.83, "full", "child-like"),
+        Target("skeleton_f1", 0.88, "full", "alarm-like"),
+        Target("shd", 30, "full", "alarm-like"),
     ),
     budgets={
         # ``samples`` is the number of rows the task draws; ``max_condition_set`` caps the size of
