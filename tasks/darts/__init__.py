@@ -39,6 +39,12 @@ against 0.9932: one test image in 540), as Li & Talwalkar found on larger spaces
 space is nearly saturated once the harness retrains a cell properly. What the search changes is
 the cell: convolutions where random draws take pools and skips half the time, and twice the
 parameters. The second-order hypergradient costs 1.7 times the search time for no gain here.
+
+Sealing (what is sealed, what is public): the test split and the three retraining seeds come from
+the seal; the images are scikit-learn's public digits, so the held-out rows are the rest of its
+copy. The derived cell is retrained from scratch by the harness, so a lookup cannot be handed in as
+a cell; but a method could select a cell by its accuracy on the public test rows. The sealed glyph
+digits (``advbench.glyphs``) are to replace them in a later version.
 """
 
 from __future__ import annotations

@@ -36,6 +36,12 @@ the adjectives, not what negation does to them). The 0.99 target holds
 on the mean and on seeds 0 and 2; seed 1's held-out adjectives are the hardest for both
 fine-tuning methods (LoRA 0.982, full 0.990). TASKS.md's calibration: LoRA 0.997 in 75 s, full
 fine-tuning 1.000 in 112 s, frozen encoder about 0.81.
+
+Sealing (what is sealed, what is public): which 20 adjectives are held out and the 1000 test
+sentences come from the seal; the sentence templates, the vocabulary and the MiniLM are public. A
+method that generated every sentence the templates allow would still not know the test labels'
+adjectives from its training data (they never occur there), so looking items up gives nothing that
+learning negation does not; there is no public copy of the test sentences.
 """
 
 from __future__ import annotations

@@ -32,6 +32,11 @@ Measured (full budget, seeds 0-4, one thread; mean over seeds, range): 10 shots,
 10-shot target after 16-19 s of training (about 80 s for the whole budget, 6000 tasks/s, 309 MiB).
 The meta-gradient of a 25-task meta-batch under ``vmap``: 345 meta-batches/s against 49 for the
 per-task autograd loop, 7.0 times (``pytest tests/test_maml.py --benchmark-enable -k bench_vmap -s``).
+
+Sealing (what is sealed, what is public): the 600 evaluation tasks (amplitude, phase, support and
+query points) come from the seal; the task distribution is the MAML paper's, public, as it must be
+for meta-learning. The harness adapts the solution itself on each task's support points and scores
+the query points, which no file holds, so no lookup reproduces them.
 """
 
 from __future__ import annotations

@@ -35,6 +35,11 @@ the Gaussian log-probability and entropy equal SB3's ``DiagGaussianDistribution`
 statistics SB3's ``RunningMeanStd``. The speed comparison with SB3 PPO (RL-Zoo's Pendulum
 hyperparameters, same env steps, one thread each) is a benchmark:
 ``pytest tests/test_ppo.py --benchmark-enable -k bench_ppo -s``; its numbers are in the README.
+
+Sealing (what is sealed, what is public): the 50 evaluation episodes' seeds come from the seal
+(seeds >= 10**6, never used in training); the environments are gymnasium's, public. A method cannot
+replay the evaluation episodes from ``ctx.seed``; a policy that plans with gymnasium's own dynamics
+is model-based control of a public simulator, which the task does not forbid.
 """
 
 from __future__ import annotations

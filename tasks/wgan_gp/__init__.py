@@ -41,6 +41,11 @@ from step 4000 to 10 000) while the high-quality share still rises from 0.84 to 
 remains is uneven mass between modes, not blurred samples. Tried on seed 0 and not adopted:
 batch 1024 (0.132 at 5000 steps, four times the cost), an 8-d latent (0.152 at 6000), the last
 iterate instead of the weight average (0.144), λ 1 (0.124).
+
+Sealing (what is sealed, what is public): the 1000 held-out real samples and the sampling seed
+come from the seal; the distributions are the paper's, public (``contract.toy_samples``), so a
+sampler that draws from the true distribution scores as well as real data does. A mixture rotated,
+scaled and shifted under the seal is to replace them in a later version.
 """
 
 from __future__ import annotations
