@@ -172,3 +172,62 @@ def _gate_value(rec: dict[str, Any], metric: str) -> float | None:
     if not m.higher_is_better:
         return value
     return 1.0 - value if m.unit == "fraction" else -value
+
+
+# ---------------------------------------------------------------- machines and offline pages
+def machine_name() -> str:
+    """A name per machine *and* CPU: ``<host>-<cpu model>-<n>cpu``. asv keys its history by machine
+    name, and a host name alone mixed two CPUs' timings in one history."""
+    import platform
+    import re
+
+    from advbench.profiles import cpu_model  # the CPU model string records carry
+
+    slug = re.sub(r"[^a-z0-9]+", "-", cpu_model().lower()).strip("-")[:40] or "cpu"
+    return f"{platform.node() or 'host'}-{slug}-{os.cpu_count() or 1}cpu"
+
+
+# asv's pages load these from CDNs; advbench/asv_pages/ holds the same libraries (see its README).
+_CDN_FILES = {
+    "jquery-3.3.1.min.js": "jquery.min.js",
+    "jquery.flot.min.js": "jquery.flot.js",
+    "jquery.flot.time.min.js": "jquery.flot.time.js",
+    "jquery.flot.selection.min.js": "jquery.flot.selection.js",
+    "jquery.flot.categories.min.js": "jquery.flot.categories.js",
+    "jquery.flot.orderBars.js": "jquery.flot.orderBars.js",
+    "stupidtable.min.js": "stupidtable.min.js",
+    "md5.min.js": "md5.min.js",
+    "bootstrap.min.js": "bootstrap.min.js",
+    "bootstrap.min.css": "css/bootstrap.min.css",
+}
+
+
+def make_offline(html_dir: Path) -> list[str]:
+    """Serve the libraries of asv's published pages from ``html_dir/vendor/`` instead of CDNs, so
+    the pages work with no network. Returns the URLs replaced; raises ValueError when a page still
+    loads something from the network (a newer asv with another library)."""
+    import re
+    import shutil
+    from importlib.resources import as_file, files
+
+    with as_file(files("advbench") / "asv_pages") as here:
+        shutil.copytree(here, html_dir / "vendor", dirs_exist_ok=True)
+    replaced: list[str] = []
+    tag = re.compile(r'(<(?:script|link)\b[^>]*?\b(?:src|href)=")(https?://[^"]+)("[^>]*>)')
+    for page in sorted(html_dir.glob("*.html")):
+        text = page.read_text(encoding="utf-8")
+
+        def local(m: re.Match) -> str:
+            name = m.group(2).rsplit("/", 1)[-1]
+            if name not in _CDN_FILES:
+                return m.group(0)
+            replaced.append(m.group(2))
+            rest = re.sub(r'\s(?:integrity|crossorigin|referrerpolicy)="[^"]*"', "", m.group(3))
+            return f"{m.group(1)}vendor/{_CDN_FILES[name]}{rest}"
+
+        text = tag.sub(local, text)
+        left = tag.findall(text)
+        if left:
+            raise ValueError(f"{page.name} still loads {left[0][1]} from the network; advbench/asv_pages has no copy")
+        page.write_text(text, encoding="utf-8")
+    return replaced

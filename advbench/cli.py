@@ -451,15 +451,18 @@ def _run_asv(tasks: list[str], methods: Optional[list[str]], profile: Optional[s
                 raise UsageError(f"--asv runs the asv suite, which tracks the reference and floor methods only, "
                                  f"not {method!r}. Valid methods with --asv: floor, reference")
         env["ADVBENCH_ASV_METHODS"] = ",".join(dict.fromkeys(methods))
+    from advbench.asv_suite import machine_name
+
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     bench = "|".join(f"^bench_{t.replace('-', '_')}\\." for t in tasks)
+    machine = machine_name()  # per host and CPU: asv keys its history by this name
     cmd = [sys.executable, "-m", "asv", "run", "-E", f"existing:{sys.executable}", "--bench", bench,
-           "--show-stderr"]
+           "--show-stderr", "--machine", machine]
     if commit:
         cmd += ["--set-commit-hash", commit]
-    if not (Path.home() / ".asv-machine.json").exists():
-        # asv asks about the machine interactively the first time; record its defaults instead.
-        subprocess.run([sys.executable, "-m", "asv", "machine", "--yes"], env=env, check=False)
+    # asv asks about a new machine interactively; record its defaults under our name instead.
+    subprocess.run([sys.executable, "-m", "asv", "machine", "--yes", "--machine", machine], env=env, check=False,
+                   stdout=subprocess.DEVNULL)
     err.print("running: " + " ".join(cmd), highlight=False, markup=False, soft_wrap=True)
     code = subprocess.run(cmd, env=env).returncode
     raise typer.Exit(code)
@@ -793,6 +796,27 @@ def asv_suite(
         out.print(("stale: " if check else "wrote: ") + str(path), highlight=False, markup=False)
     if check and stale:
         raise typer.Exit(1)
+
+
+@app.command("asv-publish")
+@usage_errors
+def asv_publish() -> None:
+    """Publish asv's results as HTML (asv.conf.json's html_dir) that works offline: the JavaScript and
+    CSS asv's pages load from CDNs are served from the pages' own vendor/ folder."""
+    import json
+
+    from advbench.asv_suite import make_offline
+
+    conf = Path("asv.conf.json")
+    if not conf.exists():
+        raise UsageError("asv-publish needs asv.conf.json in the current directory (run from the repository root)")
+    html_dir = Path(json.loads(conf.read_text())["html_dir"])
+    code = subprocess.run([sys.executable, "-m", "asv", "publish", "--no-pull"]).returncode
+    if code:
+        raise typer.Exit(code)
+    replaced = make_offline(html_dir)
+    out.print(f"{html_dir / 'index.html'}: works offline ({len(replaced)} CDN files served from vendor/)",
+              highlight=False, markup=False)
 
 
 def main() -> None:
