@@ -9,7 +9,11 @@ demand. Plots are Plotly figures; ``plotly.min.js`` is written once into ``DIR``
 relative path, so the site works from ``file://`` with no network.
 
 The numbers are the Markdown board's (:mod:`advbench.leaderboard` aggregates both); only the
-presentation differs.
+presentation differs: integral values print as integers, others to four significant digits, and a
+confidence interval is clipped to its metric's possible range where the metric's unit gives one
+(fractions and accuracies lie in [0, 1]). The index says where the records come from (CPU, threads,
+dates, commits), marks versions of a task older than its current spec as superseded and lists them
+after the current one, and names the best method among those that compete (ceilings apart).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import math
 import os
 import re
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +40,13 @@ table { border-collapse: collapse; margin: .5rem 0 1rem; font-size: .9rem; }
 th, td { border: 1px solid #ccc; padding: .25rem .5rem; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
 tr.floor td { color: #777; } tr.reference td:nth-child(2) { font-weight: 600; }
+.table-scroll { overflow-x: auto; max-width: 100%; margin: .5rem 0 1rem; }
+.table-scroll > table { margin: 0; }
+tr.superseded td { color: #888; background: #fafafa; } tr.superseded a { color: #888; }
+.superseded-by { font-size: .8rem; font-style: italic; white-space: nowrap; }
+p.superseded-note { background: #fff4e5; border-left: 4px solid #f0a020; padding: .5rem .75rem; }
+dl.env { display: grid; grid-template-columns: max-content auto; gap: .1rem .75rem; margin: .25rem 0; font-size: .8rem; }
+dl.env dt { font-weight: 600; } dl.env dd { margin: 0; overflow-wrap: anywhere; }
 section.board { border-top: 2px solid #ddd; margin-top: 2rem; }
 .plots { display: flex; flex-wrap: wrap; gap: 1rem; } .plot { width: 36rem; height: 24rem; }
 figure { display: inline-block; margin: .5rem; } figure img { max-width: 18rem; border: 1px solid #ddd; }
@@ -57,6 +69,108 @@ def page_name(task: str, version: int, profile: str) -> str:
 
 def _finite(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+# Units that count things: their values (and means over seeds that land on whole numbers) print as
+# integers, never "100.000".
+COUNT_UNITS = frozenset({"count", "edges", "modes", "stages", "rounds", "tasks", "steps", "calls", "parameters",
+                         "trials", "evaluations", "episodes", "nodes", "queries"})
+# Units whose values lie in [0, 1]: confidence intervals are clipped to it.
+UNIT_INTERVAL = frozenset({"fraction", "accuracy", "probability"})
+
+
+def _metric(spec: Any, name: str | None) -> Any:
+    """The spec's Metric called ``name``, or None (no spec, or a metric an older version reported)."""
+    if spec is None or name is None:
+        return None
+    try:
+        return spec.metric(name)
+    except KeyError:
+        return None
+
+
+def _is_count(metric: Any) -> bool:
+    return metric is not None and metric.unit in COUNT_UNITS
+
+
+def _bounds(metric: Any) -> tuple[float, float] | None:
+    """The values ``metric`` can take, where its unit says: fractions and accuracies in [0, 1] (a
+    difference of two, as backward transfer or regret, in [-1, 1]), counts at least 0; else None."""
+    if metric is None:
+        return None
+    if metric.unit in UNIT_INTERVAL:
+        difference = " minus " in f" {metric.description} " or metric.name.startswith(("regret", "bwt"))
+        return (-1.0 if difference else 0.0, 1.0)
+    if metric.unit in COUNT_UNITS:
+        return (0.0, math.inf)
+    return None
+
+
+def _num(x: Any, count: bool = False, decimals: int | None = None) -> str:
+    """A number for a table: integral values as integers; else to ``decimals`` places where given;
+    counts (a mean over seeds need not be whole) to one decimal; others to four significant digits,
+    in scientific notation only below 0.001."""
+    if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isinf(x):
+        return "∞" if x > 0 else "−∞"
+    v = _finite(x)
+    if v is None:
+        return "—"
+    v += 0.0  # no "-0"
+    if abs(v) < 1e15 and abs(v - round(v)) <= 1e-9 * max(1.0, abs(v)):
+        return str(int(round(v)))
+    a = abs(v)
+    if decimals is not None:
+        text = f"{v:.{decimals}f}"
+    elif count:
+        text = f"{v:.1f}"
+    elif a >= 1e4:
+        text = f"{v:.0f}"
+    elif a < 1e-3:
+        return f"{v:.2e}"
+    else:
+        text = f"{v:.{max(0, 3 - math.floor(math.log10(a)))}f}"
+    return text[1:] if text.startswith("-") and text.strip("-0.") == "" else text  # no "-0.00"
+
+
+def _interval(mean: Any, half: Any, bounds: tuple[float, float] | None) -> tuple[float, float] | None:
+    """The ends of mean ± half, clipped to ``bounds``; None without a finite mean and half-width."""
+    m, h = _finite(mean), _finite(half)
+    if m is None or h is None:
+        return None
+    lo, hi = m - h, m + h
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    return lo, hi
+
+
+def _ci_decimals(half: float) -> int | None:
+    """Decimal places that give a half-width two significant digits (the mean is written to the same)."""
+    if not 1e-6 <= half < 1e4:
+        return None
+    return max(0, 1 - math.floor(math.log10(half)))
+
+
+def _mean_ci(mean: Any, half: Any, replicates: int, metric: Any) -> str:
+    """``mean ± half``, or ``mean [low, high]`` where the interval was clipped to the metric's range."""
+    count = _is_count(metric)
+    ends = _interval(mean, half, _bounds(metric)) if replicates > 1 else None
+    if ends is None:
+        return _num(mean, count)
+    m, h = float(mean), float(half)
+    d = _ci_decimals(h)
+    if ends == (m - h, m + h):
+        return f"{_num(m, count, d)} ± {_num(h, count, d)}"
+    return f"{_num(m, count, d)} [{_num(ends[0], count, d)}, {_num(ends[1], count, d)}]"
+
+
+def _error_y(means: list[float], halves: list[Any], metric: Any) -> dict[str, Any]:
+    """Plotly error bars of mean ± half, clipped to the metric's range (so asymmetric where clipped)."""
+    up, down = [], []
+    for m, h in zip(means, halves):
+        ends = _interval(m, h, _bounds(metric)) or (m, m)
+        up.append(max(0.0, ends[1] - m))
+        down.append(max(0.0, m - ends[0]))
+    return {"type": "data", "symmetric": False, "array": up, "arrayminus": down, "visible": True}
 
 
 class _Page:
@@ -86,22 +200,95 @@ class _Page:
 def _table(table: list[list[str]], cls: str, rows: list[dict[str, Any]], extra: list[str] | None = None) -> str:
     head, *body = table
     cells = "".join(f"<th>{_esc(h)}</th>" for h in head) + ("<th>environment</th>" if extra else "")
-    out = [f'<table class="{cls}" data-rows="{len(body)}"><thead><tr>{cells}</tr></thead><tbody>']
+    out = [f'<div class="table-scroll"><table class="{cls}" data-rows="{len(body)}">'
+           f"<thead><tr>{cells}</tr></thead><tbody>"]
     for i, (line, r) in enumerate(zip(body, rows)):
         tds = "".join(f"<td>{_esc(c)}</td>" for c in line) + (f"<td>{extra[i]}</td>" if extra else "")
         out.append(f'<tr class="{_esc(r["role"])}" data-method="{_esc(r["method"])}">{tds}</tr>')
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return "".join(out)
 
 
+def _accuracy_table(rows: list[dict[str, Any]], declared: set[str] | None, spec: Any) -> list[list[str]]:
+    """:func:`advbench.leaderboard.accuracy_table`'s board, with units in the metric columns' heads,
+    numbers by :func:`_num` and intervals clipped to their metric's range."""
+    primary = rows[0]["primary_metric"]
+    metric_names = sorted({n for r in rows for n in r["metrics"]} - {primary})
+    if declared:
+        metric_names = [n for n in metric_names if n in declared]
+    pm = _metric(spec, primary)
+    unit = lambda n: f"{m.unit}; " if (m := _metric(spec, n)) is not None and m.unit else ""  # noqa: E731
+    iqm = any(r.get("iqm") is not None for r in rows)
+    head = ["rank", "method", "role", f"{primary} ({unit(primary)}mean ± 95% CI)",
+            *(["IQM [95% bootstrap CI]"] if iqm else []),
+            *(f"{n} ({unit(n)[:-2]})" if unit(n) else n for n in metric_names), "targets met", "seeds", "failed"]
+
+    def iqm_cell(r: dict[str, Any]) -> str:
+        if r.get("iqm") is None:
+            return "—"
+        lo, hi, bounds = r["iqm_low"], r["iqm_high"], _bounds(pm)
+        if bounds is not None:
+            lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+        d = _ci_decimals(max(hi - r["iqm"], r["iqm"] - lo, 0.0) or math.nan)
+        return f"{_num(r['iqm'], decimals=d)} [{_num(lo, decimals=d)}, {_num(hi, decimals=d)}]"
+
+    body = [[str(r["rank"]), r["method"], r["role"], _mean_ci(r["mean"], r["ci95"], r["replicates"], pm),
+             *([iqm_cell(r)] if iqm else []),
+             *(_num(r["metrics"].get(n), _is_count(_metric(spec, n))) for n in metric_names), lb._met(r),
+             _seeds_text(r),
+             ", ".join(r["failures"]) if r["failed"] else "0"] for r in rows]
+    return [head, *body]
+
+
+CORE_KEYS = ("cores", "cpu_count", "available_cores", "cores_available")  # what a record may call its core count
+
+
+def _cores(hardware: dict[str, Any]) -> Any:
+    return next((hardware[k] for k in CORE_KEYS if hardware.get(k) is not None), None)
+
+
+def _yes_no(v: Any) -> str:
+    return "not recorded" if v is None else ("yes" if v else "no")
+
+
+def _env_items(rec: dict[str, Any]) -> list[tuple[str, str]]:
+    """A record's environment as (label, text) pairs, the ones a reader compares first."""
+    env = rec.get("environment") or {}
+    hw = env.get("hardware") or {}
+    cores = _cores(hw)
+    items = [("CPU", hw.get("cpu") or "not recorded"), ("cores", "not recorded" if cores is None else str(cores)),
+             ("threads", str(rec.get("threads") or hw.get("threads") or "not recorded")),
+             ("profile", hw.get("profile") or rec.get("profile") or "—")]
+    if hw.get("gpu"):
+        items.append(("GPU", f"{hw['gpu']}" + (f" (CUDA {hw['cuda']}, driver {hw['driver']})" if hw.get("cuda") else "")))
+    known = {"cpu", "threads", "profile", "gpu", "cuda", "driver", "gpu_memory_bytes", *CORE_KEYS}
+    items += [(k, json.dumps(v, default=str) if isinstance(v, (dict, list)) else str(v))
+              for k, v in hw.items() if k not in known]
+    python, calibration = env.get("python"), _finite(env.get("calibration_seconds"))
+    items += [("Python", f"{python} ({env.get('implementation', '?')})" if python else "not recorded"),
+              ("platform", env.get("platform") or "—"),
+              ("commit", env.get("commit") or "not recorded"), ("dirty", _yes_no(env.get("dirty"))),
+              ("sealed", _yes_no(rec.get("sealed"))),
+              ("seal key SHA-256", (rec.get("seal_key_sha256") or "—")[:16]),
+              ("calibration", "—" if calibration is None else f"{calibration:.3f} s"),
+              ("run", f"{rec.get('run_id', '?')} · seed {rec.get('seed')} · {rec.get('created_utc', '?')}")]
+    packages = env.get("packages") or {}
+    items.append(("packages", ", ".join(f"{k} {v}" for k, v in sorted(packages.items())) or "—"))
+    return items
+
+
 def _manifest(recs: list[dict[str, Any]]) -> str:
+    """The latest record's environment as a definition list; its raw JSON in a collapsed block within."""
     if not recs:
         return "—"
     latest = max(recs, key=lambda r: r["created_utc"])
     env = {"seed": latest["seed"], "threads": latest.get("threads"), "sealed": latest.get("sealed"),
-           "run_id": latest["run_id"], **(latest.get("environment") or {})}
-    return (f"<details><summary>seed {latest['seed']}</summary><pre>{_esc(json.dumps(env, indent=1, default=str))}"
-            "</pre></details>")
+           "seal_key_sha256": latest.get("seal_key_sha256"), "run_id": latest["run_id"],
+           **(latest.get("environment") or {})}
+    items = "".join(f'<dt>{_esc(k)}</dt><dd data-field="{_esc(k)}">{_esc(v)}</dd>' for k, v in _env_items(latest))
+    return (f'<details class="env"><summary>seed {latest["seed"]}</summary><dl class="env">{items}</dl>'
+            f'<details class="raw"><summary>raw JSON</summary><pre>{_esc(json.dumps(env, indent=1, default=str))}'
+            "</pre></details></details>")
 
 
 def _pareto(points: list[tuple[float, float, str]], higher_is_better: bool) -> list[tuple[float, float, str]]:
@@ -115,13 +302,14 @@ def _pareto(points: list[tuple[float, float, str]], higher_is_better: bool) -> l
     return front
 
 
-def _speed_quality(page: _Page, g: list[dict[str, Any]], colour: dict[str, str], primary: str, hib: bool) -> str:
+def _speed_quality(page: _Page, g: list[dict[str, Any]], colour: dict[str, str], primary: str, hib: bool,
+                   metric: Any = None) -> str:
     pts = [(r["train_seconds"], r["mean"], r["method"]) for r in g
            if _finite(r["train_seconds"]) is not None and _finite(r["mean"]) is not None]
     if not pts:
         return ""
     data = [{"type": "scatter", "mode": "markers", "name": r["method"], "x": [r["train_seconds"]], "y": [r["mean"]],
-             "error_y": {"type": "data", "array": [_finite(r["ci95"]) or 0.0], "visible": True},
+             "error_y": _error_y([r["mean"]], [r["ci95"]], metric),
              "marker": {"size": 11, "color": colour[r["method"]]}}
             for r in g if _finite(r["train_seconds"]) is not None and _finite(r["mean"]) is not None]
     front = _pareto(pts, hib)
@@ -171,8 +359,11 @@ def _learning_curves(page: _Page, g: list[dict[str, Any]], recs: dict[str, dict[
     layout: dict[str, Any] = {"title": {"text": "learning curves (× marks time to target)"},
                               "xaxis": {"title": {"text": "training seconds"}}, "yaxis": {"title": {"text": primary}}}
     if any(w is not None for ws in by_work for w in ws):
-        layout["margin"] = {"l": 60, "r": 20, "t": 80, "b": 50}
-        layout["updatemenus"] = [{"type": "buttons", "direction": "right", "x": 0, "y": 1.25, "xanchor": "left",
+        # The title at the top of the figure, the buttons in a band of their own between it and the plot.
+        layout["title"].update({"yref": "container", "y": 1, "yanchor": "top", "pad": {"t": 8}})
+        layout["margin"] = {"l": 60, "r": 20, "t": 90, "b": 50}
+        layout["updatemenus"] = [{"type": "buttons", "direction": "right", "x": 0, "xanchor": "left",
+                                  "y": 1, "yanchor": "bottom", "pad": {"b": 6, "t": 0},
                                   "buttons": [
                                       {"label": "x: seconds", "method": "update",
                                        "args": [{"x": by_seconds}, {"xaxis.title.text": "training seconds"}]},
@@ -186,7 +377,8 @@ def _learning_curves(page: _Page, g: list[dict[str, Any]], recs: dict[str, dict[
     return page.plot("learning-curve", data, layout)
 
 
-def _privacy_utility(page: _Page, rows: list[dict[str, Any]], colour: dict[str, str], primary: str) -> str:
+def _privacy_utility(page: _Page, rows: list[dict[str, Any]], colour: dict[str, str], primary: str,
+                     metric: Any = None) -> str:
     """Accuracy against the recorded epsilon, per variant family (the prefix before the first '-'),
     method, budget; rows without a finite epsilon (the non-private variants) as dashed lines."""
     out = []
@@ -198,7 +390,7 @@ def _privacy_utility(page: _Page, rows: list[dict[str, Any]], colour: dict[str, 
             if pts:
                 data.append({"type": "scatter", "mode": "lines+markers", "name": method, "x": [p[0] for p in pts],
                              "y": [p[1] for p in pts], "line": {"color": colour[method]},
-                             "error_y": {"type": "data", "array": [_finite(p[2]) or 0.0 for p in pts], "visible": True}})
+                             "error_y": _error_y([p[1] for p in pts], [p[2] for p in pts], metric)})
             for r in mr:
                 eps = r["metrics"].get("epsilon")
                 if (eps is None or (isinstance(eps, float) and math.isinf(eps))) and _finite(r["mean"]) is not None:
@@ -242,11 +434,97 @@ def _headline(rows: list[dict[str, Any]], spec: Any) -> list[dict[str, Any]]:
     return sorted(boards, key=key)[0][1]
 
 
-def _cell(r: dict[str, Any] | None) -> str:
+def _cell(r: dict[str, Any] | None, metric: Any = None) -> str:
     if r is None:
         return "—"
-    ci = f" ± {lb._fmt(r['ci95'])}" if r["replicates"] > 1 else ""
-    return f"{lb._fmt(r['mean'])}{ci}"
+    return _mean_ci(r["mean"], r["ci95"], r["replicates"], metric)
+
+
+def _is_ceiling(r: dict[str, Any], spec: Any) -> bool:
+    """A method that bounds the board from above (oracle, joint or centralised training): never the best entrant."""
+    return r["role"] == "ceiling" or r["method"] in (getattr(spec, "ceiling_methods", ()) or ())
+
+
+def _seeds_text(r: dict[str, Any]) -> str:
+    n = r["replicates"]
+    return str(r["seeds"]) + (f" ({n} replicate{'s' if n != 1 else ''})" if n != r["seeds"] else "")
+
+
+def _targets_text(r: dict[str, Any]) -> str:
+    """Whether a row's runs met their targets: all seeds, some, none (of the runs, failed ones included)."""
+    runs = r["seeds"] + r["failed"]
+    met = r["targets_met"]
+    if met is None:
+        return "no target"
+    word = "all seeds" if met == runs and runs else ("none" if met == 0 else "some seeds")
+    return f"{word} ({met}/{runs})"
+
+
+def _span(values: list[str]) -> str:
+    values = sorted(values)
+    return values[0] if values[0] == values[-1] else f"{values[0]} to {values[-1]}"
+
+
+def _provenance(recs: list[dict[str, Any]]) -> str:
+    """One line on where the records come from: CPU models and cores, threads, dates, commits."""
+    if not recs:
+        return ""
+    hws = [((r.get("environment") or {}).get("hardware") or {}) for r in recs]
+    cpus = Counter(str(hw.get("cpu") or "CPU not recorded") for hw in hws)
+    cpu_text = "; ".join(f"{c} ({n} record{'s' if n != 1 else ''})" for c, n in cpus.most_common())
+    cores = sorted({str(c) for c in map(_cores, hws) if c is not None})
+    threads = sorted({int(t) for r, hw in zip(recs, hws) if (t := r.get("threads") or hw.get("threads"))})
+    dated = sorted(recs, key=lambda r: r["created_utc"])
+    commits = [c for r in dated if (c := (r.get("environment") or {}).get("commit"))]
+    dirty = sum(bool((r.get("environment") or {}).get("dirty")) for r in recs)
+    commit_text = "commit not recorded"
+    if commits:
+        commit_text = (f"commit {commits[0][:10]}" if len(set(commits)) == 1 else
+                       f"commits {commits[0][:10]} (earliest record) to {commits[-1][:10]} (latest), "
+                       f"{len(set(commits))} distinct")
+        if dirty:
+            commit_text += f", {dirty} record{'s' if dirty != 1 else ''} from a tree with uncommitted changes"
+    return (f'<p class="provenance">Records: {len(recs)} runs on {_esc(cpu_text)}; '
+            f"{_esc(', '.join(cores) + ' cores' if cores else 'core count not recorded')}; "
+            f"{_esc(', '.join(map(str, threads)) or '?')} thread{'s' if threads != [1] else ''} per run; "
+            f"dated {_esc(_span([r['created_utc'][:10] for r in dated]))}; {_esc(commit_text)}.</p>")
+
+
+def _index_row(task: str, version: int, profile: str, name: str, page_rows: list[dict[str, Any]], spec: Any,
+               n_boards: int) -> str:
+    """An index row: the headline board's reference, floor, best entrant (ceilings apart) and its seeds and targets."""
+    head = _headline(page_rows, spec)
+    primary = head[0]["primary_metric"]
+    pm = _metric(spec, primary)
+    hib = pm.higher_is_better if pm is not None else True
+    by_role = {r["role"]: r for r in head}
+    best = next((r for r in head if r["mean"] is not None and not _is_ceiling(r, spec)), None)
+    ceilings = [r for r in head if _is_ceiling(r, spec) and r["mean"] is not None]
+    current = spec.version if spec is not None else version
+    superseded = version < current
+    best_text, seeds, met = "—", "—", "—"
+    if best is not None:
+        role = f" ({best['role']})" if best["role"] == "floor" else ""
+        best_text = f"{_esc(best['method'])}{role}: {_cell(best, pm)}"
+        seeds = _seeds_text(best)
+        met = _targets_text(best)
+    ceiling_text = "; ".join(f"{_esc(r['method'])}: {_cell(r, pm)}" for r in ceilings) or "—"
+    label = f'<a href="{_esc(name)}">{_esc(task)}-v{version}</a>'
+    if superseded:
+        label += f' <span class="superseded-by">superseded by v{current}</span>'
+    b = head[0]
+    attrs = (f'data-task="{_esc(task)}" data-version="{version}" data-current-version="{current}" '
+             f'data-profile="{_esc(profile)}" data-variant="{_esc(b["variant"])}" data-budget="{_esc(b["budget"])}" '
+             f'data-threads="{_esc(b["threads"])}" data-sealed="{int(bool(b["sealed"]))}" '
+             f'data-best="{_esc(best["method"] if best else "")}"')
+    unit = pm.unit if pm is not None and pm.unit else "—"
+    direction = "↑ higher is better" if hib else "↓ lower is better"
+    return (f'<tr class="{"superseded" if superseded else "current"}" {attrs}><td>{label}</td><td>{_esc(profile)}</td>'
+            f"<td>{_esc(b['variant'])} · {_esc(b['budget'])}</td><td>{_esc(primary)}</td>"
+            f'<td class="unit">{_esc(unit)}</td><td class="direction">{direction}</td>'
+            f"<td>{_cell(by_role.get('reference'), pm)}</td><td>{_cell(by_role.get('floor'), pm)}</td>"
+            f'<td class="best">{best_text}</td><td class="seeds">{seeds}</td><td class="targets">{_esc(met)}</td>'
+            f'<td class="ceiling">{ceiling_text}</td><td>{n_boards}</td></tr>')
 
 
 def build(rows: list[dict[str, Any]], recs: dict[str, dict[str, Any]], specs: dict[str, Any], out_dir: Path,
@@ -269,27 +547,43 @@ def build(rows: list[dict[str, Any]], recs: dict[str, dict[str, Any]], specs: di
     index.add("<h1>advbench leaderboard</h1>"
               f'<p class="note">Generated by <code>advbench leaderboard --format html</code> from the run records '
               f"under <code>{_esc(Path(results_dir).as_posix())}/runs/</code>: mean ± 95% CI over seeds of each task's "
-              "primary metric; the headline board of each task and profile (full budget where it exists). "
-              "Each task page holds every board, the speed boards and the plots.</p>")
-    index.add('<table class="index"><thead><tr><th>task</th><th>profile</th><th>board</th><th>primary metric</th>'
-              "<th>reference</th><th>floor</th><th>best method</th><th>boards</th></tr></thead><tbody>")
-    pages = []
-    by_page = lb._groupby(rows, lambda r: (r["task"], r["task_version"], r["profile"]))
-    for (task, version, profile), page_rows in sorted(by_page, key=lambda kv: kv[0]):
+              "primary metric (an interval clipped to the metric's range is written [low, high]); the headline board "
+              "of each task and profile (full budget where it exists). The best method is the best entrant: ceilings "
+              "(an oracle, joint or centralised training) are listed apart. Versions older than a task's current one "
+              "are marked superseded and listed after it. Each task page holds every board, the speed boards and "
+              "the plots.</p>")
+    index.add(_provenance([recs[p] for p in dict.fromkeys(p for r in rows for p in r["paths"]) if p in recs]))
+    index.add('<div class="table-scroll"><table class="index"><thead><tr><th>task</th><th>profile</th><th>board</th>'
+              "<th>primary metric</th><th>unit</th><th>direction</th><th>reference</th><th>floor</th>"
+              "<th>best method</th><th>seeds (best)</th><th>targets met (best)</th><th>ceiling</th><th>boards</th>"
+              "</tr></thead><tbody>")
+    pages, index_rows = [], []
+    by_page = sorted(lb._groupby(rows, lambda r: (r["task"], r["task_version"], r["profile"])), key=lambda kv: kv[0])
+    names = {key: page_name(*key) for key, _ in by_page}
+    for (task, version, profile), page_rows in by_page:
         spec = specs.get(task)
         hib = spec.primary.higher_is_better if spec is not None else True
         methods = sorted({r["method"] for r in page_rows}, key=lambda m: (m not in ("reference", "floor"), m))
         colour = {m: COLOURS[i % len(COLOURS)] for i, m in enumerate(methods)}
-        name = page_name(task, version, profile)
+        name = names[(task, version, profile)]
         title = f"{task}-v{version} · {profile}" + (f" — {spec.title}" if spec is not None else "")
         page = _Page(title)
         page.add(f'<p><a href="index.html">← all tasks</a></p><h1>{_esc(title)}</h1>')
+        if spec is not None and version < spec.version:
+            current = names.get((task, spec.version, profile))
+            link = f' (<a href="{_esc(current)}">{_esc(task)}-v{spec.version} · {_esc(profile)}</a>)' if current else ""
+            page.add(f'<p class="superseded-note"><strong>Superseded by v{spec.version}.</strong> '
+                     f"{_esc(task)}-v{spec.version} is the task's current version{link}; these records were scored by "
+                     f"v{version}, and their numbers do not compare with the current version's.</p>")
         if spec is not None:
             page.add(f"<p>{_esc(spec.summary)}</p>")
+        page.add('<p class="note">Mean ± 95% CI over seeds; an interval written [low, high] is that interval clipped '
+                 "to the metric's possible range (fractions and accuracies lie in [0, 1]), as are the error bars.</p>")
         boards = lb._groupby(page_rows, lambda r: (r["variant"], r["budget"], r["threads"], r["sealed"]))
         for (variant, budget, threads, sealed), g in boards:
             where = f"{variant} · {budget} · {threads} thread{'s' if threads != 1 else ''}" + (" · sealed" if sealed else "")
             primary = g[0]["primary_metric"]
+            pm = _metric(spec, primary)
             page.add(f'<section class="board" data-board="{_esc(where)}"><h2>{_esc(where)}</h2>')
             target_text = targets.get((task, variant, budget))
             if target_text:
@@ -299,34 +593,24 @@ def build(rows: list[dict[str, Any]], recs: dict[str, dict[str, Any]], specs: di
                 threshold = next((t.threshold for t in spec.targets
                                   if (t.metric, t.variant, t.budget) == (primary, variant, budget)), None)
             group_recs = [[recs[p] for p in r["paths"] if p in recs] for r in g]
-            page.add("<h3>accuracy</h3>" + _table(lb.accuracy_table(g, declared.get((task, version))), "board accuracy", g,
-                                                  [_manifest(rs) for rs in group_recs]))
+            page.add("<h3>accuracy</h3>" + _table(_accuracy_table(g, declared.get((task, version)), spec),
+                                                  "board accuracy", g, [_manifest(rs) for rs in group_recs]))
             page.add("<h3>speed</h3>" + _table(lb.speed_table(g), "board speed", g))
-            page.add('<div class="plots">' + _speed_quality(page, g, colour, primary, hib)
+            page.add('<div class="plots">' + _speed_quality(page, g, colour, primary, hib, pm)
                      + _learning_curves(page, g, recs, colour, primary, threshold) + "</div>")
             page.add(_images(g, recs, out_dir) + "</section>")
         if spec is not None and any(m.name == "epsilon" for m in spec.metrics):
-            plots = _privacy_utility(page, page_rows, colour, spec.primary_metric)
+            plots = _privacy_utility(page, page_rows, colour, spec.primary_metric, spec.primary)
             if plots:
                 page.add('<section class="privacy"><h2>privacy-utility</h2><div class="plots">' + plots + "</div></section>")
         path = out_dir / name
         path.write_text(page.html(), encoding="utf-8")
         pages.append(path)
-
-        head = _headline(page_rows, spec)
-        by_role = {r["role"]: r for r in head}
-        best = head[0] if head and head[0]["mean"] is not None else None
-        best_text = "—"
-        if best is not None:
-            role = f" ({best['role']})" if best["role"] in ("floor", "ceiling") else ""
-            best_text = f"{_esc(best['method'])}{role}: {_cell(best)}"
-        index.add(f'<tr data-task="{_esc(task)}"><td><a href="{_esc(name)}">{_esc(task)}-v{version}</a></td>'
-                  f"<td>{_esc(profile)}</td><td>{_esc(head[0]['variant'])} · {_esc(head[0]['budget'])}</td>"
-                  f"<td>{_esc(head[0]['primary_metric'])} {'↑' if hib else '↓'}</td>"
-                  f"<td>{_cell(by_role.get('reference'))}</td><td>{_cell(by_role.get('floor'))}</td>"
-                  f"<td>{best_text}</td>"
-                  f"<td>{len(boards)}</td></tr>")
-    index.add("</tbody></table>")
+        superseded = spec is not None and version < spec.version
+        row = _index_row(task, version, profile, name, page_rows, spec, len(boards))
+        index_rows.append(((task, superseded, -version, profile), row))  # current version first
+    index.add("".join(text for _, text in sorted(index_rows, key=lambda kv: kv[0])))
+    index.add("</tbody></table></div>")
     history = _asv_links(Path(results_dir), out_dir)
     if history:
         index.add(history)

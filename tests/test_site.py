@@ -9,6 +9,7 @@ screenshots. With ``CI`` set a missing Chromium fails the test; elsewhere it ski
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from advbench import leaderboard as lb
+from advbench import records
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
@@ -146,3 +148,263 @@ def test_bad_site_options_are_one_line_usage_errors(tmp_path):
                              capture_output=True, text=True, timeout=120)
         assert res.returncode == 2 and words in res.stderr and "Traceback" not in res.stderr, res.stderr
         assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+# ------------------------------------------------------------------ the review's defects, one test each
+@functools.cache
+def specs() -> dict:
+    from advbench import registry
+
+    reg = registry.default_registry()
+    return {name: reg.spec(name) for name in {r["task"] for r in records.iter_records(RESULTS)}}
+
+
+@functools.cache
+def aggregated() -> list[dict]:
+    """The rows the CLI aggregates: each task's direction and replicates, as ``advbench leaderboard`` passes them."""
+    sp = specs()
+    return lb.aggregate(lb.load(RESULTS), {n: s.primary.higher_is_better for n, s in sp.items()},
+                        {n: s.seeds_per_replicate for n, s in sp.items()})
+
+
+def index_rows(page) -> list[dict]:
+    return page.eval_on_selector_all("table.index tbody tr", """els => els.map(tr => ({...tr.dataset,
+        cls: tr.className, first: tr.cells[0].innerText,
+        cell: Object.fromEntries(Array.from(tr.cells).filter(c => c.className)
+                                          .map(c => [c.className, c.innerText]))}))""")
+
+
+def board_of(rows: list[dict], ix: dict) -> list[dict]:
+    """The aggregated rows of the board an index row summarises, in rank order."""
+    key = lambda r: (r["task"], str(r["task_version"]), r["profile"], r["variant"], r["budget"],  # noqa: E731
+                     str(r["threads"]), str(int(bool(r["sealed"]))))
+    return [r for r in rows if key(r) == (ix["task"], ix["version"], ix["profile"], ix["variant"], ix["budget"],
+                                          ix["threads"], ix["sealed"])]
+
+
+def is_ceiling(r: dict, spec) -> bool:
+    return r["role"] == "ceiling" or r["method"] in spec.ceiling_methods
+
+
+def test_index_gives_unit_direction_seeds_targets_and_where_the_records_come_from(site, browser):
+    rows, sp = aggregated(), specs()
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    page.goto((site / "index.html").as_uri())
+    line = page.inner_text("p.provenance")
+    behind = {p for r in rows for p in r["paths"]}
+    recs = sorted((r for r in records.iter_records(RESULTS) if r["_path"] in behind), key=lambda r: r["created_utc"])
+    assert recs
+    for cpu in {r["environment"]["hardware"]["cpu"] for r in recs}:
+        assert cpu in line, (cpu, line)
+    threads = {r.get("threads") or r["environment"]["hardware"]["threads"] for r in recs}
+    assert "core" in line and all(str(t) in line for t in threads) and " thread" in line, line
+    assert recs[0]["created_utc"][:10] in line and recs[-1]["created_utc"][:10] in line, line
+    assert recs[0]["environment"]["commit"][:10] in line and recs[-1]["environment"]["commit"][:10] in line, line
+    shown = index_rows(page)
+    assert shown
+    for ix in shown:
+        spec = sp[ix["task"]]
+        assert ix["cell"]["unit"] == spec.primary.unit, ix
+        assert ("higher is better" if spec.primary.higher_is_better else "lower is better") in ix["cell"]["direction"], ix
+        best = next(r for r in board_of(rows, ix) if r["method"] == ix["best"])
+        assert ix["cell"]["seeds"].split()[0] == str(best["seeds"]), (ix, best["seeds"])
+        runs, met = best["seeds"] + best["failed"], best["targets_met"]
+        word = ("no target" if met is None else "all seeds" if met == runs else "none" if met == 0 else "some seeds")
+        assert ix["cell"]["targets"].startswith(word) and (met is None or f"{met}/{runs}" in ix["cell"]["targets"]), ix
+    assert any(ix["cell"]["targets"].startswith("some seeds") for ix in shown), "ewc-v1's reference met 3 of 5"
+    page.close()
+
+
+def test_index_best_method_is_the_best_entrant_and_ceilings_are_shown_apart(site, browser):
+    rows, sp = aggregated(), specs()
+    page = browser.new_page()
+    page.goto((site / "index.html").as_uri())
+    beaten_by_ceiling = 0
+    for ix in index_rows(page):
+        spec, board = sp[ix["task"]], board_of(rows, ix)
+        entrants = [r for r in board if r["mean"] is not None and not is_ceiling(r, spec)]
+        ceilings = [r for r in board if r["mean"] is not None and is_ceiling(r, spec)]
+        assert ix["best"] == entrants[0]["method"], (ix, [r["method"] for r in board])
+        assert ix["cell"]["best"].startswith(entrants[0]["method"]), ix
+        for c in ceilings:
+            assert c["method"] in ix["cell"]["ceiling"], ix
+        beaten_by_ceiling += bool(ceilings) and board[0]["method"] in {c["method"] for c in ceilings}
+    assert beaten_by_ceiling >= 2, "maddpg's oracle and fedavg's centralised training top their boards"
+    page.close()
+
+
+def test_superseded_versions_are_marked_de_emphasised_and_listed_after_the_current_one(site, browser):
+    sp = specs()
+    page = browser.new_page()
+    page.goto((site / "index.html").as_uri())
+    shown = index_rows(page)
+    colour = page.evaluate("() => Object.fromEntries(['current', 'superseded'].map(c => "
+                           "[c, getComputedStyle(document.querySelector(`table.index tr.${c} td`)).color]))")
+    assert colour["current"] != colour["superseded"], colour
+    seen: dict[str, list[tuple[bool, int]]] = {}
+    for ix in shown:
+        current, version = sp[ix["task"]].version, int(ix["version"])
+        old = version < current
+        assert (ix["cls"] == "superseded") == old and (f"superseded by v{current}" in ix["first"]) == old, ix
+        seen.setdefault(ix["task"], []).append((old, -version))
+    for task, order in seen.items():
+        assert order == sorted(order), (task, order)  # current first, then older versions, newest first
+    assert seen["dp-fedavg"][0] == (False, -2) and seen["dp-fedavg"][-1] == (True, -1)
+    assert sum(old for order in seen.values() for old, _ in order) >= 5  # pc-v1, adversarial v1-2, edge v1-2, ...
+    for name, superseded in (("task-dp-fedavg-v1-cpu.html", True), ("task-dp-fedavg-v2-cpu.html", False)):
+        page.goto((site / name).as_uri())
+        notes = page.eval_on_selector_all("p.superseded-note", "els => els.map(e => e.innerText)")
+        if superseded:
+            assert len(notes) == 1 and "Superseded by v2" in notes[0], notes
+            # At the top: before the summary and the first board.
+            assert page.evaluate("() => document.querySelector('p.superseded-note').compareDocumentPosition("
+                                 "document.querySelector('section.board')) & Node.DOCUMENT_POSITION_FOLLOWING")
+            assert page.evaluate("() => document.querySelector('h1').nextElementSibling.className") == "superseded-note"
+        else:
+            assert notes == [], notes
+    page.close()
+
+
+def test_learning_curve_buttons_do_not_overlap_the_title(site, browser):
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    checked = 0
+    for html_file in sorted(site.glob("task-*.html")):
+        page.goto(html_file.as_uri())
+        boxes = page.evaluate("""() => Array.from(document.querySelectorAll('div.plot[data-kind=learning-curve]'))
+            .filter(d => d.querySelector('.updatemenu-button')).map(d => {
+              const r = e => { const b = e.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; };
+              return {title: r(d.querySelector('.gtitle')), plot: r(d.querySelector('.nsewdrag')), div: r(d),
+                      buttons: Array.from(d.querySelectorAll('.updatemenu-button')).map(r), layout: d.layout}; })""")
+        for b in boxes:
+            t = b["title"]
+            for l, top, r, bottom in b["buttons"]:
+                overlap = min(r, t[2]) > max(l, t[0]) and min(bottom, t[3]) > max(top, t[1])
+                assert not overlap, (html_file.name, b["title"], b["buttons"])
+                # Above the plot, inside the figure.
+                assert top >= b["div"][1] and bottom <= b["plot"][1] + 1, (html_file.name, b)
+            menu = b["layout"]["updatemenus"][0]
+            assert menu["yanchor"] == "bottom" and menu["y"] <= 1.05 and b["layout"]["margin"]["t"] >= 80, menu
+            checked += 1
+    assert checked >= 1, "automl's learning curves have the x-axis buttons"
+    page.close()
+
+
+def test_wide_tables_scroll_inside_the_page_instead_of_being_cut_off(site, browser):
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    for name in ("task-dp-fedavg-v2-cpu.html", "index.html"):
+        page.goto((site / name).as_uri())
+        assert page.evaluate("() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"), name
+        tables = page.evaluate("""() => Array.from(document.querySelectorAll('table')).map(t => {
+            const w = t.parentElement, s = getComputedStyle(w);
+            return [w.className, s.overflowX, w.getBoundingClientRect().right, w.scrollWidth > w.clientWidth]; })""")
+        assert tables and all(cls == "table-scroll" and ov == "auto" and right <= 1300
+                              for cls, ov, right, _ in tables), tables
+    page.goto((site / "task-dp-fedavg-v2-cpu.html").as_uri())
+    # The widest board scrolls, and scrolled to its end it shows its last column whole.
+    last = page.evaluate("""() => { const w = Array.from(document.querySelectorAll('.table-scroll'))
+            .sort((a, b) => b.scrollWidth - a.scrollWidth)[0];
+        const wide = w.scrollWidth > w.clientWidth; w.scrollLeft = w.scrollWidth;
+        const th = w.querySelector('thead th:last-child').getBoundingClientRect();
+        return [wide, th.right <= w.getBoundingClientRect().right + 1]; }""")
+    assert last == [True, True], "dp-fedavg's accuracy board is wider than the page: it scrolls"
+    page.close()
+
+
+def test_numbers_print_as_integers_where_integral_else_to_significant_digits(site, browser):
+    from advbench.html_board import COUNT_UNITS, _num
+
+    assert [_num(100.0), _num(100), _num(17.0, True), _num(0.0), _num(-0.0)] == ["100", "100", "17", "0", "0"]
+    assert [_num(0.851234), _num(28.8217), _num(-1223.097), _num(123456.7)] == ["0.8512", "28.82", "-1223", "123457"]
+    assert [_num(12.4, True), _num(float("nan")), _num(None), _num(float("inf"))] == ["12.4", "—", "—", "∞"]
+    rows, sp = aggregated(), specs()
+    page = browser.new_page()
+    checked = 0
+    for name, task, version in (("task-dp-fedavg-v2-cpu.html", "dp-fedavg", 2), ("task-pc-v1-cpu.html", "pc", 1)):
+        page.goto((site / name).as_uri())
+        boards = page.evaluate("""() => Array.from(document.querySelectorAll('section.board')).map(s => {
+            const t = s.querySelector('table.accuracy');
+            return [s.dataset.board, Array.from(t.querySelectorAll('thead th')).map(h => h.innerText),
+                    Array.from(t.querySelectorAll('tbody tr')).map(r => [r.dataset.method,
+                        Array.from(r.cells).map(c => c.innerText)])]; })""")
+        for where, head, body in boards:
+            for method, cells in body:
+                r = next(r for r in rows if (r["task"], r["task_version"], r["method"]) == (task, version, method)
+                         and where.startswith(f"{r['variant']} · {r['budget']} · {r['threads']} thread"))
+                for col, text in zip(head, cells):
+                    metric = col.split(" (")[0]
+                    value = r["metrics"].get(metric) if metric in r["metrics"] and metric != r["primary_metric"] else None
+                    if value is None:
+                        continue
+                    assert not text.endswith(".000"), (name, where, col, text)
+                    if abs(value - round(value)) < 1e-9:
+                        assert text == str(round(value)), (name, where, col, text)
+                        checked += 1
+                    elif sp[task].metric(metric).unit in COUNT_UNITS:
+                        assert text == f"{value:.1f}", (name, where, col, text)
+    assert checked > 10, "dp-fedavg's steps and calls, pc's SHD"
+    page.close()
+
+
+def test_confidence_intervals_are_clipped_to_the_metric_range_in_tables_and_figures(site, browser):
+    from advbench.html_board import _bounds, _interval
+
+    sp = specs()
+    assert _bounds(sp["pc"].metric("skeleton_f1")) == (0.0, 1.0) and _bounds(sp["ewc"].metric("bwt")) == (-1.0, 1.0)
+    assert _bounds(sp["nerf"].metric("psnr")) is None
+    assert _interval(0.98, 0.05, (0.0, 1.0)) == (0.98 - 0.05, 1.0)
+    unit_interval = {n for n, s in sp.items() if s.primary.unit in ("fraction", "accuracy")}
+    page = browser.new_page()
+    clipped = bars = 0
+    for html_file in sorted(site.glob("task-*.html")):
+        task = html_file.name.removeprefix("task-").rsplit("-v", 1)[0]
+        if task not in unit_interval:
+            continue
+        page.goto(html_file.as_uri())
+        cells = page.eval_on_selector_all("table.accuracy tbody tr td:nth-child(4)", "els => els.map(e => e.innerText)")
+        for text in cells:
+            if "[" in text:
+                lo, hi = (float(x) for x in text.split("[")[1].rstrip("]").split(","))
+                assert 0 <= lo <= hi <= 1, (html_file.name, text)
+                clipped += 1
+            elif "±" in text:
+                m, h = (float(x) for x in text.split("±"))
+                assert m + h <= 1 + 1e-3 and m - h >= -1e-3, (html_file.name, text)
+        traces = page.evaluate("""() => Array.from(document.querySelectorAll('div.plot[data-kind=speed-quality]'))
+            .flatMap(d => d.data.filter(t => t.error_y).map(t => [t.y, t.error_y.array, t.error_y.arrayminus]))""")
+        for ys, up, down in traces:
+            for y, u, d in zip(ys, up, down or up):
+                assert y + u <= 1 + 1e-9 and y - d >= -1e-9, (html_file.name, y, u, d)
+                bars += 1
+    assert clipped > 0, "pc's skeleton F1, lora's and multimodal's accuracy reach past 1 unclipped"
+    assert bars > 0
+    page.close()
+
+
+def test_environment_is_a_readable_list_with_the_raw_json_collapsed(site, browser):
+    import json
+
+    by_run = {r["run_id"]: r for r in records.iter_records(RESULTS)}
+    page = browser.new_page()
+    page.goto((site / "task-pc-v1-cpu.html").as_uri())
+    envs = page.evaluate("""() => Array.from(document.querySelectorAll('table.accuracy details.env')).map(d => ({
+        open: d.open, rawOpen: d.querySelector('details.raw').open,
+        bare: d.querySelectorAll(':scope > pre').length,
+        fields: Object.fromEntries(Array.from(d.querySelectorAll('dl.env dd'))
+                                     .map(e => [e.dataset.field, e.textContent])),
+        labels: Array.from(d.querySelectorAll('dl.env dt')).map(e => e.textContent),
+        raw: d.querySelector('details.raw pre').textContent}))""")
+    assert envs
+    for env in envs:
+        assert not env["open"] and not env["rawOpen"] and env["bare"] == 0, env
+        assert {"CPU", "cores", "threads", "profile", "Python", "commit", "dirty", "sealed", "seal key SHA-256",
+                "packages"} <= set(env["labels"]), env["labels"]
+        raw = json.loads(env["raw"])
+        rec = by_run[raw["run_id"]]
+        e = rec["environment"]
+        assert env["fields"]["CPU"] == e["hardware"]["cpu"] and env["fields"]["commit"] == e["commit"], env
+        assert env["fields"]["dirty"] == ("yes" if e["dirty"] else "no")
+        assert env["fields"]["threads"] == str(rec.get("threads") or e["hardware"]["threads"])
+        assert env["fields"]["Python"].startswith(e["python"]) and env["fields"]["profile"] == rec["profile"]
+        assert env["fields"]["sealed"] == {True: "yes", False: "no", None: "not recorded"}[rec["sealed"]]
+        assert f"numpy {e['packages']['numpy']}" in env["fields"]["packages"], env["fields"]["packages"]
+    page.close()
