@@ -100,7 +100,7 @@ class Profile:
         if not ok:
             raise UsageError(f"profile {self.name!r} is not available here: {why}")
         threads = default_threads() if threads is None else threads
-        info: dict[str, Any] = {"profile": self.name, "cpu": cpu_model(), "threads": threads,
+        info: dict[str, Any] = {"profile": self.name, "cpu": cpu_model(), "cores": os.cpu_count(), "threads": threads,
                                 "machine": platform.machine(), "system": platform.system()}
         if ("torch" in sys.modules) if not import_torch else importlib.util.find_spec("torch") is not None:
             import torch
