@@ -105,14 +105,17 @@ glyph digits (v3):
   0.071 / 0.076; 60 epochs (full, seed 0): clean 0.96, robust 0.040.
 * PGD adversarial training (the reference), 10 epochs (quick, seeds 0-2): clean 0.85-0.88, robust
   0.467 / 0.444 / 0.376 (Square the binding attack: 0.469 / 0.451 / 0.376; PGD-20 0.43-0.52);
-  60 epochs (full, seed 0): clean 0.958, robust 0.629 (PGD-20 0.653, Square 0.638, transfer 0.78).
+  60 epochs (full): unsealed seed 0 clean 0.958, robust 0.629 (PGD-20 0.653, Square 0.638,
+  transfer 0.78); sealed under the reference key, seeds 0-2, robust 0.644 / 0.576 / 0.536, clean
+  0.96-0.98 (the floor 0.042 / 0.033 / 0.016).
 
 The glyphs are harder to defend than v2's public digits (reference full 0.82-0.85, floor 0.31-0.36
 there): their strokes are anti-aliased and thinner, so more pixels sit near a class boundary's
 reach at eps 0.1, and the classes are closer in L-infinity. The targets follow the measurement:
 
 * quick: ``robust_acc_eps0.1 >= 0.30`` (the reference 0.38-0.47 in 10 epochs; the floor 0.07-0.09).
-* full: ``robust_acc_eps0.1 >= 0.55`` (the reference 0.63 on seed 0; the floor 0.04). v1's second
+* full: ``robust_acc_eps0.1 >= 0.50`` (the reference 0.536-0.644 on four runs; the floor 0.016-0.042;
+  a first bar of 0.55, from unsealed seed 0 alone, was missed by sealed seed 2). v1's second
   full target, ``gap_strong_vs_pgd <= 2.0``, is gone since v2: it stood in for a worst case over
   attacks when the primary was PGD-20 alone.
 
@@ -182,7 +185,7 @@ SPEC = TaskSpec(
     primary_metric="robust_acc_eps0.1",
     targets=(
         Target("robust_acc_eps0.1", 0.30, "quick", "glyphs-linf"),
-        Target("robust_acc_eps0.1", 0.55, "full", "glyphs-linf"),
+        Target("robust_acc_eps0.1", 0.50, "full", "glyphs-linf"),
     ),
     budgets={
         "quick": Budget("quick", max_seconds=90, limits={"epochs": 10, "batch_size": 64}, variants=("glyphs-linf",)),
