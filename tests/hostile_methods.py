@@ -199,7 +199,6 @@ def _read_harness_memory() -> tuple[float | None, list[str]]:
     """Read the anonymous memory of the harness (its PID, as an attacker scanning /proc would find
     it) for the answer's bytes (an attacker who knows what the answer looks like), and try to signal
     the harness."""
-    import re
     import struct
 
     pid = int(inputs()["harness_pid"])
@@ -225,8 +224,9 @@ def _read_harness_memory() -> tuple[float | None, list[str]]:
                 except OSError:
                     continue
                 read += len(chunk)
-                if found is None and re.search(re.escape(needle), chunk):
+                if needle in chunk:  # stop at the first hit: a scoring process's CPU is counted
                     found = struct.unpack("<d", needle)[0]
+                    break
         notes.append(f"memory: read {'some' if read else 'nothing'}")
     except OSError as exc:
         notes.append(f"memory: {type(exc).__name__}")

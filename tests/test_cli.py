@@ -142,16 +142,16 @@ def test_asv_check_passes():
     assert res.returncode == 0 and "No problems found" in res.stdout, res.stdout + res.stderr
 
 
-def test_pc_reproduces_the_committed_reference_leaderboard(tmp_path):
-    """PC is deterministic per seed: a fresh full run must match the records in results/ exactly."""
-    committed = Path(__file__).parents[1] / "results"
-    if not list((committed / "runs").glob("pc-v*/reference/*__full__seed0__*.json")):
-        pytest.skip("no committed full-budget pc records")
-    res = subprocess.run([*ADVBENCH, "run", "--task", "pc", "--budget", "full", "--seed", "0",
-                          "--results", str(tmp_path)], capture_output=True, text=True, timeout=600)
+def test_pc_reproduces_the_committed_gate_reference(tmp_path):
+    """PC is deterministic per seed: a fresh quick run must match the committed records of the CI
+    gate's reference exactly (the leaderboard's pc records are sealed under a key CI does not hold)."""
+    committed = Path(__file__).parents[1] / "results" / "ci-reference"
+    assert list((committed / "runs").glob("pc-v*/reference/*__quick__seed0__*.json")), "no committed pc records"
+    res = subprocess.run([*ADVBENCH, "run", "--task", "pc", "--seeds", "3", "--results", str(tmp_path)],
+                         capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     gate = cli("gate", "--baseline", str(committed), "--candidate", str(tmp_path), "--tolerance", "0")
-    assert gate.exit_code == 0 and "4 groups compared, 0 regressions" in gate.output, gate.output
+    assert gate.exit_code == 0 and "2 groups compared, 0 regressions" in gate.output, gate.output
 
 
 @pytest.mark.parametrize("args, env, message", [
@@ -485,7 +485,7 @@ def test_a_full_disk_is_one_clear_line_and_the_finished_run_is_written_once_ther
         reader.join(10)
         errs = "".join(lines)
         assert proc.returncode == 0, errs
-        assert "cannot write the record of pc:reference sachs seed 0" in errs and "Traceback" not in errs, errs
+        assert "cannot write the record of pc:reference sachs-like seed 0" in errs and "Traceback" not in errs, errs
         assert len(list(results.rglob("*.json"))) == 1
     finally:
         subprocess.run(["umount", "-l", str(disk)])
