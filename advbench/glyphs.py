@@ -9,7 +9,7 @@ image is made by the harness when a run builds its data:
 * **Writers.** Each data set has :data:`WRITERS` writers, drawn from the seal. A writer is one of
   the typefaces that ship inside matplotlib's wheel (:data:`FONTS`: DejaVu Sans, Sans Mono and
   Serif in four weights each, STIX in four, six Computer Modern faces) with a stroke width (ink
-  thinned or thickened by a pixel at the rendering size), a slant, a rotation and an aspect of its
+  thickened by 0-2 pixels at the rendering size), a slant, a rotation and an aspect of its
   own.
 * **Samples.** Every image is a writer's glyph of one digit under its own small affine jitter
   (rotation, scale, shift), an elastic distortion (a smoothed random displacement field, as in
@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
-from advbench.datasets import LabelledArrays
+from advbench.datasets import DIGITS_TEST_FRACTION, LabelledArrays
 
 if TYPE_CHECKING:
     import numpy as np
@@ -97,11 +97,7 @@ def _glyph(font: str, digit: int, side: int) -> "np.ndarray":
 def _stroked(glyph: "np.ndarray", stroke: int) -> "np.ndarray":
     from scipy import ndimage
 
-    if stroke > 0:
-        return ndimage.grey_dilation(glyph, size=(stroke + 1, stroke + 1))
-    if stroke < 0:
-        return ndimage.grey_erosion(glyph, size=(1 - stroke, 1 - stroke))
-    return glyph
+    return ndimage.grey_dilation(glyph, size=(stroke + 1, stroke + 1)) if stroke else glyph
 
 
 def permutation(seal: "Seal", stream: int = 0) -> "np.ndarray":
@@ -169,7 +165,7 @@ def glyph_digits(seal: "Seal", n: int = N_IMAGES, *, size: int = 8, stream: int 
     return LabelledArrays(x.copy(order="C"), label_of_digit[digits].astype(np.int64))
 
 
-def glyph_split(seal: "Seal", *, n: int = N_IMAGES, test_fraction: float = 0.25, size: int = 8,
+def glyph_split(seal: "Seal", *, n: int = N_IMAGES, test_fraction: float = DIGITS_TEST_FRACTION, size: int = 8,
                 images: bool = False, stream: int = 0) -> tuple[LabelledArrays, LabelledArrays]:
     """(train, test) of one glyph data set, stratified: every class gives ``test_fraction`` of its images."""
     import numpy as np

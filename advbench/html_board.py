@@ -240,13 +240,6 @@ def _accuracy_table(rows: list[dict[str, Any]], declared: set[str] | None, spec:
     return [head, *body]
 
 
-CORE_KEYS = ("cores", "cpu_count", "available_cores", "cores_available")  # what a record may call its core count
-
-
-def _cores(hardware: dict[str, Any]) -> Any:
-    return next((hardware[k] for k in CORE_KEYS if hardware.get(k) is not None), None)
-
-
 def _yes_no(v: Any) -> str:
     return "not recorded" if v is None else ("yes" if v else "no")
 
@@ -255,13 +248,13 @@ def _env_items(rec: dict[str, Any]) -> list[tuple[str, str]]:
     """A record's environment as (label, text) pairs, the ones a reader compares first."""
     env = rec.get("environment") or {}
     hw = env.get("hardware") or {}
-    cores = _cores(hw)
+    cores = hw.get("cores")  # older records do not have it
     items = [("CPU", hw.get("cpu") or "not recorded"), ("cores", "not recorded" if cores is None else str(cores)),
              ("threads", str(rec.get("threads") or hw.get("threads") or "not recorded")),
              ("profile", hw.get("profile") or rec.get("profile") or "—")]
     if hw.get("gpu"):
         items.append(("GPU", f"{hw['gpu']}" + (f" (CUDA {hw['cuda']}, driver {hw['driver']})" if hw.get("cuda") else "")))
-    known = {"cpu", "threads", "profile", "gpu", "cuda", "driver", "gpu_memory_bytes", *CORE_KEYS}
+    known = {"cpu", "cores", "threads", "profile", "gpu", "cuda", "driver", "gpu_memory_bytes"}
     items += [(k, json.dumps(v, default=str) if isinstance(v, (dict, list)) else str(v))
               for k, v in hw.items() if k not in known]
     python, calibration = env.get("python"), _finite(env.get("calibration_seconds"))
@@ -472,7 +465,7 @@ def _provenance(recs: list[dict[str, Any]]) -> str:
     hws = [((r.get("environment") or {}).get("hardware") or {}) for r in recs]
     cpus = Counter(str(hw.get("cpu") or "CPU not recorded") for hw in hws)
     cpu_text = "; ".join(f"{c} ({n} record{'s' if n != 1 else ''})" for c, n in cpus.most_common())
-    cores = sorted({str(c) for c in map(_cores, hws) if c is not None})
+    cores = sorted({str(hw["cores"]) for hw in hws if hw.get("cores") is not None})
     threads = sorted({int(t) for r, hw in zip(recs, hws) if (t := r.get("threads") or hw.get("threads"))})
     dated = sorted(recs, key=lambda r: r["created_utc"])
     commits = [c for r in dated if (c := (r.get("environment") or {}).get("commit"))]

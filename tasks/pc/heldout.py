@@ -48,13 +48,10 @@ def sample_network(name: str, n: int, seed: int, seal: Seal | None = None) -> tu
     from importlib.metadata import version
 
     sim_seed = seed if seal is None else seal.random_state(seed, "pc", "simulate", name)
-    path = network_path(name)
+    reader = _bif_reader(name)
     global_state = np.random.get_state()  # pgmpy's sampler reseeds numpy's global RNG: restore it
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # deprecation notices of pgmpy's own modules
-        from pgmpy.readwrite import BIFReader
-
-        reader = BIFReader(string=gzip.decompress(path.read_bytes()).decode())
         model = reader.get_model()
         try:
             df = model.simulate(n_samples=n, seed=sim_seed, show_progress=False)
@@ -75,16 +72,21 @@ def sample_network(name: str, n: int, seed: int, seal: Seal | None = None) -> tu
 
 
 @functools.lru_cache(maxsize=None)
-def network_shape(name: str) -> tuple[tuple[int, int], ...]:
-    """(in-degree, number of states) of each node of a bundled network: the shape a sealed network
-    copies (its structure, names and tables are not copied)."""
+def _bif_reader(name: str):
+    """pgmpy's reader of the bundled ``<name>.bif.gz``, read once."""
     import warnings
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", FutureWarning)  # deprecation notices of pgmpy's own modules
         from pgmpy.readwrite import BIFReader
 
-        reader = BIFReader(string=gzip.decompress(network_path(name).read_bytes()).decode())
+        return BIFReader(string=gzip.decompress(network_path(name).read_bytes()).decode())
+
+
+def network_shape(name: str) -> tuple[tuple[int, int], ...]:
+    """(in-degree, number of states) of each node of a bundled network: the shape a sealed network
+    copies (its structure, names and tables are not copied)."""
+    reader = _bif_reader(name)
     return tuple((len(reader.variable_parents[v]), len(reader.variable_states[v])) for v in reader.variable_names)
 
 
@@ -95,8 +97,8 @@ def sealed_network(shape_of: str, n: int, seal: Seal) -> tuple[Dataset, Graph]:
     The nodes keep the bundled network's (in-degree, states) pairs; everything else is drawn from
     stream 12 of the seal: a topological order (uniform among the orders in which every node has as
     many predecessors as its in-degree), each node's parents (uniform among its predecessors), each
-    conditional table (one Dirichlet(``CPT_CONCENTRATION``) row per parent configuration), the rows
-    and the column order. Nodes are named ``X1``... by column. The bundled network's structure and
+    conditional table (log-linear: each parent adds a random effect, normal with std ``CPT_SCALE``,
+    to the child's state logits), the rows and the column order. Nodes are named ``X1``... by column. The bundled network's structure and
     tables are never used, so looking it up gives nothing.
     """
     rng = seal.rng(12, NETWORKS.index(shape_of))
@@ -119,9 +121,8 @@ def sealed_network(shape_of: str, n: int, seal: Seal) -> tuple[Dataset, Graph]:
             logits += (CPT_SCALE * rng.standard_normal((card[j], card[k])))[x[:, j]]
         table = np.exp(logits - logits.max(axis=1, keepdims=True))
         table /= table.sum(axis=1, keepdims=True)
-        row = np.arange(n)
         u = rng.random(n)[:, None]
-        x[:, k] = np.minimum((u > np.cumsum(table[row], axis=1)).sum(axis=1), card[k] - 1)
+        x[:, k] = np.minimum((u > np.cumsum(table, axis=1)).sum(axis=1), card[k] - 1)
     perm = rng.permutation(p)  # column c holds order position perm[c]
     where = np.argsort(perm)
     nodes = tuple(f"X{c + 1}" for c in range(p))
@@ -180,8 +181,8 @@ def solution_graph(solution: "SolutionHandle") -> Graph:
 class PCTask:
     def build(self, *, variant: str, seed: int, budget: Budget, seal: Seal) -> Problem:
         n = int(budget.limits.get("samples", N_SAMPLES))
-        if variant.endswith("-like") and variant[: -len("-like")] in NETWORKS:
-            train, dag = sealed_network(variant[: -len("-like")], n, seal)
+        if variant.endswith("-like") and (shape_of := variant.removesuffix("-like")) in NETWORKS:
+            train, dag = sealed_network(shape_of, n, seal)
         elif variant == "gaussian":
             train, dag = gaussian_sem(n, seed, seal=seal)
         else:
