@@ -113,13 +113,20 @@ def _ptrace_unrestricted() -> bool:
 
 
 @pytest.mark.parametrize("method", ["toy_read_harness_memory", "toy_solution_reads_harness_memory"])
-def test_method_code_can_neither_read_the_harness_memory_nor_signal_it(hostile, method):
+def test_method_code_can_neither_read_the_harness_memory_nor_signal_it(hostile, toy_registry, method):
     """Told the harness's PID and the answer's bytes, method code looks for them in the harness's
     memory, from the method process and from the scoring process. In its jail (PID namespace of its
     own, uid 65534) both are refused; without the jail the same code finds the answer: the attack is
     real, and the jail is what stops it."""
+    import dataclasses
     import struct
 
+    # A harness that has run hundreds of tests holds gigabytes to scan: the toy's one-second caps
+    # would stop the control's attack before it finds the answer. Room for it, jailed or not.
+    spec = toy_registry._specs["toy"]
+    toy_registry._specs["toy"] = dataclasses.replace(
+        spec, evaluation_cpu_seconds=2.0,
+        budgets={k: dataclasses.replace(b, max_seconds=120.0) for k, b in spec.budgets.items()})
     hostile.inputs.update(harness_pid=os.getpid(), needle=struct.pack("<d", answer(3)).hex())
     rec, (entry,) = hostile(method)
     # Its /proc is its PID namespace's, where the harness's PID is no process (and where it were, the
