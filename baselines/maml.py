@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch.func import grad, vmap
 
-from advbench.tasks.maml.contract import MetaInitialisation, SinusoidFamily, init_parameters, mse
+from advbench.tasks.maml.contract import MetaInitialisation, SinusoidFamily, adapt, init_parameters, mse
 
 
 # ---------------------------------------------------------------------------------------------
@@ -52,6 +52,14 @@ class Config:
     outer_lr: float = 1e-3  # β, Adam
     first_order: bool = False
     checkpoints: int = 10
+    # The harness adapts for up to 10 steps of α. An initialisation meta-trained for one step can be
+    # sharp enough that ten plain steps diverge on a rare task (support points bunched at one end of
+    # [-5, 5]: about 1 task in 6000 at one full-budget seed, whose query MSE then reached 3e5 and the
+    # mean over 600 tasks 562). Before it hands in α the method checks it on tasks of its own: the
+    # largest α·backoff^j under which ten steps leave no support loss 10x above where it started.
+    stability_tasks: int = 20_000
+    stability_steps: int = 10
+    backoff: float = 0.9
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,6 +109,30 @@ def meta_gradient_loop(params, x_s, y_s, x_q, y_q, lr: float, steps: int = 1, fi
     return total
 
 
+def stable_inner_lr(params: dict[str, torch.Tensor], x_s: torch.Tensor, y_s: torch.Tensor, cfg: Config) -> float:
+    """The largest ``cfg.inner_lr * cfg.backoff**j`` under which ``cfg.stability_steps`` plain steps leave
+    no support loss of the tasks ``x_s, y_s`` (the method's own) an order of magnitude above where it
+    started: divergence, not the wobble of a task already fitted."""
+    theta = {k: v.detach() for k, v in params.items()}
+
+    def stable(lr: float) -> bool:
+        for part in range(0, len(x_s), 2000):  # a few hundred MiB of adapted weights at a time
+            xs, ys = x_s[part:part + 2000], y_s[part:part + 2000]
+            path = adapt(theta, xs, ys, lr, cfg.stability_steps)
+            with torch.no_grad():
+                start, end = mse(path[0], xs, ys), mse(path[-1], xs, ys)
+            if not (bool(torch.isfinite(end).all()) and bool((end <= 10 * start).all())):
+                return False
+        return True
+
+    lr = cfg.inner_lr
+    for _ in range(20):
+        if stable(lr):
+            break
+        lr *= cfg.backoff
+    return lr
+
+
 def as_solution(params: dict[str, torch.Tensor], lr: float) -> MetaInitialisation:
     return MetaInitialisation({k: v.detach().numpy().copy() for k, v in params.items()}, lr)
 
@@ -121,6 +153,9 @@ def _train(family: SinusoidFamily, ctx, objective: str) -> MetaInitialisation:
     ctx.record_config(**asdict(cfg), k_shot=family.k_shot, objective=objective)
     torch.manual_seed(ctx.seed)
     rng = np.random.default_rng([ctx.seed, 7])  # the method's own training tasks
+    # Its own tasks for the step-size check: a tenth of them at intermediate checkpoints, all at the end.
+    check = family.sample(np.random.default_rng([ctx.seed, 8]), cfg.stability_tasks)
+    check_x, check_y = torch.from_numpy(check.x_s), torch.from_numpy(check.y_s)
     params = {k: v.requires_grad_(True) for k, v in init_parameters(torch.Generator().manual_seed(ctx.seed)).items()}
     opt = torch.optim.Adam(params.values(), lr=cfg.outer_lr)
     every = max(1, cfg.meta_iterations // cfg.checkpoints)
@@ -138,8 +173,11 @@ def _train(family: SinusoidFamily, ctx, objective: str) -> MetaInitialisation:
         ctx.count(cfg.meta_batch)
         if it % every == 0 or it == cfg.meta_iterations:
             ctx.progress(it, cfg.meta_iterations)
-            ctx.checkpoint(as_solution(params, cfg.inner_lr), step=it)
-    return as_solution(params, cfg.inner_lr)
+            n = len(check_x) if it == cfg.meta_iterations else len(check_x) // 10
+            lr = stable_inner_lr(params, check_x[:n], check_y[:n], cfg)
+            ctx.checkpoint(as_solution(params, lr), step=it)
+    ctx.record_config(handed_in_inner_lr=lr)
+    return as_solution(params, lr)
 
 
 def maml(family: SinusoidFamily, ctx) -> MetaInitialisation:

@@ -83,7 +83,7 @@ from advbench.spec import Budget, Metric, Target, TaskSpec
 
 SPEC = TaskSpec(
     name="nas",
-    version=1,
+    version=2,
     title="Neural architecture search (tabular)",
     summary="Search 240 digit MLPs (depth, width, activation, dropout) of a cached tabular benchmark by asking the "
             "harness for validation accuracies; scored on the test accuracy of the best-validation pick.",

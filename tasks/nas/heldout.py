@@ -28,8 +28,11 @@ if TYPE_CHECKING:
 # The table: every architecture of contract.SPACE trained once with fixed seeds
 # ---------------------------------------------------------------------------------------------
 
-# Bump when anything below changes the numbers: the cache file's name carries it.
-TABLE_VERSION = 1
+# Bump when anything below changes the numbers: the cache file's name carries it. Version 1's numbers
+# changed under it when the unsealed seed's digits split changed (records held ac2db097..., a rebuild
+# gave dbf4aaaf...): the table this code builds is pinned here, and a test rebuilds and compares.
+TABLE_VERSION = 2
+TABLE_SHA256 = "dbf4aaafda844ed082318d63ac8c72b1421305daf1b066e2752dc3db42153d6c"
 TABLE_SEED = 0  # the digits split (advbench.datasets.digits_split, unsealed), the folds and the training seeds
 FOLDS = 3  # of the 1347 training digits: each architecture is trained 3 times, on 898, validated on 449
 EPOCHS = 150  # full-batch Adam steps
