@@ -548,7 +548,7 @@ def leaderboard(
         err.print(f"wrote {pages[0]} ({len(pages) - 1} task pages)", highlight=False, markup=False)
         return
     text = lb.to_markdown(rows, {n: s.title for n, s in specs.items()}, targets, results_dir=str(results),
-                          declared=declared)
+                          declared=declared, specs=specs)
     if not write or task or profile or budget:  # a selection, or asked not to write: the Markdown itself
         sys.stdout.write(text + "\n")
         return

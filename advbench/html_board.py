@@ -8,10 +8,10 @@ training seconds, target line and time to target), a privacy-utility curve where
 demand. Plots are Plotly figures; ``plotly.min.js`` is written once into ``DIR`` and loaded by a
 relative path, so the site works from ``file://`` with no network.
 
-The numbers are the Markdown board's (:mod:`advbench.leaderboard` aggregates both); only the
-presentation differs: integral values print as integers, others to four significant digits, and a
-confidence interval is clipped to its metric's possible range where the metric's unit gives one
-(fractions and accuracies lie in [0, 1]). The index says where the records come from (CPU, threads,
+The boards are the Markdown board's: :mod:`advbench.leaderboard` aggregates the rows and writes the
+accuracy and speed tables of both (integral values as integers, others to four significant digits,
+a confidence interval clipped to its metric's possible range where the metric's unit gives one:
+fractions and accuracies lie in [0, 1]). The index says where the records come from (CPU, threads,
 dates, commits), marks versions of a task older than its current spec as superseded and lists them
 after the current one, and names the best method among those that compete (ceilings apart).
 """
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from advbench import leaderboard as lb
+from advbench.leaderboard import _bounds, _finite, _interval, _mean_ci, _metric, _seeds_text
 
 PLOTLY_JS = "plotly.min.js"
 # Plotly's default qualitative palette: one colour per method, the same on every plot of a page.
@@ -65,102 +66,6 @@ def _slug(*parts: Any) -> str:
 
 def page_name(task: str, version: int, profile: str) -> str:
     return f"task-{_slug(task, f'v{version}', profile)}.html"
-
-
-def _finite(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
-
-
-# Units that count things: their values (and means over seeds that land on whole numbers) print as
-# integers, never "100.000".
-COUNT_UNITS = frozenset({"count", "edges", "modes", "stages", "rounds", "tasks", "steps", "calls", "parameters",
-                         "trials", "evaluations", "episodes", "nodes", "queries"})
-# Units whose values lie in [0, 1]: confidence intervals are clipped to it.
-UNIT_INTERVAL = frozenset({"fraction", "accuracy", "probability"})
-
-
-def _metric(spec: Any, name: str | None) -> Any:
-    """The spec's Metric called ``name``, or None (no spec, or a metric an older version reported)."""
-    if spec is None or name is None:
-        return None
-    try:
-        return spec.metric(name)
-    except KeyError:
-        return None
-
-
-def _is_count(metric: Any) -> bool:
-    return metric is not None and metric.unit in COUNT_UNITS
-
-
-def _bounds(metric: Any) -> tuple[float, float] | None:
-    """The values ``metric`` can take, where its unit says: fractions and accuracies in [0, 1] (a
-    difference of two, as backward transfer or regret, in [-1, 1]), counts at least 0; else None."""
-    if metric is None:
-        return None
-    if metric.unit in UNIT_INTERVAL:
-        difference = " minus " in f" {metric.description} " or metric.name.startswith(("regret", "bwt"))
-        return (-1.0 if difference else 0.0, 1.0)
-    if metric.unit in COUNT_UNITS:
-        return (0.0, math.inf)
-    return None
-
-
-def _num(x: Any, count: bool = False, decimals: int | None = None) -> str:
-    """A number for a table: integral values as integers; else to ``decimals`` places where given;
-    counts (a mean over seeds need not be whole) to one decimal; others to four significant digits,
-    in scientific notation only below 0.001."""
-    if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isinf(x):
-        return "∞" if x > 0 else "−∞"
-    v = _finite(x)
-    if v is None:
-        return "—"
-    v += 0.0  # no "-0"
-    if abs(v) < 1e15 and abs(v - round(v)) <= 1e-9 * max(1.0, abs(v)):
-        return str(int(round(v)))
-    a = abs(v)
-    if decimals is not None:
-        text = f"{v:.{decimals}f}"
-    elif count:
-        text = f"{v:.1f}"
-    elif a >= 1e4:
-        text = f"{v:.0f}"
-    elif a < 1e-3:
-        return f"{v:.2e}"
-    else:
-        text = f"{v:.{max(0, 3 - math.floor(math.log10(a)))}f}"
-    return text[1:] if text.startswith("-") and text.strip("-0.") == "" else text  # no "-0.00"
-
-
-def _interval(mean: Any, half: Any, bounds: tuple[float, float] | None) -> tuple[float, float] | None:
-    """The ends of mean ± half, clipped to ``bounds``; None without a finite mean and half-width."""
-    m, h = _finite(mean), _finite(half)
-    if m is None or h is None:
-        return None
-    lo, hi = m - h, m + h
-    if bounds is not None:
-        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
-    return lo, hi
-
-
-def _ci_decimals(half: float) -> int | None:
-    """Decimal places that give a half-width two significant digits (the mean is written to the same)."""
-    if not 1e-6 <= half < 1e4:
-        return None
-    return max(0, 1 - math.floor(math.log10(half)))
-
-
-def _mean_ci(mean: Any, half: Any, replicates: int, metric: Any) -> str:
-    """``mean ± half``, or ``mean [low, high]`` where the interval was clipped to the metric's range."""
-    count = _is_count(metric)
-    ends = _interval(mean, half, _bounds(metric)) if replicates > 1 else None
-    if ends is None:
-        return _num(mean, count)
-    m, h = float(mean), float(half)
-    d = _ci_decimals(h)
-    if ends == (m - h, m + h):
-        return f"{_num(m, count, d)} ± {_num(h, count, d)}"
-    return f"{_num(m, count, d)} [{_num(ends[0], count, d)}, {_num(ends[1], count, d)}]"
 
 
 def _error_y(means: list[float], halves: list[Any], metric: Any) -> dict[str, Any]:
@@ -207,37 +112,6 @@ def _table(table: list[list[str]], cls: str, rows: list[dict[str, Any]], extra: 
         out.append(f'<tr class="{_esc(r["role"])}" data-method="{_esc(r["method"])}">{tds}</tr>')
     out.append("</tbody></table></div>")
     return "".join(out)
-
-
-def _accuracy_table(rows: list[dict[str, Any]], declared: set[str] | None, spec: Any) -> list[list[str]]:
-    """:func:`advbench.leaderboard.accuracy_table`'s board, with units in the metric columns' heads,
-    numbers by :func:`_num` and intervals clipped to their metric's range."""
-    primary = rows[0]["primary_metric"]
-    metric_names = sorted({n for r in rows for n in r["metrics"]} - {primary})
-    if declared:
-        metric_names = [n for n in metric_names if n in declared]
-    pm = _metric(spec, primary)
-    unit = lambda n: f"{m.unit}; " if (m := _metric(spec, n)) is not None and m.unit else ""  # noqa: E731
-    iqm = any(r.get("iqm") is not None for r in rows)
-    head = ["rank", "method", "role", f"{primary} ({unit(primary)}mean ± 95% CI)",
-            *(["IQM [95% bootstrap CI]"] if iqm else []),
-            *(f"{n} ({unit(n)[:-2]})" if unit(n) else n for n in metric_names), "targets met", "seeds", "failed"]
-
-    def iqm_cell(r: dict[str, Any]) -> str:
-        if r.get("iqm") is None:
-            return "—"
-        lo, hi, bounds = r["iqm_low"], r["iqm_high"], _bounds(pm)
-        if bounds is not None:
-            lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
-        d = _ci_decimals(max(hi - r["iqm"], r["iqm"] - lo, 0.0) or math.nan)
-        return f"{_num(r['iqm'], decimals=d)} [{_num(lo, decimals=d)}, {_num(hi, decimals=d)}]"
-
-    body = [[str(r["rank"]), r["method"], r["role"], _mean_ci(r["mean"], r["ci95"], r["replicates"], pm),
-             *([iqm_cell(r)] if iqm else []),
-             *(_num(r["metrics"].get(n), _is_count(_metric(spec, n))) for n in metric_names), lb._met(r),
-             _seeds_text(r),
-             ", ".join(r["failures"]) if r["failed"] else "0"] for r in rows]
-    return [head, *body]
 
 
 def _yes_no(v: Any) -> str:
@@ -438,11 +312,6 @@ def _is_ceiling(r: dict[str, Any], spec: Any) -> bool:
     return r["role"] == "ceiling" or r["method"] in (getattr(spec, "ceiling_methods", ()) or ())
 
 
-def _seeds_text(r: dict[str, Any]) -> str:
-    n = r["replicates"]
-    return str(r["seeds"]) + (f" ({n} replicate{'s' if n != 1 else ''})" if n != r["seeds"] else "")
-
-
 def _targets_text(r: dict[str, Any]) -> str:
     """Whether a row's runs met their targets: all seeds, some, none (of the runs, failed ones included)."""
     runs = r["seeds"] + r["failed"]
@@ -586,7 +455,7 @@ def build(rows: list[dict[str, Any]], recs: dict[str, dict[str, Any]], specs: di
                 threshold = next((t.threshold for t in spec.targets
                                   if (t.metric, t.variant, t.budget) == (primary, variant, budget)), None)
             group_recs = [[recs[p] for p in r["paths"] if p in recs] for r in g]
-            page.add("<h3>accuracy</h3>" + _table(_accuracy_table(g, declared.get((task, version)), spec),
+            page.add("<h3>accuracy</h3>" + _table(lb.accuracy_table(g, declared.get((task, version)), spec),
                                                   "board accuracy", g, [_manifest(rs) for rs in group_recs]))
             page.add("<h3>speed</h3>" + _table(lb.speed_table(g), "board speed", g))
             page.add('<div class="plots">' + _speed_quality(page, g, colour, primary, hib, pm)

@@ -190,12 +190,116 @@ def _groupby(rows, key):
 
 
 # ------------------------------------------------------------------ formatting
-def _fmt(x: float | None, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
+# One set of rules for the Markdown board and the HTML site (advbench.html_board): integral values
+# print as integers, counts to one decimal, others to four significant digits (scientific below
+# 0.001); a mean's interval is written to two significant digits of its half-width and, where the
+# task spec gives the metric's unit, clipped to the values the metric can take.
+def _finite(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+# Units that count things: their values (and means over seeds that land on whole numbers) print as
+# integers, never "100.000".
+COUNT_UNITS = frozenset({"count", "edges", "modes", "stages", "rounds", "tasks", "steps", "calls", "parameters",
+                         "trials", "evaluations", "episodes", "nodes", "queries"})
+# Units whose values lie in [0, 1]: confidence intervals are clipped to it.
+UNIT_INTERVAL = frozenset({"fraction", "accuracy", "probability"})
+
+
+def _metric(spec: Any, name: str | None) -> Any:
+    """The spec's Metric called ``name``, or None (no spec, or a metric an older version reported)."""
+    if spec is None or name is None:
+        return None
+    try:
+        return spec.metric(name)
+    except KeyError:
+        return None
+
+
+def _is_count(metric: Any) -> bool:
+    return metric is not None and metric.unit in COUNT_UNITS
+
+
+def _bounds(metric: Any) -> tuple[float, float] | None:
+    """The values ``metric`` can take, where its unit says: fractions and accuracies in [0, 1] (a
+    difference of two, as backward transfer or regret, in [-1, 1]), counts at least 0; else None."""
+    if metric is None:
+        return None
+    if metric.unit in UNIT_INTERVAL:
+        difference = " minus " in f" {metric.description} " or metric.name.startswith(("regret", "bwt"))
+        return (-1.0 if difference else 0.0, 1.0)
+    if metric.unit in COUNT_UNITS:
+        return (0.0, math.inf)
+    return None
+
+
+def _num(x: Any, count: bool = False, decimals: int | None = None) -> str:
+    """A number for a table: integral values as integers; else to ``decimals`` places where given;
+    counts (a mean over seeds need not be whole) to one decimal; others to four significant digits,
+    in scientific notation only below 0.001."""
+    if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isinf(x):
+        return "∞" if x > 0 else "−∞"
+    v = _finite(x)
+    if v is None:
         return "—"
-    x = x + 0.0  # no "-0.000"
-    text = f"{x:.{digits}f}" if abs(x) < 1e4 else f"{x:.3g}"
-    return "0." + "0" * digits if text.strip("-0.") == "" else text
+    v += 0.0  # no "-0"
+    if abs(v) < 1e15 and abs(v - round(v)) <= 1e-9 * max(1.0, abs(v)):
+        return str(int(round(v)))
+    a = abs(v)
+    if decimals is not None:
+        text = f"{v:.{decimals}f}"
+    elif count:
+        text = f"{v:.1f}"
+    elif a >= 1e4:
+        text = f"{v:.0f}"
+    elif a < 1e-3:
+        return f"{v:.2e}"
+    else:
+        text = f"{v:.{max(0, 3 - math.floor(math.log10(a)))}f}"
+    return text[1:] if text.startswith("-") and text.strip("-0.") == "" else text  # no "-0.00"
+
+
+def _interval(mean: Any, half: Any, bounds: tuple[float, float] | None) -> tuple[float, float] | None:
+    """The ends of mean ± half, clipped to ``bounds``; None without a finite mean and half-width."""
+    m, h = _finite(mean), _finite(half)
+    if m is None or h is None:
+        return None
+    lo, hi = m - h, m + h
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    return lo, hi
+
+
+def _ci_decimals(half: float) -> int | None:
+    """Decimal places that give a half-width two significant digits (the mean is written to the same)."""
+    if not 1e-6 <= half < 1e4:
+        return None
+    return max(0, 1 - math.floor(math.log10(half)))
+
+
+def _mean_ci(mean: Any, half: Any, replicates: int, metric: Any) -> str:
+    """``mean ± half``, or ``mean [low, high]`` where the interval was clipped to the metric's range."""
+    count = _is_count(metric)
+    ends = _interval(mean, half, _bounds(metric)) if replicates > 1 else None
+    if ends is None:
+        return _num(mean, count)
+    m, h = float(mean), float(half)
+    d = _ci_decimals(h)
+    if ends == (m - h, m + h):
+        return f"{_num(m, count, d)} ± {_num(h, count, d)}"
+    return f"{_num(m, count, d)} [{_num(ends[0], count, d)}, {_num(ends[1], count, d)}]"
+
+
+def _iqm_ci(r: dict[str, Any], metric: Any) -> str:
+    """A row's interquartile mean and its bootstrap interval (clipped to the metric's range), "—" without one."""
+    if r.get("iqm") is None:
+        return "—"
+    count, bounds = _is_count(metric), _bounds(metric)
+    lo, hi = r["iqm_low"], r["iqm_high"]
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    d = _ci_decimals(max(hi - r["iqm"], r["iqm"] - lo, 0.0) or math.nan)
+    return f"{_num(r['iqm'], count, d)} [{_num(lo, count, d)}, {_num(hi, count, d)}]"
 
 
 def _bytes(x: int | None) -> str:
@@ -209,23 +313,38 @@ def _met(r: dict[str, Any]) -> str:
     return "n/a" if r["targets_met"] is None else f"{r['targets_met']}/{runs}"
 
 
-def accuracy_table(rows: list[dict[str, Any]], declared: set[str] | None = None) -> list[list[str]]:
-    """Ranked rows; the columns are the metrics the records hold, or, given ``declared`` (the task
-    spec's metrics), those of them only: a record may carry many more numbers (ewc's accuracy
-    matrix) that the JSON and CSV boards keep."""
-    metric_names = sorted({n for r in rows for n in r["metrics"]} - {rows[0]["primary_metric"]}) if rows else []
+def _seeds_text(r: dict[str, Any]) -> str:
+    n = r["replicates"]
+    return str(r["seeds"]) + (f" ({n} replicate{'s' if n != 1 else ''})" if n != r["seeds"] else "")
+
+
+def accuracy_table(rows: list[dict[str, Any]], declared: set[str] | None = None, spec: Any = None) -> list[list[str]]:
+    """Ranked rows, the accuracy board of the Markdown board and the HTML site alike.
+
+    The columns are the metrics the records hold, or, given ``declared`` (the task spec's metrics),
+    those of them only: a record may carry many more numbers (ewc's accuracy matrix) that the JSON
+    and CSV boards keep. Given the task's ``spec``, the heads name each metric's unit, counts print
+    as counts and intervals are clipped to their metric's range; without it the numbers follow the
+    same rules, unclipped and with no units.
+    """
+    primary = rows[0]["primary_metric"]
+    metric_names = sorted({n for r in rows for n in r["metrics"]} - {primary})
     if declared:
         metric_names = [n for n in metric_names if n in declared]
+    pm = _metric(spec, primary)
+
+    def unit(n: str) -> str:
+        m = _metric(spec, n)
+        return m.unit if m is not None and m.unit else ""
+
     iqm = any(r.get("iqm") is not None for r in rows)
-    head = ["rank", "method", "role", f"{rows[0]['primary_metric']} (mean ± 95% CI)",
-            *(["IQM [95% bootstrap CI]"] if iqm else []), *metric_names, "targets met", "seeds", "failed"]
-    body = [[str(r["rank"]), r["method"], r["role"],
-             f"{_fmt(r['mean'])} ± {_fmt(r['ci95'])}" if r["replicates"] > 1 else _fmt(r["mean"]),
-             *([f"{_fmt(r['iqm'])} [{_fmt(r['iqm_low'])}, {_fmt(r['iqm_high'])}]" if r.get("iqm") is not None
-                else "—"] if iqm else []),
-             *(_fmt(r["metrics"].get(n)) for n in metric_names), _met(r),
-             str(r["seeds"]) + (f" ({r['replicates']} replicates)" if r["replicates"] != r["seeds"] else ""),
-             ", ".join(r["failures"]) if r["failed"] else "0"] for r in rows]
+    head = ["rank", "method", "role", f"{primary} ({unit(primary) + '; ' if unit(primary) else ''}mean ± 95% CI)",
+            *(["IQM [95% bootstrap CI]"] if iqm else []),
+            *(f"{n} ({unit(n)})" if unit(n) else n for n in metric_names), "targets met", "seeds", "failed"]
+    body = [[str(r["rank"]), r["method"], r["role"], _mean_ci(r["mean"], r["ci95"], r["replicates"], pm),
+             *([_iqm_ci(r, pm)] if iqm else []),
+             *(_num(r["metrics"].get(n), _is_count(_metric(spec, n))) for n in metric_names), _met(r),
+             _seeds_text(r), ", ".join(r["failures"]) if r["failed"] else "0"] for r in rows]
     return [head, *body]
 
 
@@ -236,8 +355,8 @@ def speed_table(rows: list[dict[str, Any]]) -> list[list[str]]:
     own = any(r.get("counted_by", "method") == "method" for r in rows)
     label = f"throughput ({unit}, as counted by each method)" if own else f"throughput ({unit}, counted by the harness)"
     head = ["method", "time to target (s)", "train (s)", label, "peak RSS", "peak CUDA", "commit"]
-    body = [[r["method"], f"{_fmt(r['time_to_target'], 1)} ({r['reached']}/{r['seeds']} reached)"
-             if r["targets_met"] is not None else "n/a", _fmt(r["train_seconds"], 1), _fmt(r["throughput"], 1),
+    body = [[r["method"], f"{_num(r['time_to_target'])} ({r['reached']}/{r['seeds']} reached)"
+             if r["targets_met"] is not None else "n/a", _num(r["train_seconds"]), _num(r["throughput"]),
              _bytes(r["peak_rss"]), _bytes(r["peak_cuda"]), r["commit"] or "—"] for r in rows]
     return [head, *body]
 
@@ -251,12 +370,15 @@ def markdown_table(table: list[list[str]]) -> str:
 
 def to_markdown(rows: list[dict[str, Any]], titles: dict[str, str] | None = None,
                 targets: dict[tuple[str, str, str], str] | None = None, results_dir: str = "results",
-                declared: dict[tuple[str, int], set[str]] | None = None) -> str:
-    titles, targets, declared = titles or {}, targets or {}, declared or {}
+                declared: dict[tuple[str, int], set[str]] | None = None, specs: dict[str, Any] | None = None) -> str:
+    """The Markdown board. ``specs`` (task name -> TaskSpec) give the accuracy tables their units and
+    clip their intervals to each metric's range, as on the HTML site."""
+    titles, targets, declared, specs = titles or {}, targets or {}, declared or {}, specs or {}
     out = ["# advbench leaderboard", "",
            f"Generated by `advbench leaderboard` from the run records under `{Path(results_dir).as_posix()}/runs/`. "
            "Per task, variant, hardware profile and budget: methods ranked by the task's primary metric "
-           "(mean ± 95% CI over seeds; with 10 or more seeds also the interquartile mean and its 95% percentile bootstrap "
+           "(mean ± 95% CI over seeds, written [low, high] where the interval is clipped to the metric's possible range; "
+           "with 10 or more seeds also the interquartile mean and its 95% percentile bootstrap "
            "interval, rliable's conventions), then the speed board for the same runs. Time to target is training "
            "time (evaluation excluded) until the first evaluation that met the primary target. Only runs that "
            "finished (`ok`) are scored; the latest run of each seed counts, and failed ones are listed.", ""]
@@ -269,8 +391,8 @@ def to_markdown(rows: list[dict[str, Any]], titles: dict[str, str] | None = None
             out += [f"### {variant} · {profile} · {budget} · {where}", ""]
             if (task, variant, budget) in targets:
                 out += [f"Target: {targets[(task, variant, budget)]}", ""]
-            out += ["Accuracy", "", markdown_table(accuracy_table(g, declared.get((task, version)))), "", "Speed", "",
-                    markdown_table(speed_table(g)), ""]
+            out += ["Accuracy", "", markdown_table(accuracy_table(g, declared.get((task, version)), specs.get(task))),
+                    "", "Speed", "", markdown_table(speed_table(g)), ""]
     return "\n".join(out)
 
 

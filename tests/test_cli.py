@@ -349,9 +349,93 @@ def test_markdown_board_shows_the_specs_metrics_and_json_keeps_every_number():
     """ewc records hold the 25 entries of the accuracy matrix: data for JSON, clutter on the Markdown board."""
     committed = Path(__file__).parents[1] / "results"
     md = cli("leaderboard", "--results", str(committed), "--task", "ewc", "--no-write").stdout
-    assert "| acc (mean ± 95% CI) | bwt | stages |" in md and "R_0_0" not in md
+    assert "| acc (accuracy; mean ± 95% CI) | bwt (accuracy) | stages (tasks) |" in md and "R_0_0" not in md
     rows = json.loads(cli("leaderboard", "--results", str(committed), "--task", "ewc", "--format", "json").stdout)
     assert rows and all("metric.R_4_0" in r for r in rows)
+
+
+def board_rows(runs, **fields):
+    """Aggregated rows of one board: ``runs`` are (method, role, [per-seed metric dicts]); the primary metric
+    is the first key of each dict; ``fields`` override the records' other columns."""
+    import pandas as pd
+
+    from advbench import leaderboard as lb
+
+    base = {"task": "nas", "task_version": 1, "variant": "v", "profile": "cpu", "budget": "full", "threads": 1,
+            "sealed": False, "status": "ok", "targets": [], "targets_met": None, "time_to_target": None,
+            "train_seconds": 1.0, "throughput": None, "throughput_unit": "", "peak_rss": None, "peak_cuda": None,
+            "commit": None, **fields}
+    df = pd.DataFrame([{**base, "method": m, "role": role, "seed": s, "primary_metric": next(iter(ms)),
+                        "primary": next(iter(ms.values())), "metrics": ms}
+                       for m, role, seeds in runs for s, ms in enumerate(seeds)])
+    return lb.aggregate(df)
+
+
+def spec_of(*metrics):
+    """A stand-in for a TaskSpec: only ``metric(name)``, which the boards ask."""
+    from types import SimpleNamespace
+
+    by_name = {m.name: m for m in metrics}
+    return SimpleNamespace(metric=lambda name: by_name[name])
+
+
+def test_board_numbers_are_integers_where_whole_counts_to_a_decimal_else_four_significant_digits():
+    from advbench import leaderboard as lb
+
+    assert [lb._num(100.0), lb._num(100), lb._num(-0.0), lb._num(94.8, count=True), lb._num(94.8123, count=True)] \
+        == ["100", "100", "0", "94.8", "94.8"]
+    assert [lb._num(0.000123), lb._num(-0.000123), lb._num(0.001), lb._num(0.0012346)] \
+        == ["1.23e-04", "-1.23e-04", "0.001000", "0.001235"]
+    assert [lb._num(0.851234), lb._num(28.8217), lb._num(-1223.097), lb._num(24930.2)] \
+        == ["0.8512", "28.82", "-1223", "24930"]
+    assert [lb._num(None), lb._num(float("nan")), lb._num(float("inf")), lb._num(-0.0001, decimals=2)] \
+        == ["—", "—", "∞", "0.00"]
+
+
+def test_intervals_are_written_to_two_digits_of_the_half_width_and_clipped_to_the_metrics_range():
+    from advbench import leaderboard as lb
+    from advbench.spec import Metric
+
+    regret = Metric("regret", "accuracy", False, "best test accuracy minus the chosen one's")
+    acc, steps = Metric("acc", "accuracy", True), Metric("steps", "steps", False)
+    psnr = Metric("psnr", "dB", True)
+    assert lb._bounds(regret) == (-1.0, 1.0) and lb._bounds(acc) == (0.0, 1.0)
+    assert lb._bounds(steps) == (0.0, float("inf")) and lb._bounds(psnr) is None and lb._bounds(None) is None
+    assert lb._mean_ci(-0.95, 0.1, 3, regret) == "-0.95 [-1, -0.85]"
+    assert lb._mean_ci(0.97, 0.05, 3, regret) == "0.970 [0.920, 1]"
+    assert lb._mean_ci(0.5, 0.123, 3, regret) == "0.50 ± 0.12"
+    assert lb._mean_ci(0.98, 0.05, 3, acc) == "0.980 [0.930, 1]"
+    assert lb._mean_ci(0.98, 0.05, 3, None) == "0.980 ± 0.050"  # no spec: nothing to clip to
+    assert lb._mean_ci(2.5, 4.0, 3, steps) == "2.5 [0, 6.5]"
+    assert lb._mean_ci(94.8, float("nan"), 1, steps) == "94.8"  # one replicate: no interval
+    assert lb._mean_ci(31.23456, 0.5, 3, psnr) == "31.23 ± 0.50"
+
+
+def test_accuracy_table_carries_units_and_clipped_intervals_given_the_spec_and_works_without():
+    from advbench import leaderboard as lb
+    from advbench.spec import Metric
+
+    rows = board_rows([("reference", "reference", [{"acc": 0.99, "steps": 94, "regret": 0.0},
+                                                    {"acc": 1.0, "steps": 95, "regret": 0.002},
+                                                    {"acc": 0.93, "steps": 95.4, "regret": 0.0001}])])
+    spec = spec_of(Metric("acc", "accuracy", True), Metric("steps", "steps", False),
+                   Metric("regret", "accuracy", False, "best minus chosen"))
+    head, row = lb.accuracy_table(rows, spec=spec)
+    assert head[3:6] == ["acc (accuracy; mean ± 95% CI)", "regret (accuracy)", "steps (steps)"]
+    assert row[3:6] == ["0.973 [0.879, 1]", "7.00e-04", "94.8"]
+    head, row = lb.accuracy_table(rows)  # no spec: no units, nothing clipped, the same number rules
+    assert head[3:6] == ["acc (mean ± 95% CI)", "regret", "steps"] and row[3:6] == ["0.973 ± 0.094", "7.00e-04", "94.80"]
+    assert lb.accuracy_table(rows, declared={"acc", "steps"}, spec=spec)[0][3:5] == ["acc (accuracy; mean ± 95% CI)",
+                                                                                      "steps (steps)"]
+
+
+def test_speed_table_numbers_follow_the_accuracy_tables_rules():
+    from advbench import leaderboard as lb
+
+    (row,) = board_rows([("reference", "reference", [{"acc": 0.9}, {"acc": 0.8}])], train_seconds=12.94,
+                        throughput=24930.2, throughput_unit="steps/s", time_to_target=0.000123, targets=[[1]],
+                        targets_met=True)
+    assert lb.speed_table([row])[1][1:4] == ["1.23e-04 (2/2 reached)", "12.94", "24930"]
 
 
 def test_odd_text_from_a_method_is_printed_as_text_and_the_sweep_goes_on(tmp_path, monkeypatch, toy_registry):

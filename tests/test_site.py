@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -311,7 +312,7 @@ def test_wide_tables_scroll_inside_the_page_instead_of_being_cut_off(site, brows
 
 
 def test_numbers_print_as_integers_where_integral_else_to_significant_digits(site, browser):
-    from advbench.html_board import COUNT_UNITS, _num
+    from advbench.leaderboard import COUNT_UNITS, _num
 
     assert [_num(100.0), _num(100), _num(17.0, True), _num(0.0), _num(-0.0)] == ["100", "100", "17", "0", "0"]
     assert [_num(0.851234), _num(28.8217), _num(-1223.097), _num(123456.7)] == ["0.8512", "28.82", "-1223", "123457"]
@@ -346,7 +347,7 @@ def test_numbers_print_as_integers_where_integral_else_to_significant_digits(sit
 
 
 def test_confidence_intervals_are_clipped_to_the_metric_range_in_tables_and_figures(site, browser):
-    from advbench.html_board import _bounds, _interval
+    from advbench.leaderboard import _bounds, _interval
 
     sp = specs()
     assert _bounds(sp["pc"].metric("skeleton_f1")) == (0.0, 1.0) and _bounds(sp["ewc"].metric("bwt")) == (-1.0, 1.0)
@@ -378,6 +379,96 @@ def test_confidence_intervals_are_clipped_to_the_metric_range_in_tables_and_figu
     assert clipped > 0, "pc's skeleton F1, lora's and multimodal's accuracy reach past 1 unclipped"
     assert bars > 0
     page.close()
+
+
+def html_accuracy_tables(page: Path) -> dict[str, list[list[str]]]:
+    """A site page's accuracy tables by board label: head and body cells as text, the environment column left out."""
+    from html.parser import HTMLParser
+
+    class Tables(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tables: dict[str, list[list[str]]] = {}
+            self.board, self.table, self.row, self.cell, self.depth = None, None, None, None, 0
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "section" and "board" in (a.get("class") or "").split():
+                self.board = a["data-board"]
+            elif tag == "table" and "accuracy" in (a.get("class") or "").split():
+                self.table = self.tables.setdefault(self.board, [])
+            elif self.table is not None and tag == "tr":
+                self.row = []
+            elif self.row is not None and tag in ("td", "th") and self.cell is None:
+                self.cell, self.depth = [], 0
+            elif self.cell is not None and tag in ("td", "th"):
+                self.depth += 1
+
+        def handle_endtag(self, tag):
+            if self.cell is not None and tag in ("td", "th"):
+                if self.depth:
+                    self.depth -= 1
+                else:
+                    self.row.append("".join(self.cell))
+                    self.cell = None
+            elif self.row is not None and tag == "tr":
+                self.table.append(self.row)
+                self.row = None
+            elif tag == "table":
+                self.table = None
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell.append(data)
+
+    parser = Tables()
+    parser.feed(page.read_text(encoding="utf-8"))
+    out = {}
+    for board, table in parser.tables.items():
+        cut = -1 if table[0][-1] == "environment" else None
+        out[board] = [line[:cut] for line in table]
+    return out
+
+
+def markdown_accuracy_tables(text: str) -> dict[tuple[str, str], list[list[str]]]:
+    """The Markdown board's accuracy tables by (site page, board label), cells as text."""
+    from advbench.html_board import page_name
+
+    out: dict[tuple[str, str], list[list[str]]] = {}
+    lines = text.splitlines()
+    task = version = key = None
+    for i, line in enumerate(lines):
+        if m := re.fullmatch(r"## (.+)-v(\d+)(?: — .*)?", line):
+            task, version = m[1], int(m[2])
+        elif m := re.fullmatch(r"### (.+?) · (.+?) · (.+?) · (.+)", line):
+            variant, profile, budget, where = m.groups()
+            key = (page_name(task, version, profile), f"{variant} · {budget} · {where}")
+        elif line == "Accuracy":
+            table = []
+            for row in lines[i + 2:]:
+                if not row.startswith("|"):
+                    break
+                table.append(row[2:-2].split(" | "))
+            out[key] = [table[0], *table[2:]]  # less the |---| line
+    return out
+
+
+def test_markdown_and_html_accuracy_tables_are_cell_for_cell_the_same(site):
+    """One accuracy table serves both boards: the Markdown ``advbench leaderboard`` writes carries the
+    site's units, number formats and clipped intervals."""
+    res = subprocess.run([sys.executable, "-m", "advbench.cli", "leaderboard", "--results", "results", "--no-write"],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    markdown = markdown_accuracy_tables(res.stdout)
+    html_boards = {(page.name, board): table for page in sorted(site.glob("task-*.html"))
+                   for board, table in html_accuracy_tables(page).items()}
+    assert markdown and sorted(markdown) == sorted(html_boards)
+    for key, table in markdown.items():
+        assert table == html_boards[key], key
+    heads = [table[0][3] for table in markdown.values()]
+    assert any("(accuracy; mean ± 95% CI)" in h for h in heads), "the spec's units are in the Markdown heads"
+    cells = [line[3] for table in markdown.values() for line in table[1:]]
+    assert any(re.fullmatch(r"\S+ \[\S+, \S+\]", c) for c in cells), "an interval clipped to its metric's range"
 
 
 def test_environment_is_a_readable_list_with_the_raw_json_collapsed(site, browser):
