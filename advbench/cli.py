@@ -22,6 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from advbench.errors import UsageError
+from advbench.export import export_command
 
 app = typer.Typer(
     name="advbench",
@@ -817,6 +818,9 @@ def asv_publish() -> None:
     replaced = make_offline(html_dir)
     out.print(f"{html_dir / 'index.html'}: works offline ({len(replaced)} CDN files served from vendor/)",
               highlight=False, markup=False)
+
+
+app.command("export")(usage_errors(export_command))
 
 
 def main() -> None:
