@@ -390,6 +390,10 @@ def export_command(
     if importlib.util.find_spec("mlflow") is None:
         raise UsageError(f"--to mlflow needs mlflow, which is not installed: {INSTALL_HINT}")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # an export sends nothing anywhere else
+    # A server that does not answer: a one-line error within about a minute, not after MLflow's
+    # default seven retries with exponential back-off of two minutes each.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
     uri = tracking_uri or default_tracking_uri(results)
     problems: list[str] = []
     records = _records(results, problems)
