@@ -66,6 +66,41 @@ def test_fully_masked_query_row_is_zero_not_nan():
     assert torch.isfinite(out).all() and torch.all(out[0, 0, 1] == 0)
 
 
+@pytest.mark.parametrize("masking", ["none", "causal", "padding", "a fully masked row"])
+def test_the_fused_path_equals_the_explicit_reference_forward_and_backward(masking):
+    """What the module runs without dropout (PyTorch's fused kernel) against the explicit softmax
+    this file keeps as the checked reference: outputs and gradients, every mask kind."""
+    torch.manual_seed(3)
+    q, k, v = (torch.randn(2, H, 6, 16, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    allowed = {"none": None, "causal": tb.attention_mask(6, 6, causal=True),
+               "padding": tb.attention_mask(6, 6, key_padding_mask=torch.tensor([[False] * 6, [False] * 3 + [True] * 3])),
+               "a fully masked row": torch.rand(2, 1, 6, 6) > 0.5}[masking]
+    if masking == "a fully masked row":
+        allowed[0, 0, 2] = False
+    outs, grads = [], []
+    for attend in (tb.scaled_dot_product_attention, tb.fused_attention):
+        out = attend(q, k, v, allowed)
+        outs.append(out)
+        grads.append(torch.autograd.grad((out * torch.arange(out.numel()).view_as(out)).sum(), (q, k, v)))
+    torch.testing.assert_close(outs[1], outs[0])
+    for a, b in zip(grads[1], grads[0]):
+        assert torch.isfinite(a).all()
+        torch.testing.assert_close(a, b)
+    if masking == "a fully masked row":
+        assert torch.all(outs[1][0, :, 2] == 0)
+
+
+def test_the_module_takes_the_fused_path_unless_dropout_is_on(monkeypatch):
+    calls = []
+    monkeypatch.setattr(tb, "fused_attention", lambda *a: calls.append(1) or tb.scaled_dot_product_attention(*a))
+    x = torch.randn(2, 5, D)
+    tb.MultiHeadAttention(D, H, dropout=0.1).train()(x, x, x)
+    assert calls == []  # dropout on the weights: the explicit path
+    tb.MultiHeadAttention(D, H, dropout=0.1).eval()(x, x, x)
+    tb.MultiHeadAttention(D, H, dropout=0.0).train()(x, x, x)
+    assert calls == [1, 1]
+
+
 def copy_into_nn_transformer(model: tb.Seq2SeqTransformer) -> nn.Transformer:
     cfg = model.cfg
     peer = nn.Transformer(d_model=cfg.d_model, nhead=cfg.n_heads, num_encoder_layers=cfg.n_encoder_layers,
@@ -206,10 +241,16 @@ def _attention_step(module, x):
     return step
 
 
-@pytest.mark.parametrize("impl", ["advbench", "torch.nn.MultiheadAttention"])
-def test_bench_attention_forward_backward(benchmark, impl):
-    ours, peer = mha_pair()
-    module = (ours if impl == "advbench" else peer).train()
-    x = torch.randn(128, 10, D)
-    benchmark.group = "attention fwd+bwd (batch 128, len 10, d 64, 4 heads)"
+@pytest.mark.parametrize("impl", ["advbench", "advbench explicit softmax", "torch.nn.MultiheadAttention"])
+@pytest.mark.parametrize("shape", [(128, 24, 64, 4), (16, 256, 256, 8)], ids=["B128-T24-d64-h4", "B16-T256-d256-h8"])
+def test_bench_attention_forward_backward(benchmark, impl, shape, monkeypatch):
+    """Side by side in one run: ``pytest tests/test_transformer.py --benchmark-enable -k bench_attention``."""
+    b, t, d, h = shape
+    torch.manual_seed(0)
+    ours = tb.MultiHeadAttention(d, h).train()  # no dropout: the fused path
+    if impl == "advbench explicit softmax":
+        monkeypatch.setattr(tb, "fused_attention", tb.scaled_dot_product_attention)
+    module = nn.MultiheadAttention(d, h, dropout=0.0, batch_first=True).train() if impl.startswith("torch") else ours
+    x = torch.randn(b, t, d)
+    benchmark.group = f"attention fwd+bwd (batch {b}, len {t}, d {d}, {h} heads)"
     benchmark(_attention_step(module, x))
