@@ -35,16 +35,17 @@ cell of skips retrains to 0.974-0.980 (seeds 0, 1), a cell of max pools to 0.975
 it does not separate random cells, nor a cell of average pools (0.984-0.990): the space is
 saturated once the harness retrains a cell properly, which the sealed glyph digits are to change.
 
-Measured (full budget, one thread, records under ``results/runs/darts-v1``; two sweeps shared the 2
-cores, so the times are upper bounds): first-order DARTS, seeds 0-4, ``test_accuracy`` 0.9937 on
-average (0.9901-0.9957; 5 of 5 meet 0.99), 1.6 of 6 operations parameter-free, 55.7 k parameters,
-68-201 s of search; second order, seeds 0-2, 0.9938 (0.9901-0.9957), 166-254 s; random cells,
-seeds 0-14, 0.9923 on average, median 0.9932 (0.9864-0.9951; 13 of 15 meet 0.99), 3.0 of 6
-operations parameter-free, 26.7 k parameters. DARTS's cells match the median random cell (0.9937
-against 0.9932: one test image in 540), as Li & Talwalkar found on larger spaces: on 8x8 digits the
-space is nearly saturated once the harness retrains a cell properly. What the search changes is
-the cell: convolutions where random draws take pools and skips half the time, and twice the
-parameters. The second-order hypergradient costs 1.7 times the search time for no gain here.
+Measured (sealed full records, one thread, records under ``results/runs/darts-v1``; a second sweep
+shared the 2 cores for most of them, so the times are upper bounds): first-order DARTS, seeds 0-4,
+``test_accuracy`` 0.9912 on average (0.9883-0.9932; 5 of 5 meet 0.98), 1.8 of 6 operations
+parameter-free, 49.8 k parameters, 74-158 s of search; second order, seeds 0-2, 0.9924
+(0.9895-0.9944), 182-189 s; random cells, seeds 0-14, 0.9908 on average, median 0.9907
+(0.9858-0.9951; 15 of 15 meet 0.98), 3.0 of 6 operations parameter-free, 26.7 k parameters. DARTS's
+cells match the median random cell (0.9912 against 0.9907: under one test image in 540), as Li &
+Talwalkar found on larger spaces: on 8x8 digits the space is nearly saturated once the harness
+retrains a cell properly. What the search changes is the cell: convolutions where random draws take
+pools and skips half the time, and twice the parameters. The second-order hypergradient costs about
+1.5 times the search time for no significant gain here.
 
 Sealing (what is sealed, what is public): the test split and the three retraining seeds come from
 the seal; the images are scikit-learn's public digits, so the held-out rows are the rest of its
