@@ -138,10 +138,11 @@ def test_the_table_is_the_pinned_one_and_a_rebuilt_slice_equals_its_rows():
     table = H.load_table()  # the user's cache (built here first if missing: a few minutes)
     assert table.sha256() == H.TABLE_SHA256, "the table's numbers changed: bump TABLE_VERSION and re-pin"
     groups = [0, 6]  # depth 1 width 8, depth 2 width 16: 24 rows, a few seconds
-    rows = H.build_table(groups)
     cached = np.stack([getattr(table, c) for c in H.COLUMNS], axis=1)
-    for k, g in enumerate(groups):
-        assert np.array_equal(rows[k * 12:(k + 1) * 12], cached[g * 12:(g + 1) * 12]), g
+    # Side by side in two worker processes, and in this one: the same rows bit for bit.
+    for workers, rows in ((2, H.build_table(groups, workers=2)), (1, H.build_table(groups[1:], workers=1))):
+        for k, g in enumerate(groups if workers == 2 else groups[1:]):
+            assert np.array_equal(rows[k * 12:(k + 1) * 12], cached[g * 12:(g + 1) * 12]), (workers, g)
 
 
 def test_the_table_has_the_space_and_a_spread_of_accuracies():

@@ -7,8 +7,9 @@ was trained with fixed seeds (full-batch Adam, 150 steps, lr 1e-2, weight decay 
 3 stratified folds of the 1347 training digits of the shared split (``advbench.datasets.digits_split``
 of seed 0, unsealed), and the table stores its 3-fold cross-validation accuracy and loss (on all
 1347 training digits) and the mean accuracy of its three networks on the 450 test digits. The
-table is built on first use (about 3.5 min on one thread, the 12 architectures of a depth x width
-trained together), cached in ``$ADVBENCH_CACHE`` or ``$XDG_CACHE_HOME/advbench`` (``~/.cache/advbench``)
+table is built on first use (the 12 architectures of a depth x width group trained together, one
+thread per group, groups side by side in one process per core: 113 s on this 2-core machine, 225 s
+in one process; the work is multiply-bound, the deepest and widest group alone a fifth of it), cached in ``$ADVBENCH_CACHE`` or ``$XDG_CACHE_HOME/advbench`` (``~/.cache/advbench``)
 under a name that carries ``TABLE_VERSION``, and rebuilt bit for bit when missing (a test rebuilds
 two groups and compares). Records store the table's sha256 (``config.data.table_sha256``).
 
