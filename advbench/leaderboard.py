@@ -361,10 +361,16 @@ def speed_table(rows: list[dict[str, Any]]) -> list[list[str]]:
     return [head, *body]
 
 
+def _md_cell(text: str) -> str:
+    """A cell's text as GitHub Markdown reads it: a pipe escaped (it would end the cell), a line break
+    a space (it would end the row)."""
+    return " ".join(str(text).replace("|", "\\|").split("\n"))
+
+
 def markdown_table(table: list[list[str]]) -> str:
     head, *body = table
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
+    lines = ["| " + " | ".join(map(_md_cell, head)) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in body]
     return "\n".join(lines)
 
 

@@ -639,3 +639,13 @@ def test_equal_scores_share_a_rank_and_the_reference_is_listed_first():
     rows = lb.aggregate(df)
     assert [(r["method"], r["rank"]) for r in rows] == [("reference", 1), ("aaa-plugin", 1), ("zzz-plugin", 3),
                                                          ("floor", 4)]
+
+
+def test_a_pipe_or_line_break_in_a_cell_keeps_the_markdown_row_whole():
+    from advbench.leaderboard import markdown_table
+
+    text = markdown_table([["method", "failed"], ["mine", "seed 3: ValueError: a|b\nsecond line"]])
+    head, rule, row = text.splitlines()
+    assert row == r"| mine | seed 3: ValueError: a\|b second line |"
+    # Unescaped pipes split a row into cells: the header's count, never more.
+    assert len([c for c in row.replace(r"\|", "").split("|")]) == len(head.split("|"))
