@@ -534,7 +534,6 @@ def leaderboard(
 
         sys.stdout.write(pd.DataFrame(lb.flat(rows)).to_csv(index=False))
         return
-    declared = {(n, s.version): {m.name for m in s.metrics} for n, s in specs.items()}
     targets = {(s.name, t.variant, t.budget): "; ".join(x.describe(s.metric(x.metric), where=False) for x in s.targets
                                                        if (x.variant, x.budget) == (t.variant, t.budget))
                for s in specs.values() for t in s.targets}
@@ -543,13 +542,13 @@ def leaderboard(
 
         try:
             pages = html_board.build(rows, {r["_path"]: r for r in recs}, specs, site, results_dir=results,
-                                     targets=targets, declared=declared)
+                                     targets=targets)
         except OSError as exc:
             raise UsageError(f"cannot write the site to {site}: {exc.strerror or exc}") from exc
         err.print(f"wrote {pages[0]} ({len(pages) - 1} task pages)", highlight=False, markup=False)
         return
     text = lb.to_markdown(rows, {n: s.title for n, s in specs.items()}, targets, results_dir=str(results),
-                          declared=declared, specs=specs)
+                          specs=specs)
     if not write or task or profile or budget:  # a selection, or asked not to write: the Markdown itself
         sys.stdout.write(text + "\n")
         return
