@@ -53,14 +53,17 @@ def attention_mask(q_len: int, k_len: int, *, causal: bool = False, key_padding_
 
 
 def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                                 allowed: torch.Tensor | None = None) -> torch.Tensor:
-    """softmax(q k^T / sqrt(d_k)) v over the last two dims; ``allowed`` True = may attend."""
+                                 allowed: torch.Tensor | None = None, dropout: float = 0.0) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d_k)) v over the last two dims; ``allowed`` True = may attend; ``dropout``
+    on the weights, as nn.MultiheadAttention does while training."""
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
     if allowed is not None:
         scores = scores.masked_fill(~allowed, float("-inf"))
     weights = torch.softmax(scores, dim=-1)
     # A row with every key masked is all -inf and softmax gives NaN: such a query attends to nothing.
     weights = torch.nan_to_num(weights, nan=0.0)
+    if dropout > 0:
+        weights = F.dropout(weights, dropout)
     return weights @ v
 
 
@@ -71,8 +74,9 @@ def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     materialising the weights for backward. Forward+backward, medians side by side in one
     pytest-benchmark run (``-k bench_attention`` in tests/test_transformer.py, 2 threads): at B16
     T256 d256 h8 36.9 ms against 142.8 ms explicit and 49.0 ms for ``nn.MultiheadAttention``; at
-    B128 T24 d64 h4 3.43 ms against 3.57 and 5.03. SDPA gives NaN on a query row with every key masked; such a row is let attend everywhere
-    and zeroed after, so its output (and its gradient) is 0 as in the explicit path."""
+    B128 T24 d64 h4 3.43 ms against 3.57 and 5.03. SDPA gives NaN on a query row with every key
+    masked; such a row is let attend everywhere and zeroed after, so its output (and its gradient)
+    is 0 as in the explicit path."""
     if allowed is None:
         return F.scaled_dot_product_attention(q, k, v)
     any_key = allowed.any(dim=-1, keepdim=True)
@@ -103,13 +107,9 @@ class MultiHeadAttention(nn.Module):
         allowed = attention_mask(query.size(1), key.size(1), causal=causal, key_padding_mask=key_padding_mask,
                                  device=query.device)
         if self.training and self.dropout > 0:
-            # Dropout on the attention weights, as nn.MultiheadAttention does, explicitly: the fused
-            # kernel's dropout draws other random numbers, and the records were trained with these.
-            scores = q @ k.transpose(-2, -1) / math.sqrt(self.d_head)
-            if allowed is not None:
-                scores = scores.masked_fill(~allowed, float("-inf"))
-            w = torch.nan_to_num(torch.softmax(scores, dim=-1), nan=0.0)
-            out = F.dropout(w, self.dropout) @ v
+            # Dropout on the attention weights, explicitly: the fused kernel's dropout draws other
+            # random numbers, and the records were trained with these.
+            out = scaled_dot_product_attention(q, k, v, allowed, self.dropout)
         else:  # evaluation and decoding, and training without dropout: the fused kernel
             out = fused_attention(q, k, v, allowed)
         b, _, t, _ = out.shape
