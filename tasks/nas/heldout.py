@@ -7,6 +7,7 @@ that does and does not protect.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -172,13 +173,9 @@ def _group_rows(group: int) -> np.ndarray:
         torch.set_num_threads(threads)
 
 
-_FOLDS: list = []
-
-
-def _folds() -> list:
-    if not _FOLDS:
-        _FOLDS.extend(digits_folds())
-    return _FOLDS
+@functools.lru_cache(maxsize=1)
+def _folds() -> list[tuple[Any, Any, Any]]:
+    return digits_folds()  # once per process that builds groups
 
 
 def _group_cost(group: int) -> int:
@@ -213,21 +210,13 @@ def build_table(groups: "range | list[int] | None" = None,
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        env = {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-        os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")  # the workers start with one thread
-        try:
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = {pool.submit(_group_rows, g): g for g in sorted(groups, key=_group_cost, reverse=True)}
-                for done in as_completed(futures):
-                    rows[futures[done]] = done.result()
-                    if progress is not None:
-                        progress(len(rows), len(groups))
-        finally:
-            for name, value in env.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+        # Each worker trains on one thread (_group_rows sets it before any work).
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_group_rows, g): g for g in sorted(groups, key=_group_cost, reverse=True)}
+            for done in as_completed(futures):
+                rows[futures[done]] = done.result()
+                if progress is not None:
+                    progress(len(rows), len(groups))
     return np.concatenate([rows[g] for g in groups])
 
 
