@@ -64,15 +64,28 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
 
 
 class GeneratorSampler:
-    """The solution: ``sample(n, seed)`` draws z ~ N(0, I) from ``seed`` and returns G(z)."""
+    """The solution: ``sample(n, seed)`` draws z ~ N(0, I) from ``seed`` and returns ``loc + spread * G(z)``
+    (G works on standardised data, see :func:`standardiser`)."""
 
-    def __init__(self, generator: nn.Module, latent_dim: int) -> None:
+    def __init__(self, generator: nn.Module, latent_dim: int, loc: np.ndarray | None = None,
+                 spread: float = 1.0) -> None:
         self.generator, self.latent_dim = generator, latent_dim
+        self.loc = np.zeros(2, np.float32) if loc is None else np.asarray(loc, np.float32)
+        self.spread = float(spread)
 
     @torch.no_grad()
     def sample(self, n: int, seed: int) -> np.ndarray:
         z = torch.randn(int(n), self.latent_dim, generator=torch.Generator().manual_seed(int(seed)))
-        return self.generator(z).numpy().astype(np.float32)
+        return (self.loc + self.spread * self.generator(z).numpy()).astype(np.float32)
+
+
+def standardiser(x: np.ndarray) -> tuple[np.ndarray, float]:
+    """The training samples' mean and one isotropic spread (the root mean squared distance from the mean
+    over the two axes). The task places its distribution anywhere in the plane at scales 0.7-1.4;
+    training on ``(x - loc) / spread`` gives the networks the same inputs whatever the placement (the
+    paper's canonical sets already have a spread near 1), and one spread for both axes keeps shapes."""
+    loc = x.mean(axis=0)
+    return loc.astype(np.float32), float(np.sqrt(((x - loc) ** 2).sum(axis=1).mean() / 2))
 
 
 def train(data: ToyData, ctx) -> GeneratorSampler:
@@ -81,7 +94,8 @@ def train(data: ToyData, ctx) -> GeneratorSampler:
     ctx.record_config(**asdict(cfg))
     torch.manual_seed(ctx.seed)
     gen = torch.Generator().manual_seed(ctx.seed)
-    real_all = torch.as_tensor(data.x)
+    loc, spread = standardiser(data.x)
+    real_all = torch.as_tensor((data.x - loc) / spread)
     G, D = mlp(cfg.latent_dim, cfg.hidden, 2), mlp(2, cfg.hidden, 1)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=cfg.betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=cfg.betas)
@@ -111,11 +125,13 @@ def train(data: ToyData, ctx) -> GeneratorSampler:
         ctx.count(1)
         ctx.progress(step, cfg.generator_steps)
         if step % every == 0 or step == cfg.generator_steps:
-            ctx.checkpoint(GeneratorSampler(frozen(G_avg if cfg.ema else G), cfg.latent_dim), step=step)
-    return GeneratorSampler(frozen(G_avg if cfg.ema else G), cfg.latent_dim)
+            ctx.checkpoint(GeneratorSampler(frozen(G_avg if cfg.ema else G), cfg.latent_dim, loc, spread), step=step)
+    return GeneratorSampler(frozen(G_avg if cfg.ema else G), cfg.latent_dim, loc, spread)
 
 
 def untrained(data: ToyData, ctx) -> GeneratorSampler:
-    """Floor: the generator as initialised, never trained."""
+    """Floor: the generator as initialised, never trained (its samples, near the origin of the standardised
+    plane, put at the training samples' mean and spread)."""
     torch.manual_seed(ctx.seed)
-    return GeneratorSampler(frozen(mlp(Config.latent_dim, Config.hidden, 2)), Config.latent_dim)
+    loc, spread = standardiser(data.x)
+    return GeneratorSampler(frozen(mlp(Config.latent_dim, Config.hidden, 2)), Config.latent_dim, loc, spread)

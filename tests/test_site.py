@@ -132,7 +132,7 @@ def test_the_site_renders_in_chromium_every_page_reachable_every_board_and_plot_
         docs.mkdir(exist_ok=True)
         page.goto((site / "index.html").as_uri())
         page.screenshot(path=str(docs / "leaderboard-index.png"), full_page=True)
-        page.goto((site / "task-wgan-gp-v1-cpu.html").as_uri())
+        page.goto((site / "task-wgan-gp-v2-cpu.html").as_uri())
         page.screenshot(path=str(docs / "leaderboard-task-wgan-gp.png"), full_page=False)
         page.goto(task_page.as_uri())
         page.evaluate("() => document.querySelector('section.privacy').scrollIntoView()")

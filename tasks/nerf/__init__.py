@@ -4,8 +4,9 @@ Data, generated (``contract``): three Lambertian spheres (radius 0.35-0.6, one s
 channel each, one directional light, no shadows) inside the cube ``[-1.5, 1.5]^3``, on a white
 background, ray-traced exactly in numpy. Cameras on the sphere of radius 4 look at the origin
 (world +z up, OpenGL convention: -z forward, pixel centres at +0.5), horizontal field of view 50°.
-The scene and the 40 training cameras come from the public seed; the 8 held-out cameras from the
-seal, so a sealed method cannot render them itself. Variants: ``spheres32`` (32 x 32 views) and
+Version 2: the scene (spheres, colours, light) and the 8 held-out cameras come from the seal, the 40
+training cameras from the public seed; a sealed method knows the scene only through its training
+images and cannot render the held-out views itself (version 1 drew the scene from the public seed). Variants: ``spheres32`` (32 x 32 views) and
 ``spheres64`` (64 x 64). A method receives the 40 images, their poses and the intrinsics.
 
 It returns a radiance field, ``query(points[N, 3], dirs[N, 3]) -> (sigma[N], rgb[N, 3])``. The
@@ -57,10 +58,12 @@ spheres' colours never appearing (a grey, half-transparent fog with black colour
 spheres). The exponential density (``exp(raw - 3)``) fixed that: 23.8 dB at step 300 (of a
 400-step schedule).
 
-Sealing (what is sealed, what is public): the 8 held-out cameras come from the seal; the scene
-comes from the public seed, so a method that ray-traces the contract's scene analytically at any
-camera scores far above the reference (65 dB against 28.8). A scene drawn under the seal is to
-replace it in a later version.
+Sealing (what is sealed, what is public): the scene and the held-out cameras come from the seal; the
+training cameras, the scene generator (``contract.random_scene``) and the renderer are public. In
+version 1 the scene came from the public seed, and a method that ray-traced the contract's scene
+analytically at any camera scored 65 dB (reference 28.8). In version 2 the best of 32 scenes drawn
+from public seeds scores 10.3-11.0 dB on the sealed views of seeds 0-2 (the mean-colour floor: about
+10 dB; ``tests/test_nerf.py``). Unsealed runs draw every stream from the public seed: version 1's data.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ from advbench.spec import Budget, Metric, Target, TaskSpec
 
 SPEC = TaskSpec(
     name="nerf",
-    version=1,
+    version=2,
     title="Neural radiance fields",
     summary="Novel-view synthesis of three Lambertian spheres from 40 posed views: the harness renders 8 sealed "
             "held-out views from the returned field with its own volume renderer and scores PSNR.",
@@ -98,7 +101,7 @@ SPEC = TaskSpec(
     entry_point="advbench.tasks.nerf.heldout:NeRFTask",
     evaluation_cpu_seconds=1.5,  # rendering the held-out views: 1.38 s measured (quick, seed 0)
     solution="a radiance field: query(points float32[N, 3], dirs float32[N, 3]) -> (sigma[N], rgb[N, 3])",
-    data="generated: three Lambertian spheres ray-traced in numpy; 40 training views from the seed, 8 held-out "
-         "views from the seal",
+    data="generated: three Lambertian spheres ray-traced in numpy, the scene and the 8 held-out cameras from the "
+         "seal, the 40 training cameras from the seed",
     extras=("generative",),  # torch, and Pillow (through matplotlib) for the PNG
 )

@@ -3,7 +3,9 @@
 **The scene.** Three Lambertian spheres (:class:`Scene`: centres, radii, albedos, one directional
 light) inside the cube ``[-SCENE_BOUND, SCENE_BOUND]^3``, on a white background, ray-traced in numpy
 by :func:`render_scene` (exact ray-sphere intersections, ``ambient + (1 - ambient) max(0, n·l)``
-shading, no shadows). The scene is drawn from the public run seed; so are the training cameras.
+shading, no shadows). The scene is drawn from the seal (:func:`random_scene` is public, the draw is
+not): a method knows it only through the training images. The training cameras come from the public
+run seed.
 
 **Cameras.** Each camera sits on the sphere of radius :data:`RADIUS` around the origin and looks at
 the origin, world ``+z`` up. ``c2w`` is a camera-to-world ``float64[3, 4]`` matrix (rotation columns

@@ -1,4 +1,5 @@
-"""The held-out side of ``nerf``: the sealed held-out cameras and images, the harness's renderer, PSNR, the PNG."""
+"""The held-out side of ``nerf``: the sealed scene, the sealed held-out cameras and images, the harness's renderer,
+PSNR, the PNG."""
 
 from __future__ import annotations
 
@@ -23,9 +24,11 @@ class NeRFTask:
         if variant not in SIZES:
             raise ValueError(f"unknown variant {variant!r}; valid: {', '.join(SIZES)}")
         intr = Intrinsics.square(SIZES[variant])
-        # The scene and the training cameras are public (the method sees their images anyway); the
-        # held-out cameras come from the seal, so a sealed run cannot rebuild the views it is scored on.
-        scene = random_scene(np.random.default_rng([seed, 1]))
+        # The scene (spheres, colours, light) and the held-out cameras come from the seal: a sealed run
+        # knows the scene only through its 40 training images, and cannot trace the views it is scored on.
+        # The training cameras are public (their poses are handed out anyway). Unsealed, every stream is
+        # the public seed's, as in version 1.
+        scene = random_scene(seal.rng(1))
         train_poses = random_poses(np.random.default_rng([seed, 2]), N_TRAIN_VIEWS)
         test_poses = random_poses(seal.rng(3), N_HELDOUT_VIEWS)
         return Problem(
@@ -33,7 +36,8 @@ class NeRFTask:
             heldout={"poses": test_poses, "images": render_scene(scene, test_poses, intr), "intrinsics": intr},
             description={"variant": variant, "image_size": SIZES[variant], "train_views": N_TRAIN_VIEWS,
                          "heldout_views": N_HELDOUT_VIEWS, "samples_per_ray": N_SAMPLES, "near": NEAR, "far": FAR,
-                         "focal": intr.focal, "scene_seed": [seed, 1], "train_pose_seed": [seed, 2]},
+                         "focal": intr.focal, "scene": "three spheres and a light, from the seal",
+                         "train_pose_seed": [seed, 2]},
         )
 
     def evaluate(self, solution: "SolutionHandle", problem: Problem, profile: Any) -> dict[str, float]:

@@ -1,15 +1,23 @@
 """The public contract of the ``wgan-gp`` task: the training samples a method receives, the sampler it returns.
 
 A method receives a :class:`ToyData`: ``x``, ``float32[n, 2]`` samples of one of the WGAN-GP
-paper's toy distributions (Gulrajani et al. 2017, appendix), drawn from the public run seed, and
-the distribution's description (:data:`DISTRIBUTIONS`: mode centres and spread, public). It returns
-a :class:`Sampler`: ``sample(n, seed) -> float32[n, 2]``, ``n`` independent draws from the learned
-distribution using ``seed`` for its own noise. The harness asks for 1000 samples with a seed of its
-own and compares them with 1000 held-out real samples it never hands out.
+paper's toy distributions (Gulrajani et al. 2017, appendix) **placed in the plane under the seal**:
+rotated by an angle in [0, 2π), scaled by a factor in [0.7, 1.4] and shifted by 0.5-1.0
+(:class:`Placement`). The family is public (:data:`DISTRIBUTIONS`, the paper's canonical sets); the
+placement and the samples are not, so a sampler that draws the canonical distribution (or any fixed
+one) scores far from the real data: the method learns the distribution from its samples only. It
+returns a :class:`Sampler`: ``sample(n, seed) -> float32[n, 2]``, ``n`` independent draws from the
+learned distribution in the plane of the training samples, using ``seed`` for its own noise. The
+harness asks for 1000 samples with a seed of its own and compares them with 1000 held-out real
+samples it never hands out.
 
-:func:`toy_samples` generates the distributions (the harness draws held-out samples with it from
-the seal); :func:`mode_statistics` and :func:`wasserstein_1` are the scores, public so that a
-method can validate on its own samples.
+**Scores in the canonical frame.** The harness undoes the placement on the generated samples
+(:meth:`Placement.undo`) and scores them against canonical held-out samples: W1 in canonical units
+(the placed W1 divided by the scale), mode statistics against the canonical centres. So the figures
+mean the same under every key and compare with the paper's sets.
+
+:func:`toy_samples` generates the canonical distributions; :func:`mode_statistics` and
+:func:`wasserstein_1` are the scores, public so that a method can validate on its own samples.
 """
 
 from __future__ import annotations
@@ -50,7 +58,7 @@ DISTRIBUTIONS = {
 
 
 def toy_samples(name: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` samples of distribution ``name`` as ``float32[n, 2]``, from ``rng``."""
+    """``n`` samples of the canonical distribution ``name`` (unplaced) as ``float32[n, 2]``, from ``rng``."""
     d = DISTRIBUTIONS[name]
     if d.centres:
         centres = np.asarray(d.centres)
@@ -63,11 +71,43 @@ def toy_samples(name: str, n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """A similarity transform of the plane, ``y = scale * R(angle) x + shift``: where the harness puts a
+    canonical distribution under the seal."""
+
+    angle: float
+    scale: float
+    shift: tuple[float, float]
+
+    def _rotation(self) -> np.ndarray:
+        c, s = math.cos(self.angle), math.sin(self.angle)
+        return np.array([[c, -s], [s, c]])
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        return (self.scale * np.asarray(x, np.float64) @ self._rotation().T + np.asarray(self.shift)).astype(np.float32)
+
+    def undo(self, y: np.ndarray) -> np.ndarray:
+        return ((np.asarray(y, np.float64) - np.asarray(self.shift)) @ self._rotation() / self.scale).astype(np.float32)
+
+
+SCALES = (0.7, 1.4)  # log-uniform
+SHIFTS = (0.5, 1.0)  # the shift's length, uniform; its direction uniform
+
+
+def random_placement(rng: np.random.Generator) -> Placement:
+    """An angle uniform in [0, 2π), a scale log-uniform in :data:`SCALES`, a shift of length uniform in
+    :data:`SHIFTS` in a uniform direction. The shift is never short, so no placement leaves the
+    canonical set where it was."""
+    angle = float(rng.uniform(0, 2 * math.pi))
+    scale = float(math.exp(rng.uniform(math.log(SCALES[0]), math.log(SCALES[1]))))
+    length, direction = float(rng.uniform(*SHIFTS)), float(rng.uniform(0, 2 * math.pi))
+    return Placement(angle, scale, (length * math.cos(direction), length * math.sin(direction)))
+
+
+@dataclass(frozen=True)
 class ToyData:
-    distribution: str
-    x: np.ndarray  # float32[n, 2] training samples
-    centres: tuple[tuple[float, float], ...]
-    sigma: float
+    distribution: str  # the canonical family's name (public); where it sits in the plane is not
+    x: np.ndarray  # float32[n, 2] training samples, placed
 
 
 class Sampler(Protocol):
