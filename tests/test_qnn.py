@@ -27,6 +27,7 @@ from advbench.tasks.qnn.contract import (  # noqa: E402
     CircuitClassifier,
     Classifier,
     ConstantClassifier,
+    VARIANTS,
     TrainData,
     ansatz,
     executor_for,
@@ -241,8 +242,8 @@ def test_integrity_train_holds_no_test_rows():
     task = QNNTask()
     for variant in SPEC.variants:
         split = load_variant(variant, seed=3)
-        assert not set(split.index_train) & set(split.index_test)
-        assert len(split.index_train) == 70 and len(split.index_test) == 30
+        assert len(split.X_train) == 70 and len(split.X_test) == 200
+        assert not (split.X_test[:, None, :] == split.X_train[None, :, :]).all(-1).any()
         problem = task.build(variant=variant, seed=3, budget=SPEC.budgets["quick"], seal=Seal(3))
         train, held = problem.train, problem.heldout
         assert isinstance(train, TrainData) and isinstance(held, Heldout)
@@ -254,14 +255,14 @@ def test_integrity_train_holds_no_test_rows():
             assert value is not held.X and value is not held.y
             if isinstance(value, np.ndarray) and value.ndim == 2:
                 assert value.shape[0] == 70
-        # Scaler fitted on training rows: exactly [0, pi] there, stratified labels.
+        # Scaler fitted on training rows: exactly [0, pi] there, balanced labels.
         np.testing.assert_allclose(train.X.min(0), 0, atol=1e-12)
         np.testing.assert_allclose(train.X.max(0), np.pi, atol=1e-12)
-        assert np.bincount(train.y).tolist() == [35, 35] and np.bincount(held.y).tolist() == [15, 15]
+        assert np.bincount(train.y).tolist() == [35, 35] and np.bincount(held.y).tolist() == [100, 100]
 
 
-def test_split_depends_on_seed():
-    assert not np.array_equal(load_variant("iris12", 0).index_test, load_variant("iris12", 1).index_test)
+def test_rows_depend_on_seed():
+    assert not np.array_equal(load_variant("iris12", 0).X_test, load_variant("iris12", 1).X_test)
 
 
 def test_floor_accuracy_is_majority_share(tmp_path):
@@ -271,7 +272,7 @@ def test_floor_accuracy_is_majority_share(tmp_path):
     problem = QNNTask().build(variant="iris12", seed=2, budget=SPEC.budgets["quick"], seal=Seal(2))
     label = int(np.argmax(np.bincount(problem.train.y)))
     assert rec["metrics"]["accuracy"] == pytest.approx(np.mean(problem.heldout.y == label))
-    assert rec["metrics"]["accuracy"] == pytest.approx(0.5)  # stratified: both classes have 15 test rows
+    assert rec["metrics"]["accuracy"] == pytest.approx(0.5)  # balanced: both classes have 100 test rows
 
 
 def test_solutions_implement_the_protocol():
@@ -332,26 +333,46 @@ def test_any_circuit_as_qpy_scores_like_the_same_ansatz():
                 == task.evaluate(LocalSolution(CircuitClassifier(4, 2, tuple(w))), problem, profile))
 
 
-def test_unsealed_split_is_unchanged_and_sealing_moves_it():
-    from sklearn.datasets import load_iris
-    from sklearn.model_selection import train_test_split
-
+def test_two_keys_draw_other_rows_and_one_key_the_same_bit_for_bit():
     task, budget = QNNTask(), SPEC.budgets["full"]
     plain = task.build(variant="iris12", seed=6, budget=budget, seal=Seal(6))
-    # The split and shot seed as the task drew them before sealing: random_state = the run seed,
-    # shot seed from default_rng([seed, 2]).
-    iris = load_iris()
-    rows = np.flatnonzero(np.isin(iris.target, (1, 2)))
-    _, idx_te = train_test_split(rows, test_size=0.3, stratify=(iris.target[rows] == 2), random_state=6)
-    assert np.array_equal(load_variant("iris12", 6, seal=Seal(6)).index_test, idx_te)
-    np.testing.assert_array_equal(plain.heldout.y, (iris.target[idx_te] == 2).astype(np.int64))
+    # Unsealed: the rows from default_rng([seed, 3]), the shot seed from default_rng([seed, 2]).
+    np.testing.assert_array_equal(plain.heldout.X, load_variant("iris12", 6).X_test)
     assert plain.heldout.seed == int(np.random.default_rng([6, 2]).integers(2**31 - 1))
+    key = b"some-secret-key-123"
+    sealed = task.build(variant="iris12", seed=6, budget=budget, seal=Seal(6, key=key))
+    again = task.build(variant="iris12", seed=6, budget=budget, seal=Seal(6, key=key))
+    other = task.build(variant="iris12", seed=6, budget=budget, seal=Seal(6, key=b"another-secret-key-4"))
+    np.testing.assert_array_equal(again.heldout.X, sealed.heldout.X)
+    np.testing.assert_array_equal(again.train.X, sealed.train.X)
+    assert again.heldout.seed == sealed.heldout.seed
+    for a in (plain, other):
+        assert not np.array_equal(a.heldout.X, sealed.heldout.X) and not np.array_equal(a.train.X, sealed.train.X)
+        assert a.heldout.seed != sealed.heldout.seed
+    assert np.bincount(sealed.heldout.y).tolist() == [100, 100] and len(sealed.train.y) == 70
 
-    sealed_seal = Seal(6, key=b"some-secret-key-123")
-    sealed = task.build(variant="iris12", seed=6, budget=budget, seal=sealed_seal)
-    assert not np.array_equal(load_variant("iris12", 6, seal=sealed_seal).index_test, idx_te)
-    assert sealed.heldout.seed != plain.heldout.seed
-    assert np.bincount(sealed.heldout.y).tolist() == [15, 15] and len(sealed.train.y) == 70
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_no_row_is_public_and_version_1s_lookup_finds_nothing(variant):
+    """v1's route: the 100 rows of a pair were scikit-learn's iris, so a method could find its 70 training
+    rows in the public copy and read the other 30 and their labels. Now every row is drawn under the
+    seal: undo the min-max scaling with the training rows' own range and no training or held-out row
+    lies within 0.01 cm (a tenth of iris's measuring step) of any public iris row."""
+    from sklearn.datasets import load_iris
+
+    iris = load_iris().data
+    lo, hi = iris.min(0), iris.max(0)
+
+    def nearest_public(rows):  # rows in [0, pi] mapped onto each public feature's range, then matched
+        cm = lo + rows / np.pi * (hi - lo)
+        return np.abs(cm[:, None, :] - iris[None, :, :]).max(-1).min(1)
+
+    # The control: iris rows scaled as version 1 did (here over the whole set) are all found.
+    assert (nearest_public((iris - lo) / (hi - lo) * np.pi) < 1e-9).all()
+    for seed in range(3):
+        split = load_variant(variant, seed, seal=Seal(seed, key=b"a-key-for-this-test-only-0123"))
+        nearest = nearest_public(np.concatenate([split.X_train, split.X_test]))
+        assert (nearest > 0.01).all()
 
 
 def test_evaluation_on_shots_is_deterministic():

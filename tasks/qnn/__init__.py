@@ -1,16 +1,21 @@
 """qnn — a variational quantum classifier trained and scored on simulated hardware (qiskit-aer).
 
-Data: scikit-learn's bundled iris, two classes at a time: ``iris01`` (setosa vs versicolor, linearly
-separable, easy) and ``iris12`` (versicolor vs virginica, overlapping, harder). 100 rows per variant;
-a stratified split seeded by the run seed keeps 30 % (30 rows) as held-out test data. The four
-features are scaled to [0, pi] by a min-max scaler fitted on the training rows only (test rows may
-land slightly outside). Labels are 0/1: the first class of the pair is 0.
+Data (version 2): **iris-like rows drawn under the seal**, two classes at a time: ``iris01``
+(setosa-like vs versicolor-like, separable, easy) and ``iris12`` (versicolor-like vs
+virginica-like, overlapping, harder). Each class is a log-normal with the mean and covariance of
+the log features of scikit-learn's iris class (public: the shape of the data; every feature stays
+positive, as measured lengths are). Per variant 35 training rows a class (70, as version 1's split)
+and **100 held-out rows a class** (200: one row is half a point; version 1 scored 30 rows, 3.3
+points each, so its thresholds sat one row under the typical score). The four features are scaled
+to [0, pi] by a min-max scaler fitted on the training rows only (test rows may land outside).
+Labels are 0/1: the first class of the pair is 0.
 
-Sealing: in a ``--sealed`` run the split's ``random_state`` and the shot seeds of the evaluation
-come from the run's ``Seal`` (unsealed: the run seed and ``default_rng([seed, 2])``, as before), so
-a method cannot tell from ``ctx.seed`` which rows are held out. That is all it can do: iris is
-public, so a method could still look its training rows up in scikit-learn's copy and infer the
-other 30 rows of the pair and their labels. Scores on this task rest on the method playing fair.
+Sealing: in a ``--sealed`` run every row and the shot seeds of the evaluation come from the run's
+``Seal`` (unsealed: ``default_rng([seed, 3])`` and ``default_rng([seed, 2])``). Version 1 scored
+rows of scikit-learn's iris itself: a method could find its training rows in the public copy and
+read the other 30 rows of the pair and their labels. No row of version 2 is a public row (no row
+lies within 0.01 cm of one, ``tests/test_qnn.py``); public iris remains what the classes are
+modelled on, so a method may still learn from it as from any related data.
 
 The method gets :class:`~.contract.TrainData` (training rows only, and the simulator it should train
 on through ``ctx.simulator``); the test rows stay in the harness (``heldout.Heldout``). The method
@@ -38,17 +43,23 @@ measured on the profile's simulator). Throughput: circuit executions (one featur
 weight vector) per training second, as the method counts them.
 
 Targets and budgets, measured with the reference (``baselines/qnn.py``: 2 layers, MSE on ⟨Z0⟩,
-COBYLA) on ``aer-statevector``, held-out accuracy for seeds 0-9:
+COBYLA) on ``aer-statevector``, held-out accuracy over 200 rows for unsealed seeds 0-9
+(``advbench run -t qnn -p aer-statevector -b full --seeds 10``, and ``-b quick``):
 
-* quick, 150 evaluations, ``iris01`` >= 0.95: 1.00 1.00 .97 .97 1.00 .93 1.00 1.00 .97 .97 (~3-4 s).
-  Seed 5 misses by one test row (28 of 30); 300 evaluations do not change that, so the quick budget
-  stays at 150.
-* full, 300 evaluations, ``iris12`` >= 0.90: .90 1.00 .93 .93 .97 .93 .90 .97 .90 .87 (mean 0.93,
-  ~5 s); ``iris01`` >= 0.95: .97 1.00 .97 .97 1.00 .93 1.00 1.00 1.00 1.00.
+* quick, 150 evaluations, ``iris01``: .995 1.00 .995 .985 .985 .985 .975 .985 .95 1.00 (~3-4 s);
+  target >= **0.93**.
+* full, 300 evaluations, ``iris01``: 1.00 .995 .995 .97 .99 .995 .975 .985 1.00 1.00; target >= **0.93**.
+  ``iris12``: .925 .935 .895 .89 .885 .895 .895 .935 .945 .905 (mean 0.91, ~9 s; training accuracy
+  0.886-0.957: two layers under COBYLA underfit a little; a logistic regression scores 0.91-0.98 on
+  the same rows); target >= **0.85**.
 
-With 30 test rows one row is 3.3 points, so the thresholds sit one row under the typical score; the
-reference meets each on 9 of 10 seeds. Time caps (120 s quick, 600 s full) leave room for the slower
-profiles: on 2 cores the full budget takes ~35 s on ``aer-shots`` and ~55-75 s on ``aer-noisy``.
+Each bar sits 2-3.5 points under the worst of the ten seeds on exact expectations, room for shot
+noise and the noisy profile; version 1's bars (0.95, 0.95, 0.90) sat one 30-row test row under the
+typical score and were missed on 1 seed in 10 (``aer-shots`` seed 2 and ``aer-noisy`` seed 1 in the
+committed records). Time caps (120 s quick, 600 s full) leave room for the slower profiles: on 2
+cores the full budget took ~35 s on ``aer-shots`` and ~55-75 s on ``aer-noisy`` in version 1.
+
+FULLRECORDS
 
 Cross-profile bar, which no single run can check (a target is per run): on ``aer-noisy`` the
 accuracy stays within 10 points of ``aer-statevector`` for the same variant, seed and budget
@@ -65,12 +76,13 @@ from advbench.spec import Budget, Metric, Target, TaskSpec
 
 SPEC = TaskSpec(
     name="qnn",
-    version=1,
+    version=2,
     title="Variational quantum classifier on simulated hardware",
-    summary="4-qubit data re-uploading classifier on two iris classes, scored on exact, shot and noisy Aer.",
+    summary="4-qubit data re-uploading classifier on two iris-like classes drawn under the seal, scored on exact, "
+            "shot and noisy Aer.",
     variants={
-        "iris01": "iris setosa vs versicolor (separable, easy)",
-        "iris12": "iris versicolor vs virginica (overlapping, harder)",
+        "iris01": "iris-like setosa vs versicolor, drawn under the seal (separable, easy)",
+        "iris12": "iris-like versicolor vs virginica, drawn under the seal (overlapping, harder)",
     },
     metrics=(
         Metric("accuracy", "fraction", True, "share of held-out rows classified correctly, on the profile's simulator"),
@@ -78,9 +90,9 @@ SPEC = TaskSpec(
     ),
     primary_metric="accuracy",
     targets=(
-        Target("accuracy", 0.95, "quick", "iris01"),
-        Target("accuracy", 0.95, "full", "iris01"),
-        Target("accuracy", 0.90, "full", "iris12"),
+        Target("accuracy", 0.93, "quick", "iris01"),
+        Target("accuracy", 0.93, "full", "iris01"),
+        Target("accuracy", 0.85, "full", "iris12"),
     ),
     budgets={
         "quick": Budget("quick", max_seconds=120, limits={"evaluations": 150}, variants=("iris01",)),
@@ -92,6 +104,7 @@ SPEC = TaskSpec(
     solution_data=("circuit_data",),
     solution="object with circuit_data() -> plain dict: an ansatz or QPY circuit and its weights, or a constant "
              "label (contract.classifier_from_data); the harness simulates it",
-    data="sklearn load_iris, two classes; stratified 70/30 split seeded by the run; features min-max to [0, pi]",
+    data="generated under the seal: per class a log-normal with the log-feature mean and covariance of an iris class; "
+         "70 training and 200 held-out rows; features min-max to [0, pi]",
     extras=("quantum",),
 )

@@ -30,6 +30,7 @@ NOISE_SEED = 1234  # the "device" of aer-noisy: fixed, so every run and seed see
 # of 70 noisy 1024-shot circuits takes 0.12 s on one thread and 0.6 s on two.
 AER_THREADS = 1
 VARIANTS = {"iris01": (0, 1), "iris12": (1, 2)}  # variant -> the iris class ids behind labels 0 and 1
+FEATURE_NAMES = ("sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)")  # iris's
 
 
 # ---------------------------------------------------------------- what the method gets

@@ -1,4 +1,4 @@
-"""The held-out side of the ``qnn`` task: the seeded split and the scoring (harness only)."""
+"""The held-out side of the ``qnn`` task: the sealed iris-like rows and the scoring (harness only)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ import numpy as np
 
 from advbench.spec import Budget
 from advbench.task import Problem, Seal
-from advbench.tasks.qnn.contract import AER_THREADS, N_QUBITS, NOISE_SEED, VARIANTS, TrainData
+from advbench.tasks.qnn.contract import AER_THREADS, FEATURE_NAMES, N_QUBITS, NOISE_SEED, VARIANTS, TrainData
 
 if TYPE_CHECKING:
     from advbench.profiles import Profile
     from advbench.solution import SolutionHandle
 
-TEST_FRACTION = 0.3
+N_TRAIN_PER_CLASS = 35  # 70 training rows, as many as version 1's 70/30 split of 100 iris rows
+N_TEST_PER_CLASS = 100  # 200 held-out rows: one row is half a point (version 1: 30 rows, 3.3 points)
 PREDICT_ON = "advbench.tasks.qnn.contract:predict_on"
 
 
@@ -33,43 +34,54 @@ class Split(NamedTuple):
     y_train: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
-    index_train: np.ndarray  # row numbers in load_iris(), to check that the two parts are disjoint
-    index_test: np.ndarray
     feature_names: tuple[str, ...]
 
 
-def load_variant(variant: str, seed: int, test_fraction: float = TEST_FRACTION, seal: Seal | None = None) -> Split:
-    """The variant's two classes, split (stratified, seeded) and scaled with the training rows only.
-
-    The split's ``random_state`` is ``seal.random_state(seed, ...)``: ``seed`` itself unsealed (or
-    without a seal), a keyed integer sealed.
-    """
+def class_statistics(variant: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per class of the variant's pair, the mean and covariance of scikit-learn's iris rows' log features:
+    the shape of the data, public; no row is ever scored."""
     from sklearn.datasets import load_iris
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import MinMaxScaler
 
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
-    a, b = VARIANTS[variant]
     iris = load_iris()
-    rows = np.flatnonzero(np.isin(iris.target, (a, b)))
-    y = (iris.target[rows] == b).astype(np.int64)
-    random_state = seed if seal is None else seal.random_state(seed, "qnn", "split", variant)
-    idx_tr, idx_te = train_test_split(rows, test_size=test_fraction, stratify=y, random_state=random_state)
-    scaler = MinMaxScaler(feature_range=(0.0, np.pi)).fit(iris.data[idx_tr])  # training rows only
-    return Split(scaler.transform(iris.data[idx_tr]), (iris.target[idx_tr] == b).astype(np.int64),
-                 scaler.transform(iris.data[idx_te]), (iris.target[idx_te] == b).astype(np.int64),
-                 idx_tr, idx_te, tuple(iris.feature_names))
+    out = []
+    for cls in VARIANTS[variant]:
+        logs = np.log(iris.data[iris.target == cls])
+        out.append((logs.mean(axis=0), np.cov(logs, rowvar=False)))
+    return out
+
+
+def load_variant(variant: str, seed: int, seal: Seal | None = None) -> Split:
+    """The variant's rows, drawn under the seal: per class, log-normal samples with the iris class's
+    log-feature mean and covariance (every feature stays positive, as measured lengths are), 35
+    training and 100 held-out rows; features scaled to [0, pi] by a min-max scaler fitted on the
+    training rows only. Unsealed (or without a seal) the rows come from ``default_rng([seed, 3])``."""
+    from sklearn.preprocessing import MinMaxScaler
+
+    rng = (seal or Seal(seed)).rng(3)
+    n = N_TRAIN_PER_CLASS + N_TEST_PER_CLASS
+    parts = [np.exp(rng.multivariate_normal(mean, cov, size=n)) for mean, cov in class_statistics(variant)]
+    X_tr = np.concatenate([p[:N_TRAIN_PER_CLASS] for p in parts])
+    X_te = np.concatenate([p[N_TRAIN_PER_CLASS:] for p in parts])
+    y_tr = np.repeat([0, 1], N_TRAIN_PER_CLASS).astype(np.int64)
+    y_te = np.repeat([0, 1], N_TEST_PER_CLASS).astype(np.int64)
+    order_tr, order_te = rng.permutation(len(y_tr)), rng.permutation(len(y_te))
+    scaler = MinMaxScaler(feature_range=(0.0, np.pi)).fit(X_tr)  # training rows only
+    return Split(scaler.transform(X_tr[order_tr]), y_tr[order_tr], scaler.transform(X_te[order_te]), y_te[order_te],
+                 FEATURE_NAMES)
 
 
 class QNNTask:
     def build(self, *, variant: str, seed: int, budget: Budget, seal: Seal) -> Problem:
-        X_tr, y_tr, X_te, y_te, _, _, names = load_variant(variant, seed, seal=seal)
+        X_tr, y_tr, X_te, y_te, names = load_variant(variant, seed, seal=seal)
         a, b = VARIANTS[variant]
         return Problem(
             train=TrainData(X=X_tr, y=y_tr, classes=(a, b), feature_names=names),
             heldout=Heldout(X=X_te, y=y_te, seed=int(seal.rng(2).integers(2**31 - 1))),
-            description={"variant": variant, "source": "sklearn.datasets.load_iris", "classes": [a, b],
+            description={"variant": variant, "source": "iris-like: log-normal rows with the log-feature mean and "
+                                                        "covariance of each class of sklearn's iris, drawn under the seal",
+                         "classes": [a, b],
                          "train": int(len(y_tr)), "test": int(len(y_te)),
                          "train_class_counts": np.bincount(y_tr, minlength=2).tolist(),
                          "test_class_counts": np.bincount(y_te, minlength=2).tolist(),
