@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -823,7 +824,34 @@ app.command("export")(usage_errors(export_command))
 
 
 def main() -> None:
-    app()
+    """The console script. Bad input the parser catches (an unknown command or option, a value outside
+    its choices) gets the harness's own form: one line on stderr naming the valid choices, exit code
+    2, no box, no traceback."""
+    import click
+
+    if not sys.argv[1:]:
+        app(prog_name="advbench")  # no arguments: the help, as typer shows it
+        return
+    try:
+        code = app(prog_name="advbench", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError:
+        app(prog_name="advbench")  # a group given no command: its help
+        return
+    except click.UsageError as e:
+        message = " ".join(e.format_message().split())
+        message = re.sub(r"(Did you mean [^?]*\?)(\s*\1)+", r"\1", message)  # click and typer each add one
+        command = e.ctx.command if e.ctx is not None else None
+        if isinstance(e, click.exceptions.NoSuchOption) or "No such option" in message:
+            message += f" See '{e.ctx.command_path if e.ctx else 'advbench'} --help' for the options."
+        elif isinstance(command, click.Group) and "No such command" in message:
+            message += f" Commands: {', '.join(command.list_commands(e.ctx))}."
+        err.print(f"{e.ctx.command_path if e.ctx else 'advbench'}: error: {message}", highlight=False, markup=False,
+                  soft_wrap=True)
+        sys.exit(2)
+    except click.Abort:
+        err.print("Aborted.", highlight=False, markup=False)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

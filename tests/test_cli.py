@@ -89,9 +89,20 @@ def test_gate_fails_on_a_worse_candidate(tmp_path):
     assert gate.exit_code == 1 and "FAIL" in gate.output and "1 regressions" in gate.output
 
 
-def test_bad_budget_is_rejected_by_the_parser_with_choices():
-    res = subprocess.run([*ADVBENCH, "run", "--task", "pc", "--budget", "huge"], capture_output=True, text=True)
-    assert res.returncode == 2 and "quick" in res.stderr and "full" in res.stderr and "Traceback" not in res.stderr
+@pytest.mark.parametrize("args,choices", [
+    (["run", "--task", "pc", "--budget", "huge"], ["'quick'", "'full'"]),
+    (["lst"], ["Did you mean 'list'?", "Commands: list, info, run"]),
+    (["run", "--task", "pc", "--bogus"], ["No such option '--bogus'", "advbench run --help"]),
+])
+def test_bad_input_the_parser_catches_gets_one_line_with_the_choices(args, choices):
+    """Errors click finds before any advbench code runs take the harness's form too: one line on stderr
+    (no box), exit code 2, the valid choices, each suggestion once."""
+    res = subprocess.run([*ADVBENCH, *args], capture_output=True, text=True)
+    assert res.returncode == 2 and res.stdout == "", res
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("advbench") and "error:" in lines[0], res.stderr
+    assert all(c in lines[0] for c in choices) and lines[0].count("Did you mean") <= 1, lines[0]
+    assert "Traceback" not in res.stderr and "╭" not in res.stderr
 
 
 def test_run_json_then_leaderboard_and_gate(tmp_path):
