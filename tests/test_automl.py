@@ -36,11 +36,11 @@ class _Ctx:
         self.steps.append(step)
 
 
-def build(variant: str = "wine", seed: int = 0, key: bytes | None = None):
+def build(variant: str = "wine-like", seed: int = 0, key: bytes | None = None):
     return H.AutoMLTask().build(variant=variant, seed=seed, budget=None, seal=Seal(seed, key))
 
 
-@pytest.mark.parametrize("variant", ["wine", "breast_cancer"])
+@pytest.mark.parametrize("variant", ["wine-like", "breast_cancer-like"])
 @pytest.mark.parametrize("config", [C.DEFAULTS, {"C": 10.0, "gamma": 0.01, "scaler": "none"},
                                     {"C": 0.5, "gamma": 0.2, "scaler": "standard"}])
 def test_cv_score_of_a_fixed_configuration_is_exactly_cross_val_score_on_the_same_folds(variant, config):
@@ -52,30 +52,61 @@ def test_cv_score_of_a_fixed_configuration_is_exactly_cross_val_score_on_the_sam
 
 
 def test_folds_are_fixed_stratified_and_cover_the_training_part_once():
-    data = build("digits").train
+    data = build("glyphs").train
     val = np.concatenate([v for _, v in data.folds])
     assert len(data.folds) == 5 and np.array_equal(np.sort(val), np.arange(len(data.y)))
     for train, v in data.folds:
         assert not set(train) & set(v)
         assert abs(np.bincount(data.y[v], minlength=10) / len(v) - np.bincount(data.y) / len(data.y)).max() < 0.02
-    again = build("digits").train
+    again = build("glyphs").train
     assert all(np.array_equal(a[1], b[1]) for a, b in zip(data.folds, again.folds))
 
 
 def test_the_outer_holdout_never_reaches_the_method_and_sealing_moves_it():
-    prob = build("digits", seed=1)
+    prob = build("glyphs", seed=1)
     train_rows = {r.tobytes() for r in prob.train.x}
     assert not any(r.tobytes() in train_rows for r in prob.heldout["x"] if (prob.heldout["x"] == r).all(1).sum() == 1)
-    assert len(prob.train.y) + len(prob.heldout["y"]) == 1797
-    sealed = build("digits", seed=1, key=b"k" * 32)
+    assert len(prob.train.y) + len(prob.heldout["y"]) == 1800
+    sealed = build("glyphs", seed=1, key=b"k" * 32)
     assert not np.array_equal(sealed.heldout["y"], prob.heldout["y"])
     syn_pub, syn_sealed = build("synthetic", seed=1), build("synthetic", seed=1, key=b"k" * 32)
     assert not np.allclose(syn_pub.heldout["x"][:5], syn_sealed.heldout["x"][:5])
 
 
+@pytest.mark.parametrize("variant", ["glyphs", "breast_cancer-like", "wine-like"])
+def test_no_scored_row_is_a_public_row_and_the_key_decides_every_row(variant):
+    """v1's route: the hold-out was the rest of scikit-learn's copy, and a model that looked a row up there
+    scored 1.0 on digits, breast_cancer and wine. Now the nearest public row of every scored row (hold-out
+    and training) is far from it; two keys draw other rows, one key the same, bit for bit."""
+    from sklearn import datasets
+
+    public = {"glyphs": datasets.load_digits(return_X_y=True)[0] / 16.0,
+              "breast_cancer-like": datasets.load_breast_cancer(return_X_y=True)[0],
+              "wine-like": datasets.load_wine(return_X_y=True)[0]}[variant]
+    key = b"a-key-for-this-test-only-0123"
+    prob, again, other = build(variant, 2, key), build(variant, 2, key), build(variant, 2, b"another-key-for-this-test-45")
+    rows = np.concatenate([prob.train.x, prob.heldout["x"]])
+    scale = public.std(axis=0) + 1e-12
+    nearest = np.abs((rows[:, None, :] - public[None, :, :]) / scale).max(-1).min(1)
+    assert nearest.min() > 1e-3, nearest.min()
+    assert np.array_equal(again.heldout["x"], prob.heldout["x"]) and np.array_equal(again.train.x, prob.train.x)
+    assert not np.array_equal(other.heldout["x"], prob.heldout["x"])
+    # The control: the public development variant's rows are all found.
+    dev = build(variant.removesuffix("-like") if variant != "glyphs" else "digits", 2)
+    dev_rows = dev.heldout["x"] / (16.0 if variant == "glyphs" else 1.0)
+    assert np.abs((dev_rows[:, None, :] - public[None, :, :]) / scale).max(-1).min(1).max() < 1e-9
+
+
+def test_public_sets_are_development_variants_no_budget_runs():
+    for budget in SPEC.budgets.values():
+        assert not set(budget.variants) & set(H.PUBLIC)
+    assert {t.variant for t in SPEC.targets} == {"glyphs"}
+    assert build("wine", 0).description["scored"] is False and build("wine-like", 0).description["scored"] is True
+
+
 def test_binary_sets_are_scored_by_auc_and_multiclass_by_accuracy():
-    assert build("breast_cancer").train.scoring == "roc_auc"
-    assert build("wine").train.scoring == "accuracy"
+    assert build("breast_cancer-like").train.scoring == "roc_auc"
+    assert build("wine-like").train.scoring == "accuracy"
 
 
 def test_search_space_is_sampled_on_log_scales():
@@ -94,7 +125,7 @@ def test_search_space_is_sampled_on_log_scales():
 
 @pytest.mark.parametrize("sampler", ["tpe", "random"])
 def test_tuner_is_optunas_seeded_sampler_starting_from_the_defaults(sampler):
-    data = build("wine").train
+    data = build("wine-like").train
     ctx = _Ctx(seed=3, trials=12)
     sol = A.search(data, ctx, sampler)
     trace = ctx.config["best_cv_by_trial"]
@@ -127,7 +158,7 @@ class _Handle:
         return getattr(self.sol, name)
 
 
-@pytest.mark.parametrize("variant,bad", [("wine", "predict"), ("breast_cancer", "decision_function")])
+@pytest.mark.parametrize("variant,bad", [("wine-like", "predict"), ("breast_cancer-like", "decision_function")])
 def test_evaluate_rejects_wrongly_shaped_output(variant, bad):
     prob = build(variant)
     sol = C.TunedModel(dict(C.DEFAULTS), C.make_model(C.DEFAULTS).fit(prob.train.x, prob.train.y))
@@ -138,7 +169,7 @@ def test_evaluate_rejects_wrongly_shaped_output(variant, bad):
 
 
 @pytest.mark.slow
-def test_quick_target_digits():
+def test_quick_target_glyphs():
     from advbench.runner import run
 
     rec = run("automl", "reference", budget="quick", seed=0, results_dir=None)
@@ -151,9 +182,9 @@ def test_quick_target_digits():
 def test_floor_runs_through_the_harness():
     from advbench.runner import run
 
-    rec = run("automl", "floor", variant="wine", budget="quick", seed=0, results_dir=None)
+    rec = run("automl", "floor", variant="wine-like", budget="quick", seed=0, results_dir=None)
     assert rec["status"] == "ok", rec["error"]
-    assert rec["metrics"]["cv_score"] == C.cv_score(C.DEFAULTS, build("wine").train)
+    assert rec["metrics"]["cv_score"] == C.cv_score(C.DEFAULTS, build("wine-like").train)
 
 
 def test_committed_full_runs_tpe_is_at_least_random_search_over_seeds():
@@ -216,7 +247,7 @@ def test_tpe_on_ray_tune_runs_the_references_trials_and_leaves_nothing_behind(lo
     from advbench import records
 
     res = _in_namespace(loopback_namespace, ["-m", "advbench.cli", "run", "--task", "automl", "--method", "reference",
-                                             "--method", "tpe-ray-tune", "--variant", "wine", "--seed", "3",
+                                             "--method", "tpe-ray-tune", "--variant", "wine-like", "--seed", "3",
                                              "--threads", "1", "--results", str(tmp_path)], short_tmp)
     assert res.returncode == 0, res.stderr
     recs = {r["method"]: r for r in records.iter_records(tmp_path)}
@@ -249,7 +280,7 @@ class Ctx(_Ctx):
 
 ctx = Ctx(seed=0, trials=40)
 try:
-    A.tpe_on_ray_tune(build("wine").train, ctx)
+    A.tpe_on_ray_tune(build("wine-like").train, ctx)
 except BudgetExhausted:
     print("stopped at", ctx.steps)
 """

@@ -16,17 +16,51 @@ HOLDOUT_FRACTION = 0.25
 N_FOLDS = 5
 
 
+# Scored variants: every row generated under the seal. The public sets behind them stay as unscored
+# development variants (no budget runs them; a run on one says so in its record's description).
+SCORED = ("glyphs", "breast_cancer-like", "wine-like", "synthetic")
+PUBLIC = ("digits", "breast_cancer", "wine")
+_PUBLIC_LOADERS = {"digits": "load_digits", "breast_cancer": "load_breast_cancer", "wine": "load_wine"}
+
+
+def class_gaussian_like(name: str, seal: Seal) -> tuple[np.ndarray, np.ndarray]:
+    """A set in the shape of scikit-learn's ``name``: as many rows per class as the public set, each class a
+    Gaussian with the public class's mean and covariance (public: the shape of the data), every row
+    drawn under the seal. No row of the public set is among them, and a sealed run cannot redraw them."""
+    from sklearn import datasets
+
+    x_pub, y_pub = getattr(datasets, _PUBLIC_LOADERS[name])(return_X_y=True)
+    rng = seal.rng(5, PUBLIC.index(name))
+    xs, ys = [], []
+    for cls in np.unique(y_pub):
+        rows = x_pub[y_pub == cls]
+        xs.append(rng.multivariate_normal(rows.mean(axis=0), np.cov(rows, rowvar=False), size=len(rows)))
+        ys.append(np.full(len(rows), cls))
+    order = rng.permutation(len(y_pub))
+    return np.concatenate(xs)[order], np.concatenate(ys)[order]
+
+
 def load(variant: str, seal: Seal) -> tuple[np.ndarray, np.ndarray]:
-    """The whole data set of a variant. ``synthetic``'s generator seed comes from the seal, so a sealed
-    run's points cannot be regenerated from the public seed."""
+    """The whole data set of a variant. ``glyphs`` are the sealed glyph digits (``advbench.glyphs``: 1800
+    8x8 images of 10 classes, pixels in [0, 1]); ``breast_cancer-like`` and ``wine-like`` are
+    :func:`class_gaussian_like` sets; ``synthetic``'s generator seed comes from the seal. The public
+    sets (``digits``, ``breast_cancer``, ``wine``) are scikit-learn's copies: development only."""
     from sklearn import datasets
 
     if variant == "synthetic":
         x, y = datasets.make_classification(n_samples=5000, n_features=40, n_informative=10, flip_y=0.05,
                                             class_sep=0.8, random_state=seal.random_state(seal.seed, "synthetic"))
+    elif variant == "glyphs":
+        from advbench.glyphs import glyph_digits
+
+        data = glyph_digits(seal)
+        x, y = data.x, data.y
+    elif variant.endswith("-like") and variant.removesuffix("-like") in PUBLIC:
+        x, y = class_gaussian_like(variant.removesuffix("-like"), seal)
+    elif variant in PUBLIC:
+        x, y = getattr(datasets, _PUBLIC_LOADERS[variant])(return_X_y=True)
     else:
-        x, y = {"digits": datasets.load_digits, "breast_cancer": datasets.load_breast_cancer,
-                "wine": datasets.load_wine}[variant](return_X_y=True)
+        raise ValueError(f"unknown variant {variant!r}; valid: {', '.join(SCORED + PUBLIC)}")
     return np.asarray(x, np.float64), np.asarray(y, np.int64)
 
 
@@ -47,7 +81,8 @@ class AutoMLTask:
         return Problem(
             train=data,
             heldout={"x": c(x_te), "y": c(y_te)},
-            description={"variant": variant, "train": int(len(y_tr)), "holdout": int(len(y_te)),
+            description={"variant": variant, "scored": variant in SCORED,
+                         "train": int(len(y_tr)), "holdout": int(len(y_te)),
                          "features": int(x.shape[1]), "classes": int(len(np.unique(y))), "scoring": scoring,
                          "folds": f"StratifiedKFold({N_FOLDS}, shuffle=True, random_state={seed}) on the training part"},
         )
