@@ -51,10 +51,13 @@ COBYLA) on ``aer-statevector``, held-out accuracy over 200 rows for unsealed see
 * full, 300 evaluations, ``iris01``: 1.00 .995 .995 .97 .99 .995 .975 .985 1.00 1.00; target >= **0.93**.
   ``iris12``: .925 .935 .895 .89 .885 .895 .895 .935 .945 .905 (mean 0.91, ~9 s; training accuracy
   0.886-0.957: two layers under COBYLA underfit a little; a logistic regression scores 0.91-0.98 on
-  the same rows); target >= **0.85**.
+  the same rows); target >= **0.78**.
 
-Each bar sits 2-3.5 points under the worst of the ten seeds on exact expectations, room for shot
-noise and the noisy profile; version 1's bars (0.95, 0.95, 0.90) sat one 30-row test row under the
+The iris01 bars sit 2.5 points under the worst of the ten seeds on exact expectations. iris12 loses
+most to noise: sealed full runs under the reference key scored 0.91 / 0.92 / 0.925 exact, 0.90 /
+0.89 / 0.855 on ``aer-shots`` and 0.845 / 0.845 / 0.83 on ``aer-noisy`` (seeds 0-2), 6.5-9.5 points
+below exact; with the worst exact seed of ten at 0.885, its bar is 0.78 (a first try at 0.85 was
+missed by all three noisy runs). The floor scores 0.5. Version 1's bars (0.95, 0.95, 0.90) sat one 30-row test row under the
 typical score and were missed on 1 seed in 10 (``aer-shots`` seed 2 and ``aer-noisy`` seed 1 in the
 committed records). Time caps (120 s quick, 600 s full) leave room for the slower profiles: on 2
 cores the full budget took ~35 s on ``aer-shots`` and ~55-75 s on ``aer-noisy`` in version 1.
@@ -92,7 +95,7 @@ SPEC = TaskSpec(
     targets=(
         Target("accuracy", 0.93, "quick", "iris01"),
         Target("accuracy", 0.93, "full", "iris01"),
-        Target("accuracy", 0.85, "full", "iris12"),
+        Target("accuracy", 0.78, "full", "iris12"),
     ),
     budgets={
         "quick": Budget("quick", max_seconds=120, limits={"evaluations": 150}, variants=("iris01",)),
