@@ -442,15 +442,15 @@ def test_the_public_renderer_equals_the_harness_renderer():
     np.testing.assert_allclose(ours, public.numpy(), atol=2e-5)
 
 
-def test_committed_full_runs_meet_the_target_on_every_seed_with_the_views_beside_them():
+def test_committed_full_runs_meet_the_target_on_every_seed_and_keep_the_views_private():
     from pathlib import Path
 
     from committed import committed
 
     ref, floor = (committed(SPEC, method=m, variant="spheres64") for m in ("reference", "floor"))
-    assert len(ref) >= 3 and len(floor) >= 3
+    assert len(ref) >= 3 and len(floor) >= 3 and all(r["sealed"] for r in ref + floor)
     assert all(r["targets_met"] for r in ref), [r["metrics"]["psnr"] for r in ref]
     assert max(r["metrics"]["psnr"] for r in floor) < 12 < 26 <= min(r["metrics"]["psnr"] for r in ref)
-    for r in ref:
-        (views,) = r["artifacts"]
-        assert (Path(r["_path"]).parent / views).stat().st_size > 1000
+    for r in ref:  # the renders show the sealed scene's held-out views: the owner's, not committed
+        assert r["artifacts"] == [] and r["private_artifacts"][0].endswith(".views.png")
+        assert not (Path(r["_path"]).parent / r["private_artifacts"][0]).exists()
