@@ -62,7 +62,9 @@ typical score and were missed on 1 seed in 10 (``aer-shots`` seed 2 and ``aer-no
 committed records). Time caps (120 s quick, 600 s full) leave room for the slower profiles: on 2
 cores the full budget took ~35 s on ``aer-shots`` and ~55-75 s on ``aer-noisy`` in version 1.
 
-FULLRECORDS
+Version 2, full budget, sealed under the project's reference key, seeds 0-2 (the committed records):
+iris01 0.975 / 1.00 / 0.975 exact, 0.955 / 0.99 / 0.945 shots, 0.985 / 1.00 / 0.96 noisy; iris12 as
+above; every target met on every seed and profile; the floor 0.5 everywhere (balanced classes).
 
 Cross-profile bar, which no single run can check (a target is per run): on ``aer-noisy`` the
 accuracy stays within 10 points of ``aer-statevector`` for the same variant, seed and budget
