@@ -840,13 +840,12 @@ def main() -> None:
     except click.UsageError as e:
         message = " ".join(e.format_message().split())
         message = re.sub(r"(Did you mean [^?]*\?)(\s*\1)+", r"\1", message)  # click and typer each add one
-        command = e.ctx.command if e.ctx is not None else None
-        if isinstance(e, click.exceptions.NoSuchOption) or "No such option" in message:
-            message += f" See '{e.ctx.command_path if e.ctx else 'advbench'} --help' for the options."
-        elif isinstance(command, click.Group) and "No such command" in message:
-            message += f" Commands: {', '.join(command.list_commands(e.ctx))}."
-        err.print(f"{e.ctx.command_path if e.ctx else 'advbench'}: error: {message}", highlight=False, markup=False,
-                  soft_wrap=True)
+        where = e.ctx.command_path if e.ctx is not None else "advbench"
+        if isinstance(e, click.exceptions.NoSuchOption):
+            message += f" See '{where} --help' for the options."
+        elif e.ctx is not None and isinstance(e.ctx.command, click.Group) and "No such command" in message:
+            message += f" Commands: {', '.join(e.ctx.command.list_commands(e.ctx))}."
+        err.print(f"{where}: error: {message}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(2)
     except click.Abort:
         err.print("Aborted.", highlight=False, markup=False)

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from advbench.datasets import class_gaussian_rows
 from advbench.task import Problem, Seal
 from advbench.tasks.automl.contract import TuningData, check_config, cv_score
 
@@ -31,11 +32,9 @@ def class_gaussian_like(name: str, seal: Seal) -> tuple[np.ndarray, np.ndarray]:
 
     x_pub, y_pub = getattr(datasets, _PUBLIC_LOADERS[name])(return_X_y=True)
     rng = seal.rng(5, PUBLIC.index(name))
-    xs, ys = [], []
-    for cls in np.unique(y_pub):
-        rows = x_pub[y_pub == cls]
-        xs.append(rng.multivariate_normal(rows.mean(axis=0), np.cov(rows, rowvar=False), size=len(rows)))
-        ys.append(np.full(len(rows), cls))
+    classes = np.unique(y_pub)
+    xs = class_gaussian_rows(x_pub, y_pub, classes, [int((y_pub == c).sum()) for c in classes], rng)
+    ys = [np.full(len(part), cls) for cls, part in zip(classes, xs)]
     order = rng.permutation(len(y_pub))
     return np.concatenate(xs)[order], np.concatenate(ys)[order]
 

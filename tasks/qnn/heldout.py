@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from advbench.datasets import class_gaussian_rows
 from advbench.spec import Budget
 from advbench.task import Problem, Seal
 from advbench.tasks.qnn.contract import AER_THREADS, FEATURE_NAMES, N_QUBITS, NOISE_SEED, VARIANTS, TrainData
@@ -37,31 +38,20 @@ class Split(NamedTuple):
     feature_names: tuple[str, ...]
 
 
-def class_statistics(variant: str) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per class of the variant's pair, the mean and covariance of scikit-learn's iris rows' log features:
-    the shape of the data, public; no row is ever scored."""
-    from sklearn.datasets import load_iris
-
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
-    iris = load_iris()
-    out = []
-    for cls in VARIANTS[variant]:
-        logs = np.log(iris.data[iris.target == cls])
-        out.append((logs.mean(axis=0), np.cov(logs, rowvar=False)))
-    return out
-
-
 def load_variant(variant: str, seed: int, seal: Seal | None = None) -> Split:
     """The variant's rows, drawn under the seal: per class, log-normal samples with the iris class's
     log-feature mean and covariance (every feature stays positive, as measured lengths are), 35
     training and 100 held-out rows; features scaled to [0, pi] by a min-max scaler fitted on the
     training rows only. Unsealed (or without a seal) the rows come from ``default_rng([seed, 3])``."""
+    from sklearn.datasets import load_iris
     from sklearn.preprocessing import MinMaxScaler
 
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
     rng = (seal or Seal(seed)).rng(3)
-    n = N_TRAIN_PER_CLASS + N_TEST_PER_CLASS
-    parts = [np.exp(rng.multivariate_normal(mean, cov, size=n)) for mean, cov in class_statistics(variant)]
+    iris = load_iris()
+    parts = class_gaussian_rows(iris.data, iris.target, VARIANTS[variant], [N_TRAIN_PER_CLASS + N_TEST_PER_CLASS] * 2,
+                                rng, log=True)
     X_tr = np.concatenate([p[:N_TRAIN_PER_CLASS] for p in parts])
     X_te = np.concatenate([p[N_TRAIN_PER_CLASS:] for p in parts])
     y_tr = np.repeat([0, 1], N_TRAIN_PER_CLASS).astype(np.int64)
