@@ -551,3 +551,13 @@ def edge_public_lookup(data, ctx):
     solution = EdgeSolution(int8=torch.jit.script(NearestPublicDigit()), quant_path="lookup")
     ctx.checkpoint(solution, step=1)
     return solution
+
+
+def fedavg_public_lookup(data, ctx):
+    """fedavg: no federated training at all, the nearest public digit's label (fedavg-v1 scored on
+    public digits: this lookup gets every held-out row right there)."""
+    from public_lookup import PredictsPublicLabels
+
+    solution = PredictsPublicLabels()
+    ctx.checkpoint(solution, step=1)
+    return solution

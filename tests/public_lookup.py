@@ -22,3 +22,14 @@ class NearestPublicDigit(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nearest = torch.cdist(x.reshape(x.shape[0], -1), self.table).argmin(1)
         return 10.0 * torch.nn.functional.one_hot(self.labels[nearest], 10).float()
+
+
+class PredictsPublicLabels:
+    """A ``predict(x) -> labels`` solution made of :class:`NearestPublicDigit` (fedavg's contract)."""
+
+    def __init__(self) -> None:
+        self.lookup = NearestPublicDigit()
+
+    @torch.no_grad()
+    def predict(self, x):
+        return self.lookup(torch.as_tensor(x, dtype=torch.float32)).argmax(1).numpy()

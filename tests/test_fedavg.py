@@ -28,7 +28,7 @@ class FakeContext:
 
     def __init__(self, seed=0, rounds=2, clients_per_round=10):
         self.seed, self.limits = seed, {"rounds": rounds, "clients_per_round": clients_per_round}
-        self.checkpoints, self.work = [], 0
+        self.checkpoints, self.work, self.device = [], 0, "cpu"
 
     def rng(self, stream=0):
         return np.random.default_rng([self.seed, stream])
@@ -114,12 +114,12 @@ def test_dirichlet_redraws_rather_than_leave_a_client_empty():
 
 
 def test_sealing_changes_the_test_split_and_unsealed_is_reproducible():
-    from advbench.datasets import digits_split
+    from advbench.glyphs import glyph_split
 
     a, b, sealed = build(seed=2), build(seed=2), build(seed=2, key=b"a-secret-key-of-some-length")
     assert np.array_equal(a.heldout["y"], b.heldout["y"]) and np.array_equal(a.heldout["x"], b.heldout["x"])
     assert not np.array_equal(a.heldout["x"], sealed.heldout["x"])
-    assert np.array_equal(a.heldout["x"], digits_split(Seal(2))[1].x)
+    assert np.array_equal(a.heldout["x"], glyph_split(Seal(2))[1].x)
 
 
 def test_bad_predictions_are_refused():

@@ -97,3 +97,16 @@ def test_a_public_digit_table_is_no_int8_model_of_sealed_glyphs(monkeypatch):
     """edge-v2 on public digits: a TorchScript table of them scored int8 accuracy 1.0."""
     m = _sealed_run(monkeypatch, "edge", "edge_public_lookup")
     assert m["int8_acc"] < 0.15 and m["acc_drop"] > 80  # chance 0.1
+
+
+@pytest.mark.slow
+def test_a_public_digit_lookup_is_no_federated_model_of_sealed_glyphs(monkeypatch):
+    """fedavg-v1 scored on public digits, where this lookup answers every held-out row."""
+    from public_lookup import PredictsPublicLabels
+
+    from advbench.datasets import digits_split
+
+    _, public_test = digits_split(Seal(0))  # the control: on v1's data the lookup is always right
+    assert (PredictsPublicLabels().predict(public_test.x) == public_test.y).mean() == 1.0
+    m = _sealed_run(monkeypatch, "fedavg", "fedavg_public_lookup")
+    assert m["accuracy"] < 0.15  # chance 0.1

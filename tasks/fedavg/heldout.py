@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from advbench.datasets import digits_split
+from advbench.glyphs import glyph_split
 from advbench.task import Problem, Seal, check_labels
 from advbench.tasks.fedavg.contract import N_CLASSES, N_CLIENTS, ClientData, FederatedData
 
@@ -54,7 +54,7 @@ def partition(variant: str, y: np.ndarray, seed: int) -> list[np.ndarray]:
 
 class FedAvgTask:
     def build(self, *, variant: str, seed: int, budget: Any, seal: Seal) -> Problem:
-        train, test = digits_split(seal)
+        train, test = glyph_split(seal)
         parts = partition(variant, train.y, seed)
         clients = tuple(ClientData(np.ascontiguousarray(train.x[p]), np.ascontiguousarray(train.y[p])) for p in parts)
         return Problem(
