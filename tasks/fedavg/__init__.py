@@ -28,8 +28,9 @@ Throughput (client updates/s) is the method's own ``ctx.count``, and records and
 
 Budget: communication ``rounds`` (30 quick, 100 full) with every client taking part each round
 (``clients_per_round`` = 10); local computation is the method's choice and its cost is wall time.
-Rounds to target are in each record's targets (``step_to_target``: a method checkpoints once per
-round with ``step`` = the round), time to target as everywhere (training seconds).
+Rounds to target are in each record's targets (``step_to_target``: a method checkpoints with
+``step`` = the round; the reference every 5 rounds, since a sealed run scores each checkpoint in a
+fresh jailed process), time to target as everywhere (training seconds).
 
 Targets (reference: FedAvg with server momentum 0.9, 2NN 64-200-200-10, local SGD lr 0.2, batch 10,
 one local epoch, one thread), set from 13 runs of each split (seeds 0-4 unsealed, 0-7 or 0-4 under a
