@@ -272,10 +272,10 @@ def test_the_training_view_holds_no_records():
 
 
 def test_records_are_rotated_by_a_sealed_rotation():
-    """The digits the mechanism holds are R (x - 0.3), R orthogonal and from the seal: norms are kept,
-    and scikit-learn's public images do not match them."""
+    """The glyph digits the mechanism holds are R (x - 0.3), R orthogonal and from the seal: norms
+    are kept."""
     H = _h()
-    from advbench.datasets import digits_split
+    from advbench.glyphs import glyph_split
     from advbench.task import Seal
 
     pub = _problem("record-eps3", 1)
@@ -283,7 +283,7 @@ def test_records_are_rotated_by_a_sealed_rotation():
     r_pub, r_sealed = H.rotation(Seal(1), 64), H.rotation(Seal(1, b"k" * 32), 64)
     assert np.allclose(r_pub @ r_pub.T, np.eye(64), atol=1e-5)
     assert not np.allclose(r_pub, r_sealed, atol=0.1)
-    _, test = digits_split(Seal(1))
+    _, test = glyph_split(Seal(1))
     assert np.allclose(np.linalg.norm(pub.heldout["x"], axis=1), np.linalg.norm(test.x - 0.3, axis=1), rtol=1e-5)
     assert np.allclose(pub.heldout["x"], (test.x - 0.3) @ r_pub.T, atol=1e-5)
     assert sealed.heldout["x"].shape == pub.heldout["x"].shape
@@ -411,9 +411,8 @@ def test_hostile_a_method_finds_no_records_in_its_view(methods):
 
 
 def test_hostile_parameters_trained_without_the_mechanism_score_at_floor_level(methods, monkeypatch):
-    """Sealed, the digits the harness holds are rotated by a rotation the method cannot rebuild, so a
-    model of scikit-learn's public copy (which holds the test images) is worth nothing; unrotated it
-    would have scored above 0.95."""
+    """v2 held scikit-learn's digits (rotated under the seal); v3 holds the sealed glyph digits, so a
+    model of the public copy (which holds v2's test images: above 0.95 on them) is worth nothing."""
     from sklearn.datasets import load_digits
 
     d = load_digits()
@@ -511,7 +510,7 @@ def test_every_variant_parses_and_the_budgets_cover_them():
         level, eps = H.parse_variant(v)
         assert level in ("record", "user") and (eps in (1.0, 3.0, 8.0) or math.isinf(eps))
     assert set(SPEC.budgets["full"].variants) == set(SPEC.variants)
-    assert SPEC.id == "dp-fedavg-v2"
+    assert SPEC.id == "dp-fedavg-v3"
 
 
 def test_an_epsilon_not_in_the_list_exits_2_with_the_valid_variants(tmp_path):

@@ -3,8 +3,8 @@
 Two levels of privacy, each at ε ∈ {1, 3, 8} and without privacy (ε = ∞, the ceiling), δ = 1e-5,
 one variant each (``record-eps3``, ``user-nonprivate``...; any other ε exits 2 with the list):
 
-* ``record-*``: scikit-learn's digits (pixels / 16; a 25% stratified test split from the seal)
-  dealt IID to 10 clients of 134-135 images. Every client protects each of its records: DP-SGD
+* ``record-*``: the glyph digits of ``advbench.glyphs`` (1800 8x8 images in [0, 1], generated under
+  the seal; a 25% stratified test split from the seal) dealt IID to 10 clients of 135 images. Every client protects each of its records: DP-SGD
   steps on its own records; a record's ε is its client's, composed over every step of that client.
 * ``user-*``: ``make_classification(70000, 64, n_informative=20, n_classes=10, class_sep=1.5)``
   (generator seed and the 10 000 test rows from the seal) over 1000 clients of 60 rows. The server
@@ -37,14 +37,15 @@ score) and predicts the held-out rows itself. Which figures the harness counts: 
 every answered ask; the record's throughput is harness-counted (asks answered per training second,
 ``throughput.counted_by: harness``). A checkpoint's ε is that of the calls made before it, so the
 curve shows privacy spent over training. v1 took a method's ``privacy_ledger()`` on its word: a ledger
-of zero steps gave ε = 0 to a non-private model. Records of the two versions never mix.
+of zero steps gave ε = 0 to a non-private model. v3 replaces v2's scikit-learn digits at record
+level by the sealed glyph digits (v2's mechanism, user level and accounting unchanged; the reference's
+server step doubled; record-level targets measured anew). Records of different versions never mix.
 
-The digits the mechanism holds, and scores on, are ``R (x − 0.3)`` with ``R`` a random rotation
-from the seal: scikit-learn ships the digits, test images included, and a model of its public copy
-would otherwise score above 0.95 without touching the mechanism (sealed, it scores at the floor:
-``tests/test_dp_fedavg.py``). The rotation keeps norms, so clipping and noise act as on the
-centred pixels. Unsealed runs, like every unsealed run, are reproducible from their seed, rotation
-included.
+The images the mechanism holds, and scores on, are ``R (x − 0.3)``: ``x`` the sealed glyph digits
+(v3; v2 held scikit-learn's digits, whose public copy holds the test images) and ``R`` a random
+rotation from the seal. A model of the public digits scores at the floor (``tests/test_dp_fedavg.py``).
+The rotation keeps norms, so clipping and noise act as on the centred pixels. Unsealed runs, like
+every unsealed run, are reproducible from their seed, images and rotation included.
 
 Budgets: record level 100 DP-SGD steps per client (q = 0.2, expected batch 27), user level 300
 rounds at q = 0.1 (quick: 100 rounds; quick covers record-eps8 only). The reference
@@ -74,14 +75,20 @@ the v2 mechanism, min 0.851, against 0.895, min 0.884.
 
 The floor (zero weights, a bias for class 0, no ask: ε = 0) scores 0.10.
 
-Targets: quick record-eps8 ≥ 0.90 (TASKS.md's); full user-eps3 ≥ 0.74 and record-eps3 ≥ 0.85.
-Both full targets sit below TASKS.md's, for measured reasons. TASKS.md's calibration of 0.92 at
-ε = 3 is *central* DP-SGD on the 1347 training digits (we measured 0.91-0.95 there, q = 0.02);
-split over 10 clients, each client's sampling rate is 10 times higher for the same batch, privacy
-amplification by subsampling is correspondingly weaker, and 20 grid points of rounds, learning
-rate, batch, clip and input centring all stayed at 0.85-0.89 on average in v1. The user-level
-0.75 was met on average in v1 (0.758) but not by seed 4 (0.745); four changes (q 0.2, clip 2,
-server momentum, 512 hidden units) moved that seed by less than 0.002.
+Targets: quick record-eps8 ≥ 0.80; full record-eps3 ≥ 0.68 and user-eps3 ≥ 0.74. The record-level
+bars are v3's, set from the reference on the glyphs (seeds 0-4 unsealed: ε 8 0.824-0.864, ε 3
+0.709-0.820, ε 1 0.416-0.482, non-private 0.902-0.929). The glyphs are harder for the contract's
+linear model than scikit-learn's digits (logistic regression trained to convergence without privacy:
+0.92-0.95 on glyphs, 0.97 on digits), and DP-SGD's noise takes most from the weakest signal: v2 on
+digits measured 0.884-0.913 at ε 3 and 0.909-0.940 at ε 8 (its bars were 0.85 and TASKS.md's 0.90).
+For the glyphs the reference's server step went from 1.0 to 2.0 (ε 3, seeds 0-1: 0.778 / 0.736 at
+1.0, 0.820 / 0.751 at 2.0; server momentum 0.5-0.8 gave the same as the larger step). Below
+TASKS.md's calibration for measured reasons as before: TASKS.md's 0.92 at ε = 3 is *central* DP-SGD
+on all training digits (we measured 0.91-0.95 there, q = 0.02); split over 10 clients, each client's
+sampling rate is 10 times higher for the same batch and amplification by subsampling weaker. The
+user-level 0.74 (TASKS.md: 0.75) stands from v2: v1 met 0.75 on average (0.758) but not on seed 4
+(0.745), and four changes (q 0.2, clip 2, server momentum, 512 hidden units) moved that seed by less
+than 0.002.
 
 Traps handled (and tested): Poisson sampling of clients and of records (a fixed number per round
 breaks the accountant's assumption); the sum is divided by the expected count qN, not the realised
@@ -94,7 +101,7 @@ from __future__ import annotations
 from advbench.spec import Budget, Metric, Target, TaskSpec
 
 _LEVELS = {
-    "record": "digits over 10 IID clients; every client runs DP-SGD (opacus) on its own records",
+    "record": "sealed glyph digits over 10 IID clients; every client runs DP-SGD (opacus) on its own records",
     "user": "make_classification(70000, 64, 20 informative, 10 classes, class_sep 1.5) over 1000 clients "
             "of 60; DP-FedAvg with Poisson client sampling",
 }
@@ -103,9 +110,9 @@ VARIANTS = {f"{level}-{b}": f"{what}; {_BUDGETS[b]}, delta 1e-5" for level, what
 
 SPEC = TaskSpec(
     name="dp-fedavg",
-    version=2,
+    version=3,
     title="Federated learning with differential privacy",
-    summary="Record-level DP-SGD per client on digits and user-level DP-FedAvg over 1000 synthetic clients; "
+    summary="Record-level DP-SGD per client on glyph digits and user-level DP-FedAvg over 1000 synthetic clients; "
             "the harness owns the private mechanism (methods ask it for noised updates) and counts epsilon "
             "from the calls it answered; accuracy at epsilon 1, 3, 8 (delta 1e-5) and without privacy.",
     variants=VARIANTS,
@@ -126,8 +133,8 @@ SPEC = TaskSpec(
     ),
     primary_metric="accuracy",
     targets=(
-        Target("accuracy", 0.90, "quick", "record-eps8"),
-        Target("accuracy", 0.85, "full", "record-eps3"),
+        Target("accuracy", 0.80, "quick", "record-eps8"),
+        Target("accuracy", 0.68, "full", "record-eps3"),
         Target("accuracy", 0.74, "full", "user-eps3"),
     ),
     budgets={
@@ -141,8 +148,8 @@ SPEC = TaskSpec(
     entry_point="advbench.tasks.dp_fedavg.heldout:DPFedAvgTask",
     solution="the contract architecture's parameters: dict of float32 numpy arrays, names and shapes of "
              "contract.param_shapes (plain data; the harness predicts)",
-    data="sklearn load_digits / 16, centred and rotated by a sealed random rotation (25% stratified test split, "
-         "sealed) over 10 clients; make_classification 70000 x 64 (10000 held out, sealed) over 1000 clients; "
+    data="1800 8x8 glyph digits generated under the seal (advbench.glyphs), centred and rotated by a sealed "
+         "random rotation (25% stratified test split, sealed) over 10 clients; make_classification 70000 x 64 (10000 held out, sealed) over 1000 clients; "
          "methods see neither, only the harness's mechanism",
     extras=("privacy",),
 )

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from advbench.datasets import digits_split
+from advbench.glyphs import glyph_split
 from advbench.task import Problem, Seal
 from advbench.tasks.dp_fedavg.contract import (DELTA, LOCAL_EPOCHS_MAX, LOCAL_LR_MAX, Mechanism,
                                                PrivateFederatedTask, accountant_epsilon, check_params, logits,
@@ -294,7 +294,7 @@ class DPFedAvgTask:
     def build(self, *, variant: str, seed: int, budget: Any, seal: Seal) -> Problem:
         level, epsilon = parse_variant(variant)
         if level == "record":
-            train, test = digits_split(seal)
+            train, test = glyph_split(seal)
             parts = digits_clients(train.y, seed)
             rot = rotation(seal, train.x.shape[1])
             x_tr = (train.x - np.float32(DIGITS_SHIFT)) @ rot.T
