@@ -56,7 +56,7 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
 
     ``create_graph=True`` keeps the gradient differentiable, so the penalty trains the critic.
     """
-    alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), generator=generator)
+    alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), generator=generator).to(real.device)
     x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
     norms = grad.flatten(1).norm(dim=1)  # per sample, over all of its dimensions
@@ -76,7 +76,8 @@ class GeneratorSampler:
     @torch.no_grad()
     def sample(self, n: int, seed: int) -> np.ndarray:
         z = torch.randn(int(n), self.latent_dim, generator=torch.Generator().manual_seed(int(seed)))
-        return (self.loc + self.spread * self.generator(z).numpy()).astype(np.float32)
+        x = self.generator(z.to(next(self.generator.parameters()).device)).cpu().numpy()
+        return (self.loc + self.spread * x).astype(np.float32)
 
 
 def standardiser(x: np.ndarray) -> tuple[np.ndarray, float]:
@@ -93,10 +94,13 @@ def train(data: ToyData, ctx) -> GeneratorSampler:
     cfg = Config(generator_steps=int(ctx.limits["generator_steps"]))
     ctx.record_config(**asdict(cfg))
     torch.manual_seed(ctx.seed)
+    # Random numbers come from one CPU generator on every device (then moved), so that a cuda run
+    # draws the same batches and noise as a cpu run of the same seed.
     gen = torch.Generator().manual_seed(ctx.seed)
+    device = torch.device(ctx.device)
     loc, spread = standardiser(data.x)
-    real_all = torch.as_tensor((data.x - loc) / spread)
-    G, D = mlp(cfg.latent_dim, cfg.hidden, 2), mlp(2, cfg.hidden, 1)
+    real_all = torch.as_tensor((data.x - loc) / spread, device=device)
+    G, D = mlp(cfg.latent_dim, cfg.hidden, 2).to(device), mlp(2, cfg.hidden, 1).to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=cfg.betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=cfg.betas)
     G_avg = frozen(G)
@@ -107,14 +111,14 @@ def train(data: ToyData, ctx) -> GeneratorSampler:
                 for group in opt.param_groups:
                     group["lr"] = cfg.lr * (1.0 - (step - 1) / cfg.generator_steps)
         for _ in range(cfg.n_critic):
-            real = real_all[torch.randint(len(real_all), (cfg.batch_size,), generator=gen)]
+            real = real_all[torch.randint(len(real_all), (cfg.batch_size,), generator=gen).to(device)]
             with torch.no_grad():
-                fake = G(torch.randn(cfg.batch_size, cfg.latent_dim, generator=gen))  # detached
+                fake = G(torch.randn(cfg.batch_size, cfg.latent_dim, generator=gen).to(device))  # detached
             loss_d = D(fake).mean() - D(real).mean() + cfg.lam * gradient_penalty(D, real, fake, gen)
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
-        loss_g = -D(G(torch.randn(cfg.batch_size, cfg.latent_dim, generator=gen))).mean()
+        loss_g = -D(G(torch.randn(cfg.batch_size, cfg.latent_dim, generator=gen).to(device))).mean()
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
