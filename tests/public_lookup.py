@@ -33,3 +33,15 @@ class PredictsPublicLabels:
     @torch.no_grad()
     def predict(self, x):
         return self.lookup(torch.as_tensor(x, dtype=torch.float32)).argmax(1).numpy()
+
+
+class EncodesAsPublicLabels:
+    """An ``encode(images) -> features`` solution (simclr's contract): the one-hot label of each
+    image's nearest public digit. On v1's data (the public digits) a probe reads the label off it."""
+
+    def __init__(self) -> None:
+        self.lookup = NearestPublicDigit()
+
+    @torch.no_grad()
+    def encode(self, images):
+        return self.lookup(torch.as_tensor(images, dtype=torch.float32)).numpy() / 10.0

@@ -33,55 +33,53 @@ def test_nt_xent_is_small_for_matching_views_and_large_for_random_ones():
 
 
 def test_augmentations_are_random_bounded_and_keep_most_of_the_digit():
-    problem = ts.SimCLRTask().build(variant="digits", seed=0, budget=None, seal=Seal(0))
+    problem = ts.SimCLRTask().build(variant="glyphs", seed=0, budget=None, seal=Seal(0))
     x = torch.as_tensor(problem.train[:64])
     gen = torch.Generator().manual_seed(0)
     cfg = bs.Config()
     a, b = bs.augment(x, cfg, gen), bs.augment(x, cfg, gen)
     assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1
     assert not torch.allclose(a, b)  # two different views of each image
-    no_noise = bs.Config(noise_std=0.0, erase_prob=0.0, max_rotation_deg=0.0, max_shift_px=0.0)
+    no_noise = bs.Config(noise_std=0.0, erase_prob=0.0, max_rotation_deg=0.0, max_shift_px=0.0, max_shear=0.0,
+                         max_scale=0.0, stroke_jitter=0.0)
     torch.testing.assert_close(bs.augment(x, no_noise, gen), x, atol=1e-5, rtol=0)  # identity warp
     corr = np.corrcoef(a.flatten().numpy(), x.flatten().numpy())[0, 1]
     assert corr > 0.25  # strong augmentations (2 px is a quarter of the image) but still related
 
 
 def test_method_gets_images_without_labels_and_no_test_images():
-    problem = ts.SimCLRTask().build(variant="digits", seed=1, budget=None, seal=Seal(1))
+    problem = ts.SimCLRTask().build(variant="glyphs", seed=1, budget=None, seal=Seal(1))
     assert isinstance(problem.train, np.ndarray) and problem.train.shape[1:] == (1, 8, 8)
     train_keys = {im.tobytes() for im in problem.train}
     overlap = sum(im.tobytes() in train_keys for im in problem.heldout["x_test"])
-    # load_digits holds a few exact duplicate images; a split by index cannot keep those apart.
-    assert overlap <= 5 and len(problem.train) + len(problem.heldout["x_test"]) == 1797
+    assert overlap == 0 and len(problem.train) + len(problem.heldout["x_test"]) == 1800
     assert len(problem.heldout["few"]) == 10 * sc.LABELS_PER_CLASS == 100
 
 
-def test_unsealed_split_is_the_old_one_and_sealed_split_differs():
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+def test_the_images_are_sealed_glyphs_and_two_keys_differ():
+    from advbench.glyphs import glyph_split
 
     seed = 2
     task = ts.SimCLRTask()
-    h = task.build(variant="digits", seed=seed, budget=None, seal=Seal(seed)).heldout
-    # The old code, written out: random_state=seed and default_rng([seed, 3]).
-    d = load_digits()
-    images = (d.images / 16.0).astype(np.float32)[:, None]
-    x_tr, x_te, y_tr, y_te = train_test_split(images, d.target, test_size=0.3, stratify=d.target, random_state=seed)
-    rng = np.random.default_rng([seed, 3])
-    few = np.concatenate([rng.choice(np.flatnonzero(y_tr == c), 10, replace=False) for c in range(10)])
-    for k, v in {"x_train": x_tr, "x_test": x_te, "y_train": y_tr, "y_test": y_te, "few": few}.items():
+    h = task.build(variant="glyphs", seed=seed, budget=None, seal=Seal(seed)).heldout
+    train, test = glyph_split(Seal(seed), test_fraction=0.3, images=True)
+    rng = np.random.default_rng([seed, 3])  # unsealed: the few-label subset from the public seed
+    few = np.concatenate([rng.choice(np.flatnonzero(train.y == c), 10, replace=False) for c in range(10)])
+    for k, v in {"x_train": train.x, "x_test": test.x, "y_train": train.y, "y_test": test.y, "few": few}.items():
         assert np.array_equal(h[k], v), k
-    sealed = task.build(variant="digits", seed=seed, budget=None, seal=Seal(seed, key=KEY)).heldout
+    sealed = task.build(variant="glyphs", seed=seed, budget=None, seal=Seal(seed, key=KEY)).heldout
     assert not np.array_equal(sealed["x_test"], h["x_test"])
     assert not np.array_equal(sealed["x_train"][sealed["few"]], h["x_train"][h["few"]])  # other probe images
-    assert len(sealed["x_test"]) == len(h["x_test"]) and np.array_equal(np.bincount(sealed["y_test"]), np.bincount(y_te))
+    assert len(sealed["x_test"]) == len(h["x_test"]) and np.array_equal(np.bincount(sealed["y_test"]), np.bincount(test.y))
     # Same key, same seed: the same sealed data (the harness can rebuild it); another key: other data.
-    again = task.build(variant="digits", seed=seed, budget=None, seal=Seal(seed, key=KEY)).heldout
+    again = task.build(variant="glyphs", seed=seed, budget=None, seal=Seal(seed, key=KEY)).heldout
     assert np.array_equal(again["x_test"], sealed["x_test"]) and np.array_equal(again["few"], sealed["few"])
+    other = task.build(variant="glyphs", seed=seed, budget=None, seal=Seal(seed, key=b"another-key-0123456789")).heldout
+    assert not np.array_equal(other["x_test"], sealed["x_test"])
 
 
 def test_evaluate_checks_what_encode_returns():
-    problem = ts.SimCLRTask().build(variant="digits", seed=0, budget=None, seal=Seal(0))
+    problem = ts.SimCLRTask().build(variant="glyphs", seed=0, budget=None, seal=Seal(0))
     task, cpu = ts.SimCLRTask(), get_profile("cpu")
     m = task.evaluate(LocalSolution(bs.RawPixels()), problem, cpu)
     assert set(m) == {x.name for x in SPEC.metrics} and 0.8 < m["probe_acc"] <= 1

@@ -1,8 +1,11 @@
 """simclr — contrastive self-supervised representation learning, scored by a linear probe.
 
-Data: scikit-learn's bundled ``load_digits`` (1797 images of 8×8 pixels, scaled to [0, 1]), split
-70/30 stratified by the run seed. The method receives the training *images only*, with no labels:
-whatever it learns is self-supervised. The task keeps the training labels and the test split.
+Data (version 2): the glyph digits of ``advbench.glyphs`` as 1×8×8 images in [0, 1] (1800 images, 10
+classes, generated under the seal: 40 writers drawn from the fonts inside matplotlib's wheel, each
+with its own slant, aspect and stroke, every image warped, distorted and noised; each digit's label a
+sealed derangement of 0-9), split 70/30 stratified under the seal. The method receives the training
+*images only*, with no labels: whatever it learns is self-supervised. The task keeps the training
+labels and the test split.
 
 Solution: any object with ``encode(images) -> features``, images as ``float32 (N, 1, 8, 8)``. It
 runs in the scoring process, which gets the training and test *images* only; the task freezes it,
@@ -10,9 +13,9 @@ fits the probes here, where the labels are, and scores the representation three 
 test split:
 
 * ``probe_acc``: multinomial logistic regression on the features with every training label;
-* ``probe_acc_10_per_class``: the same probe with 10 labels per class (a seeded subset) — the few-label
-  regime where a representation has to earn its keep: raw pixels reach 0.97 with every label but
-  only about 0.91 with ten per class;
+* ``probe_acc_10_per_class``: the same probe with 10 labels per class (a sealed subset) — the few-label
+  regime where a representation has to earn its keep: on the glyphs raw pixels reach 0.93-0.96 with
+  every label but only 0.70-0.74 with ten per class;
 * ``knn_acc``: 5-nearest-neighbour accuracy in cosine distance with every training label.
 
 Scoring: the solution is code, asked only for ``encode(images)``. It runs in the jailed scoring
@@ -21,19 +24,27 @@ fits the probes and computes the three accuracies from the plain features it ret
 one evaluation beyond 3x ``evaluation_cpu_seconds`` (1.0 s) is charged to training time; past 50x
 the evaluation is refused. Throughput (images/s) is the method's own ``ctx.count``.
 
-Floors: a randomly initialised encoder (probe 0.96 / 0.87) and the raw pixels themselves
-(method ``raw-pixels``), which SimCLR must beat in the few-label regime.
+Floors: a randomly initialised encoder (quick, seeds 0-1 unsealed: probe 0.91-0.93, 10 per class
+0.69-0.70) and the raw pixels themselves (method ``raw-pixels``: 0.93-0.96 / 0.70-0.74, seeds 0-4),
+which SimCLR must beat in the few-label regime (a test).
 
-Sealing: in a ``--sealed`` run the train/test split (scikit-learn's ``random_state``) and the
-10-per-class probe subset (stream 3) come from the run's ``Seal``, so a method cannot recompute
-them from ``ctx.seed``. It cannot hide the test images: digits is a public data set and the method
-holds its training images, so the test images are the rest of scikit-learn's copy, and an encoder
-could look any image (and so its label) up there whatever the seal.
+Sealing: the images, their labels, the train/test split and the 10-per-class probe subset all come
+from the run's ``Seal``. v1 scored on scikit-learn's public digits: the method held the training
+images, so the test images were the rest of scikit-learn's copy, and an encoder could look any image
+(and its label) up there whatever the seal. No glyph image exists before the harness makes it, and a
+nearest-public-digit lookup scores at chance on them (``tests/test_glyphs.py``).
 
-Targets: quick probe >= 0.96 with all labels and >= 0.92 with 10 per class; full >= 0.96 and >= 0.93.
-The task list proposed 0.93 / 0.90 for quick, but measured here the *random* encoder already
-reaches 0.98 / 0.90 on seed 0 (raw pixels 0.97 / 0.89), so those bars said nothing; the reference
-reaches 0.99 / 0.95 after the quick budget's 40 epochs.
+Targets (v2, from the reference on the glyphs, one thread, unsealed seeds): quick (40 epochs) probe
+>= 0.95 (measured 0.956-0.965, seeds 0-4) and 10 per class >= 0.74 (0.750-0.835; raw pixels
+0.700-0.737); full (200 epochs) probe >= 0.96 and 10 per class >= 0.82 (seed 0: 0.980 and 0.869).
+v1's bars (0.96 / 0.92 quick, 0.96 / 0.93 full) were set on digits, where raw pixels already gave
+0.97 / 0.89; the glyphs' writers vary far more (fonts, slants, strokes), so ten labels per class
+cover them less. The reference's augmentations add shear, width and stroke jitter for that variation
+(``baselines/simclr.py`` gives the measured gain).
+
+Versions: ``simclr-v2`` (this) scores on the sealed glyph digits (variant ``glyphs``), with targets
+measured on them; ``simclr-v1`` scored on scikit-learn's public digits (variant ``digits``). Records of
+different versions never mix.
 
 Modules: ``contract`` (what a method imports: the ``Encoder`` protocol and the split constants) and
 ``heldout`` (the split, the labels and the probes; harness only).
@@ -45,10 +56,11 @@ from advbench.spec import Budget, Metric, Target, TaskSpec
 
 SPEC = TaskSpec(
     name="simclr",
-    version=1,
+    version=2,
     title="SimCLR contrastive pre-training (NT-Xent)",
-    summary="Self-supervised encoder on digits; linear-probe accuracy with all labels and with 10 per class.",
-    variants={"digits": "load_digits 8×8, 70/30 stratified split; the method sees training images only"},
+    summary="Self-supervised encoder on sealed glyph digits; linear-probe accuracy with all labels and with 10 per class.",
+    variants={"glyphs": "8×8 glyph digits made under the seal (advbench.glyphs), 70/30 stratified split; the method "
+                        "sees training images only"},
     metrics=(
         Metric("probe_acc_10_per_class", "fraction", True, "linear probe trained on 10 labels per class"),
         Metric("probe_acc", "fraction", True, "linear probe trained on every training label"),
@@ -56,19 +68,19 @@ SPEC = TaskSpec(
     ),
     primary_metric="probe_acc_10_per_class",
     targets=(
-        Target("probe_acc", 0.96, "quick", "digits"),
-        Target("probe_acc_10_per_class", 0.92, "quick", "digits"),
-        Target("probe_acc", 0.96, "full", "digits"),
-        Target("probe_acc_10_per_class", 0.93, "full", "digits"),
+        Target("probe_acc", 0.95, "quick", "glyphs"),
+        Target("probe_acc_10_per_class", 0.74, "quick", "glyphs"),
+        Target("probe_acc", 0.96, "full", "glyphs"),
+        Target("probe_acc_10_per_class", 0.82, "full", "glyphs"),
     ),
     budgets={
-        "quick": Budget("quick", max_seconds=240, limits={"epochs": 40}, variants=("digits",)),
-        "full": Budget("full", max_seconds=600, limits={"epochs": 200}, variants=("digits",)),
+        "quick": Budget("quick", max_seconds=240, limits={"epochs": 40}, variants=("glyphs",)),
+        "full": Budget("full", max_seconds=600, limits={"epochs": 200}, variants=("glyphs",)),
     },
     profiles=("cpu", "cuda"),
     throughput_unit="images/s",
     entry_point="advbench.tasks.simclr.heldout:SimCLRTask",
     solution="object with encode(images: float32[N, 1, 8, 8]) -> float array [N, d] (frozen features)",
-    data="scikit-learn's bundled load_digits; the method gets unlabelled training images",
+    data="1800 8x8 glyph digits generated under the seal (advbench.glyphs); the method gets unlabelled training images",
     extras=("vision",),
 )

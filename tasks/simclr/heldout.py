@@ -16,20 +16,15 @@ if TYPE_CHECKING:
 
 
 def split(seal: Seal) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(x_train, x_test, y_train, y_test, few)``: the stratified split (``random_state`` from the
-    seal: the seed itself unsealed) and the few-label subset (stream 3 of the seal)."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    """``(x_train, x_test, y_train, y_test, few)``: the glyph digits made under the seal
+    (``advbench.glyphs``), split stratified, and the few-label subset (stream 3 of the seal)."""
+    from advbench.glyphs import glyph_split
 
-    digits = load_digits()
-    images = (digits.images / 16.0).astype(np.float32)[:, None]
-    x_tr, x_te, y_tr, y_te = train_test_split(images, digits.target, test_size=TEST_FRACTION,
-                                              stratify=digits.target,
-                                              random_state=seal.random_state(seal.seed, "split"))
+    train, test = glyph_split(seal, test_fraction=TEST_FRACTION, images=True)
     rng = seal.rng(3)
-    few = np.concatenate([rng.choice(np.flatnonzero(y_tr == c), LABELS_PER_CLASS, replace=False)
+    few = np.concatenate([rng.choice(np.flatnonzero(train.y == c), LABELS_PER_CLASS, replace=False)
                           for c in range(10)])
-    return x_tr, x_te, y_tr, y_te, few
+    return train.x, test.x, train.y, test.y, few
 
 
 def _features(out: object, n: int, what: str) -> np.ndarray:
