@@ -52,30 +52,30 @@ rounds at q = 0.1 (quick: 100 rounds; quick covers record-eps8 only). The refere
 (``baselines/dp_fedavg.py``) is a server loop: at record level each round it asks every client
 for one step at the global model, steps on their mean and hands in an exponential average of its
 iterates; at user level it asks for a round of 5 local epochs (batch 20, lr 0.2) and applies the
-noised mean with server momentum 0.9. Measured, full budget, seeds 0-4, one thread
-(``results/runs/dp-fedavg-v2/``):
+noised mean with server momentum 0.9. Measured, full budget, seeds 0-4, one thread, sealed with the
+reference key (``results/runs/dp-fedavg-v3/``; v2's column: its unsealed runs on scikit-learn's digits):
 
-| variant | σ | ε (RDP / PRV) | accuracy, seeds 0-4 | mean | v1 mean |
+| variant | σ | ε (RDP / PRV) | accuracy, seeds 0-4 | mean | v2 mean |
 |---|---|---|---|---|---|
-| record-eps1 | 8.28 | 1.00 / 0.92 | 0.742 0.636 0.720 0.724 0.773 | 0.719 | 0.680 |
-| record-eps3 | 3.21 | 2.99 / 2.75 | 0.884 0.887 0.887 0.913 0.904 | 0.895 | 0.892 |
-| record-eps8 | 1.54 | 8.00 / 7.31 | 0.916 0.927 0.909 0.940 0.922 | 0.923 | 0.919 |
-| record-nonprivate | 0 | ∞ | 0.944 0.947 0.933 0.951 0.942 | 0.944 | 0.946 |
-| user-eps1 | 7.19 | 0.99 / 0.92 | 0.610 0.654 0.633 0.637 0.622 | 0.631 | 0.625 |
-| user-eps3 | 2.77 | 3.00 / 2.76 | 0.756 0.760 0.765 0.760 0.751 | 0.759 | 0.758 |
-| user-eps8 | 1.36 | 8.00 / 7.33 | 0.834 0.825 0.830 0.823 0.813 | 0.825 | 0.825 |
-| user-nonprivate | 0 | ∞ | 0.937 0.932 0.934 0.930 0.929 | 0.932 | 0.931 |
+| record-eps1 | 8.28 | 1.00 / 0.92 | 0.382 0.451 0.431 0.467 0.498 | 0.446 | 0.719 |
+| record-eps3 | 3.21 | 2.99 / 2.75 | 0.767 0.787 0.744 0.760 0.764 | 0.764 | 0.895 |
+| record-eps8 | 1.54 | 8.00 / 7.31 | 0.873 0.818 0.847 0.833 0.864 | 0.847 | 0.923 |
+| record-nonprivate | 0 | ∞ | 0.891 0.918 0.900 0.893 0.902 | 0.901 | 0.944 |
+| user-eps1 | 7.19 | 0.99 / 0.92 | 0.633 0.598 0.605 0.595 0.627 | 0.612 | 0.631 |
+| user-eps3 | 2.77 | 3.00 / 2.76 | 0.741 0.772 0.737 0.775 0.771 | 0.759 | 0.759 |
+| user-eps8 | 1.36 | 8.00 / 7.33 | 0.827 0.810 0.796 0.819 0.811 | 0.813 | 0.825 |
+| user-nonprivate | 0 | ∞ | 0.933 0.925 0.938 0.932 0.931 | 0.932 | 0.932 |
 
 Every target is met on every seed; the quick budget's record-eps8 is the full budget's (same 100
-steps per client), so quick gives the same numbers. Record level trains in 1-2.5 s (1000 calls, about
-600 calls/s), user level in 36-61 s (300 rounds of about 100 clients; the harness's local training
-dominates; the other core was busy, so these times are upper bounds). At record level the reference's
-FedSGD with iterate averaging replaced v1's FedAvg of 5 local steps per round: 0.879 at ε 3 through
-the v2 mechanism, min 0.851, against 0.895, min 0.884.
+steps per client), so quick gives the same numbers. Record level trains in 1-2 s (1000 calls), user
+level in 39-70 s (300 rounds of about 100 clients; the harness's local training dominates; another
+single-thread job ran on the other core, so these times are upper bounds). At record level the
+reference's FedSGD with iterate averaging replaced v1's FedAvg of 5 local steps per round: 0.879 at
+ε 3 through the v2 mechanism, min 0.851, against 0.895, min 0.884 (on digits).
 
 The floor (zero weights, a bias for class 0, no ask: ε = 0) scores 0.10.
 
-Targets: quick record-eps8 ≥ 0.80; full record-eps3 ≥ 0.68 and user-eps3 ≥ 0.74. The record-level
+Targets: quick record-eps8 ≥ 0.80; full record-eps3 ≥ 0.68 and user-eps3 ≥ 0.72. The record-level
 bars are v3's, set from the reference on the glyphs (seeds 0-4 unsealed: ε 8 0.824-0.864, ε 3
 0.709-0.820, ε 1 0.416-0.482, non-private 0.902-0.929). The glyphs are harder for the contract's
 linear model than scikit-learn's digits (logistic regression trained to convergence without privacy:
@@ -86,9 +86,12 @@ For the glyphs the reference's server step went from 1.0 to 2.0 (ε 3, seeds 0-1
 TASKS.md's calibration for measured reasons as before: TASKS.md's 0.92 at ε = 3 is *central* DP-SGD
 on all training digits (we measured 0.91-0.95 there, q = 0.02); split over 10 clients, each client's
 sampling rate is 10 times higher for the same batch and amplification by subsampling weaker. The
-user-level 0.74 (TASKS.md: 0.75) stands from v2: v1 met 0.75 on average (0.758) but not on seed 4
-(0.745), and four changes (q 0.2, clip 2, server momentum, 512 hidden units) moved that seed by less
-than 0.002.
+user-level bar is 0.72 (TASKS.md: 0.75; v2: 0.74). v2's records were unsealed; sealed, the generator's
+seed comes from the key, so every seed is another synthetic set with other class centres, and their
+difficulty varies: the v3 reference, unchanged at user level, scored 0.737-0.775 at ε 3 over five
+sealed sets (unsealed 0.751-0.765), and 0.74 would have failed one set, not the method. v1 met 0.75
+on average (0.758) but not on seed 4 (0.745), and four changes (q 0.2, clip 2, server momentum, 512
+hidden units) moved that seed by less than 0.002.
 
 Traps handled (and tested): Poisson sampling of clients and of records (a fixed number per round
 breaks the accountant's assumption); the sum is divided by the expected count qN, not the realised
@@ -135,7 +138,7 @@ SPEC = TaskSpec(
     targets=(
         Target("accuracy", 0.80, "quick", "record-eps8"),
         Target("accuracy", 0.68, "full", "record-eps3"),
-        Target("accuracy", 0.74, "full", "user-eps3"),
+        Target("accuracy", 0.72, "full", "user-eps3"),
     ),
     budgets={
         "quick": Budget("quick", max_seconds=240, limits={"record_steps": 100, "user_rounds": 100},
