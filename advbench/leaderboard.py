@@ -364,6 +364,41 @@ def speed_table(rows: list[dict[str, Any]]) -> list[list[str]]:
     return [head, *body]
 
 
+def profile_speedups(rows: list[dict[str, Any]], base: str = "cpu", accelerated: str = "cuda") -> list[dict[str, Any]]:
+    """Where the same method ran the same variant and budget on ``base`` and on ``accelerated``: both
+    mean training times and their ratio (``speedup`` = base / accelerated; above 1, the accelerator is
+    faster), with the primary metric on each so a faster run that learnt less shows it. The thread
+    counts are each profile's own and are kept in the row."""
+    by_key: dict[tuple, dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        if r["profile"] in (base, accelerated):
+            key = (r["task"], r["task_version"], r["variant"], r["budget"], r["method"])
+            by_key.setdefault(key, {})[r["profile"]] = r
+    out = []
+    for (task, version, variant, budget, method), pair in sorted(by_key.items()):
+        if base not in pair or accelerated not in pair:
+            continue
+        b, a = pair[base], pair[accelerated]
+        tb, ta = _finite(b["train_seconds"]), _finite(a["train_seconds"])
+        out.append({"task": task, "task_version": version, "variant": variant, "budget": budget, "method": method,
+                    f"{base}_train_seconds": tb, f"{accelerated}_train_seconds": ta,
+                    "speedup": (tb / ta) if tb is not None and ta else None,
+                    f"{base}_primary": b["mean"], f"{accelerated}_primary": a["mean"],
+                    f"{base}_seeds": b["seeds"], f"{accelerated}_seeds": a["seeds"],
+                    f"{base}_threads": b["threads"], f"{accelerated}_threads": a["threads"]})
+    return out
+
+
+def speedup_table(pairs: list[dict[str, Any]], base: str = "cpu", accelerated: str = "cuda") -> list[list[str]]:
+    head = ["variant", "budget", "method", f"train on {base} (s)", f"train on {accelerated} (s)", "speed-up",
+            f"primary on {base}", f"primary on {accelerated}", "seeds"]
+    body = [[p["variant"], p["budget"], p["method"], _num(p[f"{base}_train_seconds"]),
+             _num(p[f"{accelerated}_train_seconds"]), f"{p['speedup']:.2f}x" if p["speedup"] is not None else "—",
+             _num(p[f"{base}_primary"]), _num(p[f"{accelerated}_primary"]),
+             f"{p[f'{base}_seeds']} / {p[f'{accelerated}_seeds']}"] for p in pairs]
+    return [head, *body]
+
+
 def _md_cell(text: str) -> str:
     """A cell's text as GitHub Markdown reads it: a pipe escaped (it would end the cell), a line break
     a space (it would end the row)."""
@@ -403,6 +438,11 @@ def to_markdown(rows: list[dict[str, Any]], titles: dict[str, str] | None = None
                 out += [f"Target: {targets[(task, variant, budget)]}", ""]
             out += ["Accuracy", "", markdown_table(accuracy_table(g, declared_metrics(spec, version), spec)),
                     "", "Speed", "", markdown_table(speed_table(g)), ""]
+        pairs = profile_speedups(task_rows)
+        if pairs:
+            out += ["### cpu and cuda", "", "Training time of the same method, variant and budget on each profile "
+                    "(mean over seeds) and the speed-up, cpu time over cuda time; the thread counts are the "
+                    "profiles' own.", "", markdown_table(speedup_table(pairs)), ""]
     return "\n".join(out)
 
 

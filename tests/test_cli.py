@@ -660,3 +660,27 @@ def test_a_pipe_or_line_break_in_a_cell_keeps_the_markdown_row_whole():
     assert row == r"| mine | seed 3: ValueError: a\|b second line |"
     # Unescaped pipes split a row into cells: the header's count, never more.
     assert len([c for c in row.replace(r"\|", "").split("|")]) == len(head.split("|"))
+
+
+def test_the_board_puts_cpu_and_cuda_runs_side_by_side_with_a_speedup():
+    """The GPU board: the same method, variant and budget on both profiles gives one row with both
+    training times and their ratio; a method run on one profile only gives none."""
+    pd = pytest.importorskip("pandas")
+    from advbench import leaderboard as lb
+
+    base = {"task": "nerf", "task_version": 2, "variant": "spheres", "budget": "quick", "sealed": False,
+            "primary_metric": "psnr", "status": "ok", "targets": [], "targets_met": None, "time_to_target": None,
+            "throughput": None, "throughput_unit": "", "peak_rss": None, "peak_cuda": None, "commit": None}
+    runs = [("reference", "cpu", 1, 60.0, 25.0), ("reference", "cuda", 16, 4.0, 25.5),
+            ("floor", "cpu", 1, 1.0, 10.0)]
+    df = pd.DataFrame([{**base, "method": m, "role": m, "profile": p, "threads": t, "seed": s, "primary": v,
+                        "train_seconds": secs, "metrics": {"psnr": v}}
+                       for m, p, t, secs, v in runs for s in range(3)])
+    rows = lb.aggregate(df)
+    [pair] = lb.profile_speedups(rows)
+    assert pair["method"] == "reference" and pair["speedup"] == pytest.approx(15.0)
+    assert (pair["cpu_threads"], pair["cuda_threads"]) == (1, 16)
+    board = lb.to_markdown(rows)
+    assert "### cpu and cuda" in board
+    assert "| spheres | quick | reference | 60 | 4 | 15.00x | 25 | 25.50 | 3 / 3 |" in board, board
+    assert "### cpu and cuda" not in lb.to_markdown([r for r in rows if r["profile"] == "cpu"])
