@@ -76,7 +76,7 @@ def frame(recs, problems: list[str] | None = None):
             "task": rec["task"], "task_version": rec["task_version"], "variant": rec["variant"],
             "profile": rec["profile"], "budget": rec["budget"], "method": rec["method"],
             "threads": run.threads, "sealed": run.sealed,
-            "role": rec.get("method_role", ""), "seed": rec["seed"], "created": rec["created_utc"],
+            "role": _role(rec), "seed": rec["seed"], "created": rec["created_utc"],
             "status": rec["status"], "error": rec.get("error"), "primary_metric": rec["primary_metric"],
             "primary": rec["metrics"].get(rec["primary_metric"]),
             "metrics": rec["metrics"], "targets": rec.get("targets") or [],
@@ -100,6 +100,13 @@ def frame(recs, problems: list[str] | None = None):
         return df
     df = df.sort_values("created").drop_duplicates(GROUP + ["seed"], keep="last")
     return df.reset_index(drop=True)
+
+
+def _role(rec: dict[str, Any]) -> str:
+    """The record's method role; records made before built-in alternatives had a role of their own
+    called them ``plugin``, which their ``method_source`` (advbench's own distribution) corrects."""
+    role = rec.get("method_role", "")
+    return "built-in" if role == "plugin" and rec.get("method_source") == "advbench" else role
 
 
 def _isnan(v: Any) -> bool:

@@ -657,7 +657,7 @@ def _record(spec: TaskSpec, entry: MethodEntry, prof: Any, budget: str, variant:
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds"),
         "task": spec.name, "task_version": spec.version, "task_id": spec.id, "variant": variant,
         "method": entry.name, "method_source": entry.source,
-        "method_role": spec.role(entry.name),
+        "method_role": spec.role(entry.name, builtin=entry.builtin),
         "profile": prof.name, "budget": budget, "seed": seed, "threads": threads,
         "sealed": fingerprint is not None,
         "seal_key_sha256": fingerprint,  # the key's fingerprint, never the key

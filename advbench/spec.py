@@ -169,13 +169,16 @@ class TaskSpec:
     def primary(self) -> Metric:
         return self.metric(self.primary_metric)
 
-    def role(self, method: str) -> str:
-        """``reference``, ``floor``, ``ceiling`` or ``plugin`` (any other method)."""
+    def role(self, method: str, builtin: bool = False) -> str:
+        """``reference``, ``floor``, ``ceiling``; any other method ``built-in`` when it ships with
+        advbench (an alternative such as maddpg's ``iddpg``), else ``plugin`` (third-party code)."""
         if method == self.reference_method:
             return "reference"
         if method == self.floor_method:
             return "floor"
-        return "ceiling" if method in self.ceiling_methods else "plugin"
+        if method in self.ceiling_methods:
+            return "ceiling"
+        return "built-in" if builtin else "plugin"
 
     def targets_for(self, budget: str, variant: str) -> list[Target]:
         return [t for t in self.targets if t.budget == budget and t.variant == variant]

@@ -684,3 +684,18 @@ def test_the_board_puts_cpu_and_cuda_runs_side_by_side_with_a_speedup():
     assert "### cpu and cuda" in board
     assert "| spheres | quick | reference | 60 | 4 | 15.00x | 25 | 25.50 | 3 / 3 |" in board, board
     assert "### cpu and cuda" not in lb.to_markdown([r for r in rows if r["profile"] == "cpu"])
+
+
+def test_methods_that_ship_with_advbench_are_built_in_not_plugins():
+    """maddpg's iddpg or nerf's hash grid are advbench's own alternatives: the board calls them
+    built-in, also in records made before the role existed (their source is advbench's)."""
+    from advbench.leaderboard import _role
+    from advbench.registry import Registry
+
+    reg = Registry()
+    spec = reg.spec("maddpg")
+    assert spec.role("iddpg", builtin=reg.method("maddpg", "iddpg").builtin) == "built-in"
+    assert spec.role("someone-elses") == "plugin" and spec.role("reference", builtin=True) == "reference"
+    assert _role({"method_role": "plugin", "method_source": "advbench"}) == "built-in"
+    assert _role({"method_role": "plugin", "method_source": "advbench-example-plugin"}) == "plugin"
+    assert _role({"method_role": "floor", "method_source": "advbench"}) == "floor"
