@@ -20,12 +20,12 @@ method's own ``ctx.count``, and records and boards say so.
 Budgets: env steps, quick 40 000 (pendulum), full 200 000 (pendulum and mountaincar). Measured
 with the reference (``baselines/ppo.py``: 8 sub-environments x 256 steps, 10 epochs, minibatch 256,
 Adam 1e-3 annealed, gamma 0.9 on pendulum and 0.99 on mountaincar, one thread, full budget, seeds
-0-4, ``results/runs/ppo-v1/``):
+0-4, sealed with the reference key, ``results/runs/ppo-v1/``; the unsealed runs before them scored
+-172 to -189 on pendulum):
 
-* pendulum: -172, -189, -178, -182, -172 (target -250 met by every seed after 40-50k steps,
-  6.3-7.8 s of training; TASKS.md's -200 is also met by every seed); 6300-7300 env steps/s;
-  the random floor scores -1210 to -1263;
-* mountaincar: 93.5-93.6 (the flag is reached in every evaluation episode from the first
+* pendulum: -190, -180, -170, -151, -189 (target -250 met by every seed; TASKS.md's -200 is also
+  met by every seed); the random floor scores -1121 to -1294;
+* mountaincar: 93.4-93.6 (the flag is reached in every evaluation episode from the first
   checkpoint, 10k steps, on: log-std 1.0 explores enough to find it); the floor -33.
 
 Targets: quick pendulum -700 (an untrained policy scores about -1200), full pendulum -250 and
