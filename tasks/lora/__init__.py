@@ -23,13 +23,8 @@ Metrics: ``accuracy`` (primary), on the negated and plain test sentences apart, 
 Methods: ``reference`` = LoRA (r 8, α 16, query and value, from scratch in
 ``baselines/lora.py``; outputs equal to peft's: tested), ``full`` = full fine-tuning (every weight
 of the encoder at AdamW 2e-5, the head at 1e-3), ``floor`` = frozen encoder + logistic regression. Budgets: optimiser ``steps`` of 32 sentences,
-quick 90, full 150. Targets: quick ``accuracy`` ≥ 0.95 (TASKS.md's), full ≥ 0.975 (v2; TASKS.md
-and v1: 0.99), and within 1 point of full fine-tuning (a test on the committed records). Which
-adjectives are held out decides how hard a seed is, for every method: on seed 1's set LoRA scored
-0.982 unsealed and 0.979 sealed, full fine-tuning 0.990, and LoRA's own curve touched 0.99 at step
-90 and settled at 0.982 (1000 test sentences: 18-21 errors). v1's 0.99 sat at what fine-tuning
-reaches on the hardest sets, so it judged the draw of adjectives, not the method; 0.975 keeps the
-bar above the frozen encoder (0.82-0.87) by the whole gap negation opens.
+quick 90, full 150. Targets (TASKS.md): quick ``accuracy`` ≥ 0.95, full ≥ 0.99 (and
+within 1 point of full fine-tuning: a test on the committed records).
 
 Measured (full budget, seeds 0-2, one thread; records re-made with the adapter scored by the
 harness): LoRA 0.997 / 0.982 / 1.000 (mean 0.993; negated sentences 0.987, plain 0.999) with
@@ -55,7 +50,7 @@ from advbench.spec import Budget, Metric, Target, TaskSpec
 
 SPEC = TaskSpec(
     name="lora",
-    version=2,
+    version=1,
     title="Low-rank adaptation (LoRA)",
     summary="A pretrained MiniLM adapted to negation-sensitive sentiment with held-out adjectives; accuracy "
             "and the share of weights the method changed.",
@@ -74,7 +69,7 @@ SPEC = TaskSpec(
     primary_metric="accuracy",
     targets=(
         Target("accuracy", 0.95, "quick", "negation"),
-        Target("accuracy", 0.975, "full", "negation"),
+        Target("accuracy", 0.99, "full", "negation"),
     ),
     budgets={
         "quick": Budget("quick", max_seconds=240, limits={"steps": 90}, variants=("negation",)),
