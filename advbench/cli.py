@@ -99,7 +99,7 @@ def list_cmd() -> None:
         methods = []
         for m in reg.methods(name):
             role = spec.role(m)
-            tag = "" if role == "plugin" else f" ({role})"  # plugins and built-in alternatives: no tag
+            tag = "" if role == "plugin" else f" ({role})"  # a method that is none of the three: no tag
             extra = (getattr(spec, "method_extras", None) or {}).get(m)
             if extra and importlib.util.find_spec(extra[1]) is None:  # a top-level name: nothing is imported
                 tag += f" [needs pip install 'advbench[{extra[0]}]']"

@@ -63,20 +63,17 @@ def augment(x: torch.Tensor, cfg: Config, gen: torch.Generator) -> torch.Tensor:
     # affine_grid works in [-1, 1] coordinates: one pixel is 2 / width.
     shift = (torch.rand(b, 2, generator=gen) * 2 - 1) * cfg.max_shift_px * 2 / w
     cos, sin = torch.cos(angle), torch.sin(angle)
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-    if cfg.max_shear or cfg.max_scale:
-        shear = (torch.rand(b, generator=gen) * 2 - 1) * cfg.max_shear
-        sx = 1 + (torch.rand(b, generator=gen) * 2 - 1) * cfg.max_scale
-        one, zero = torch.ones(b), torch.zeros(b)
-        a = torch.stack([torch.stack([sx, shear, zero], 1), torch.stack([zero, one, zero], 1), torch.stack([zero, zero, one], 1)], 1)
-        theta = theta @ a
+    shear = (torch.rand(b, generator=gen) * 2 - 1) * cfg.max_shear
+    width = 1 + (torch.rand(b, generator=gen) * 2 - 1) * cfg.max_scale
+    rotation = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)
+    slant = torch.stack([torch.stack([width, shear], 1), torch.stack([torch.zeros(b), torch.ones(b)], 1)], 1)
+    theta = torch.cat([rotation @ slant, shift.unsqueeze(2)], 2)  # rotate the sheared, widened image
     grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
     out = F.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
-    if cfg.stroke_jitter:
-        beta = ((torch.rand(b, generator=gen) * 2 - 1) * cfg.stroke_jitter).view(b, 1, 1, 1).to(x.device)
-        dil = F.max_pool2d(out, 3, 1, 1)
-        ero = -F.max_pool2d(-out, 3, 1, 1)
-        out = torch.where(beta > 0, out + beta * (dil - out), out + (-beta) * (ero - out))
+    # Strokes: a blend towards the 3x3 max-pool (thicker, weight > 0) or min-pool (thinner, < 0).
+    weight = ((torch.rand(b, generator=gen) * 2 - 1) * cfg.stroke_jitter).view(b, 1, 1, 1).to(x.device)
+    stroked = torch.where(weight > 0, F.max_pool2d(out, 3, 1, 1), -F.max_pool2d(-out, 3, 1, 1))
+    out = out + weight.abs() * (stroked - out)
     out = out + cfg.noise_std * torch.randn(out.shape, generator=gen).to(x.device)
     # Random erasing: zero a rectangle of 2-4 px per side in about half the images.
     erase = torch.rand(b, generator=gen) < cfg.erase_prob
