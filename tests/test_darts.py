@@ -21,7 +21,7 @@ from advbench.tasks.darts.heldout import DARTSTask, score  # noqa: E402
 
 @pytest.fixture(scope="module")
 def data():
-    problem = DARTSTask().build(variant="digits", seed=0, budget=SPEC.budgets["quick"], seal=Seal(0, None))
+    problem = DARTSTask().build(variant="glyphs", seed=0, budget=SPEC.budgets["quick"], seal=Seal(0, None))
     return problem
 
 
@@ -171,10 +171,10 @@ def test_random_cells_cover_the_space_and_are_valid():
 
 
 def test_the_harness_retrains_from_its_own_sealed_seeds_and_repeats(data):
-    sealed = DARTSTask().build(variant="digits", seed=0, budget=SPEC.budgets["quick"], seal=Seal(0, b"k" * 32))
+    sealed = DARTSTask().build(variant="glyphs", seed=0, budget=SPEC.budgets["quick"], seal=Seal(0, b"k" * 32))
     assert sealed.heldout["retrain_seeds"] != data.heldout["retrain_seeds"]
     assert not np.array_equal(sealed.heldout["test"].y, data.heldout["test"].y)
-    assert len(data.train) + len(data.heldout["test"].y) == 1797
+    assert len(data.train) + len(data.heldout["test"].y) == 1800
     cell = ((0, "conv3", 1, "skip"), (2, "avg3", 0, "conv3"), (3, "max3", 2, "conv5"))
     train = data.heldout["train"]
     quick = {**data.heldout, "retrain_seeds": data.heldout["retrain_seeds"][:1],
@@ -190,7 +190,7 @@ def test_bad_variant_is_a_usage_error_naming_the_choices(tmp_path):
 
     res = subprocess.run([sys.executable, "-m", "advbench.cli", "run", "--task", "darts", "--variant", "cifar",
                           "--results", str(tmp_path)], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 2 and "digits" in res.stderr and "Traceback" not in res.stderr
+    assert res.returncode == 2 and "glyphs" in res.stderr and "Traceback" not in res.stderr
 
 
 @pytest.mark.slow
@@ -202,13 +202,13 @@ def test_quick_budget_meets_its_target_and_beats_nothing_by_search_alone(tmp_pat
     assert rec["metrics"]["test_accuracy"] >= 0.97 and rec["targets_met"]
     genotype = rec["config"]["method"]["genotype"]
     assert dc.check_genotype([tuple(n) for n in genotype])
-    assert rec["throughput"]["work"] == 4 * 628  # four epochs over the weight half
+    assert rec["throughput"]["work"] == 4 * 630  # four epochs over the weight half (1260 search images)
 
 
 def test_committed_full_runs_meet_the_target_and_search_picks_parametric_cells():
     from committed import committed
 
-    ref, rnd = (committed(SPEC, method=m, variant="digits") for m in ("reference", "floor"))
+    ref, rnd = (committed(SPEC, method=m, variant="glyphs") for m in ("reference", "floor"))
     assert len(ref) >= 5 and len(rnd) >= 10
     assert all(r["targets_met"] for r in ref), [r["metrics"]["test_accuracy"] for r in ref]
     # What the board claims: DARTS's cells score what random cells score (within 0.3 points, under

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 
 import numpy as np
 import pytest
@@ -17,14 +18,21 @@ from advbench.tasks.ewc import heldout as H  # noqa: E402
 E = pytest.importorskip("advbench.baselines.ewc")
 
 
+@functools.lru_cache(maxsize=None)
+def build(variant: str, seed: int, key: bytes | None = None):
+    """One task build per (variant, seed, key) for the whole module: 28x28 glyphs take seconds to draw.
+    Tests only read the problem."""
+    return H.EWCTask().build(variant=variant, seed=seed, budget=None, seal=Seal(seed, key))
+
+
 def trained_net(seed: int = 0, steps: int = 300) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Tensor]:
     """A small MLP fitted to a few hundred digits, near an optimum (where the batch-mean trap shows)."""
-    prob = H.EWCTask().build(variant="permuted", seed=seed, budget=None, seal=Seal(seed))
+    prob = build("permuted", seed)
     task = prob.train.tasks[0]
     x, y = torch.as_tensor(task.x[:400]), torch.as_tensor(task.y[:400])
     mask = E.class_mask(None, 10).expand(len(y), -1)
     torch.manual_seed(seed)
-    net = E.mlp(64, 10, 32)
+    net = E.mlp(C.N_FEATURES, 10, 32)
     opt = torch.optim.SGD(net.parameters(), lr=0.2)
     for _ in range(steps):
         opt.zero_grad()
@@ -117,16 +125,17 @@ def test_acc_and_bwt_of_a_hand_made_matrix():
 def test_permutations_are_public_deterministic_and_task_zero_is_the_identity():
     p = C.permutations(3)
     assert np.array_equal(p, C.permutations(3)) and not np.array_equal(p, C.permutations(4))
-    assert np.array_equal(p[0], np.arange(64))
-    assert all(np.array_equal(np.sort(row), np.arange(64)) for row in p)
+    assert np.array_equal(p[0], np.arange(C.N_FEATURES)) and p.shape == (5, 784)
+    assert all(np.array_equal(np.sort(row), np.arange(C.N_FEATURES)) for row in p)
     assert len({row.tobytes() for row in p}) == 5
 
 
 @pytest.mark.parametrize("variant", C.SETTINGS)
 def test_build_gives_five_tasks_and_holds_the_test_images_back(variant):
-    prob = H.EWCTask().build(variant=variant, seed=0, budget=None, seal=Seal(0))
+    prob = build(variant, 0)
     assert len(prob.train.tasks) == 5 and len(prob.heldout["tasks"]) == 5
     for t, task in enumerate(prob.train.tasks):
+        assert task.x.shape[1] == C.N_FEATURES == 784 and task.x.dtype == np.float32  # 28x28 glyphs
         assert set(np.unique(task.y)) <= set(task.classes)
         if variant != "permuted":
             assert task.classes == (2 * t, 2 * t + 1)
@@ -136,8 +145,8 @@ def test_build_gives_five_tasks_and_holds_the_test_images_back(variant):
 
 
 def test_sealed_test_split_differs_from_a_public_rebuild():
-    pub = H.EWCTask().build(variant="permuted", seed=2, budget=None, seal=Seal(2))
-    sealed = H.EWCTask().build(variant="permuted", seed=2, budget=None, seal=Seal(2, b"k" * 32))
+    pub = build("permuted", 2)
+    sealed = build("permuted", 2, b"k" * 32)
     assert not np.array_equal(pub.heldout["tasks"][0]["y"], sealed.heldout["tasks"][0]["y"])
 
 
@@ -158,7 +167,7 @@ class _Oracle:
 
 
 def test_evaluate_fills_R_and_scores_forgetting():
-    prob = H.EWCTask().build(variant="split-class", seed=0, budget=None, seal=Seal(0))
+    prob = build("split-class", 0)
     m = H.EWCTask().evaluate(_Oracle(prob), prob, None)
     assert m["acc"] == 1.0 and m["bwt"] == 0.0 and m["stages"] == 5.0
     m = H.EWCTask().evaluate(_Oracle(prob, forget=True), prob, None)  # snapshot i forgets tasks < i
@@ -169,7 +178,7 @@ def test_evaluate_fills_R_and_scores_forgetting():
 
 @pytest.mark.parametrize("stages, match", [(0, "stages"), (6, "stages"), (True, "stages"), ("5", "stages")])
 def test_evaluate_rejects_bad_stage_counts(stages, match):
-    prob = H.EWCTask().build(variant="permuted", seed=0, budget=None, seal=Seal(0))
+    prob = build("permuted", 0)
     sol = _Oracle(prob)
     sol.stages = lambda: stages
     with pytest.raises(ValueError, match=match):
@@ -210,8 +219,23 @@ def test_committed_full_runs_meet_the_target_over_five_seeds_and_sit_between_flo
     ref, floor, joint = (committed(SPEC, method=m, variant="permuted") for m in ("reference", "floor", "joint"))
     assert len(ref) >= 5 and len(floor) >= 5 and len(joint) >= 5
     mean = lambda rs, k: float(np.mean([r["metrics"][k] for r in rs]))  # noqa: E731
-    # The full target holds on the mean over seeds; ACC on every seed (BWT ranges -0.18 to -0.31).
-    assert all(r["metrics"]["acc"] >= 0.70 for r in ref), [r["metrics"]["acc"] for r in ref]
-    assert mean(ref, "acc") >= 0.70 and mean(ref, "bwt") >= -0.30, (mean(ref, "acc"), mean(ref, "bwt"))
+    # Every seed meets the full targets, ACC and BWT (v1's 8x8 digits met BWT only on the mean).
+    assert all(r["targets_met"] for r in ref), [(r["metrics"]["acc"], r["metrics"]["bwt"]) for r in ref]
+    assert all(r["sealed"] for r in ref + floor + joint)
     assert mean(floor, "acc") < mean(ref, "acc") < mean(joint, "acc")
     assert mean(floor, "bwt") < mean(ref, "bwt")
+
+
+def test_a_public_digit_lookup_scores_at_chance_on_the_sealed_glyphs():
+    """v1 scored on scikit-learn's digits; v2's images exist only under the key. The nearest public
+    digit of each held-out image (shrunk to 8x8) names its label no better than chance."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+    from sklearn.neighbors import KNeighborsClassifier
+
+    digits = load_digits()
+    lookup = KNeighborsClassifier(1).fit(digits.data / 16.0, digits.target)
+    test = build("permuted", 0, b"k" * 32).heldout["tasks"][0]  # task 0: the images unpermuted
+    small = np.stack([np.asarray(Image.fromarray(x.reshape(28, 28)).resize((8, 8), Image.Resampling.BOX))
+                      for x in test["x"]]).reshape(len(test["y"]), 64)
+    assert (lookup.predict(small) == test["y"]).mean() < 0.15  # chance 0.1

@@ -1,11 +1,12 @@
 """The public contract of the ``darts`` task: the search space, the data a method searches on, what
 it returns, and the network the harness retrains from what it returns.
 
-A method receives a :class:`SearchData`: the 70% of ``load_digits`` that is not held out, as
-``x: float32[n, 1, 8, 8]`` (pixels / 16) and ``y: int64[n]``. It may split it as it likes; DARTS
-searches with weights on one half and architecture parameters on the other.
+A method receives a :class:`SearchData`: the 70% of the run's glyph digits (``advbench.glyphs``,
+made under the seal) that is not held out, as ``x: float32[n, 1, 8, 8]`` in [0, 1] and
+``y: int64[n]``. It may split it as it likes; DARTS searches with weights on one half and
+architecture parameters on the other.
 
-The space (Liu et al. 2019, shrunk to digits): one cell type, used by both of the network's
+The space (Liu et al. 2019, shrunk to 8x8 digits): one cell type, used by both of the network's
 :data:`N_CELLS` cells. A cell has two inputs (the outputs of the two cells before it; the stem for
 the first) and :data:`N_NODES` intermediate nodes; node ``i`` may read the two inputs and every
 earlier node (2, 3 and 4 candidate inputs: 9 edges), and each edge applies one operation of

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from advbench.datasets import digits_split
+from advbench.glyphs import glyph_split
 from advbench.task import Problem, Seal
 from advbench.tasks.darts.contract import RETRAIN, SearchData, build_network, check_genotype, retrain
 
@@ -15,14 +15,14 @@ if TYPE_CHECKING:
     from advbench.solution import SolutionHandle
 
 TEST_FRACTION = 0.3
-VARIANTS = ("digits",)
+VARIANTS = ("glyphs",)
 
 
 class DARTSTask:
     def build(self, *, variant: str, seed: int, budget: Any, seal: Seal) -> Problem:
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
-        train, test = digits_split(seal, test_fraction=TEST_FRACTION, images=True)
+        train, test = glyph_split(seal, test_fraction=TEST_FRACTION, images=True)
         # The retraining seeds are the harness's: from the seal, so a method cannot pick a lucky one.
         retrain_seeds = [int(s) for s in seal.rng(3).integers(0, 2**31 - 1, size=RETRAIN.seeds)]
         return Problem(

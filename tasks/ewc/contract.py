@@ -1,8 +1,8 @@
 """The public contract of the ``ewc`` task: what a method receives, what it must return.
 
 A method receives a :class:`ContinualData`: the ``setting`` (``permuted``, ``split-task`` or
-``split-class``) and ``tasks``, a sequence of :class:`TaskData` (images ``x``: ``float32[n, 64]``,
-digit labels ``y``: ``int64[n]`` in 0-9, the task's ``classes``). The method must learn them **in
+``split-class``) and ``tasks``, a sequence of :class:`TaskData` (images ``x``: ``float32[n, 784]``,
+28x28 glyph digits flattened, labels ``y``: ``int64[n]`` in 0-9, the task's ``classes``). The method must learn them **in
 order**: at stage ``i`` it may train on task ``i``'s data and on what it kept of earlier stages,
 never on a later task's data. The harness cannot enforce this (the whole sequence is in one
 object); it is the protocol, on the method's honour, and the board shows joint training (every
@@ -33,7 +33,8 @@ import numpy as np
 
 SETTINGS = ("permuted", "split-task", "split-class")
 N_TASKS = 5
-N_FEATURES = 64
+IMAGE_SIDE = 28  # the glyph digits at MNIST's size: permuted pixels need room to keep five tasks apart
+N_FEATURES = IMAGE_SIDE * IMAGE_SIDE
 N_CLASSES = 10
 NO_TASK_ID = -1
 PERMUTATION_STREAM = 2  # np.random.default_rng([seed, 2]) draws the pixel permutations (public)
@@ -42,8 +43,8 @@ PERMUTATION_STREAM = 2  # np.random.default_rng([seed, 2]) draws the pixel permu
 @dataclass(frozen=True)
 class TaskData:
     task_id: int
-    x: np.ndarray  # float32[n, 64], pixels / 16 (permuted in the permuted setting)
-    y: np.ndarray  # int64[n], digit labels 0-9
+    x: np.ndarray  # float32[n, 784] in [0, 1], a 28x28 glyph digit (pixels permuted in the permuted setting)
+    y: np.ndarray  # int64[n], labels 0-9
     classes: tuple[int, ...]  # the labels this task holds
 
     def __len__(self) -> int:
@@ -75,7 +76,7 @@ class ContinualSolution(Protocol):
 
 def permutations(seed: int, n_tasks: int = N_TASKS, n_features: int = N_FEATURES) -> np.ndarray:
     """``int64[n_tasks, n_features]``: task ``t`` shows pixel ``perm[t][k]`` at position ``k``
-    (``x_t = x[:, perm[t]]``). Task 0 is the identity (the original digits). Public: drawn from
+    (``x_t = x[:, perm[t]]``). Task 0 is the identity (the images as drawn). Public: drawn from
     ``default_rng([seed, 2])``; they are part of the task's definition, not held-out data."""
     rng = np.random.default_rng([seed, PERMUTATION_STREAM])
     out = [np.arange(n_features)] + [rng.permutation(n_features) for _ in range(n_tasks - 1)]

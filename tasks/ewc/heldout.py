@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from advbench.datasets import digits_split
+from advbench.glyphs import glyph_split
 from advbench.task import Problem, Seal, check_labels
-from advbench.tasks.ewc.contract import (N_CLASSES, N_FEATURES, N_TASKS, NO_TASK_ID, SETTINGS, ContinualData,
-                                         TaskData, continual_metrics, permutations, split_classes)
+from advbench.tasks.ewc.contract import (IMAGE_SIDE, N_CLASSES, N_FEATURES, N_TASKS, NO_TASK_ID, SETTINGS,
+                                         ContinualData, TaskData, continual_metrics, permutations, split_classes)
 
 if TYPE_CHECKING:
     from advbench.solution import SolutionHandle
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def task_sequence(setting: str, seed: int, x: np.ndarray, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray,
                                                                                         tuple[int, ...]]]:
-    """The ``N_TASKS`` (x, y, classes) of one setting, made from one split of digits.
+    """The ``N_TASKS`` (x, y, classes) of one setting, made from one split of glyph digits.
 
     ``permuted``: every task holds all images of the split, task ``t``'s pixels in the order of
     :func:`~.contract.permutations` (public, from the seed); ``split-*``: task ``t`` holds the images
@@ -38,7 +38,7 @@ class EWCTask:
     def build(self, *, variant: str, seed: int, budget: Any, seal: Seal) -> Problem:
         if variant not in SETTINGS:
             raise ValueError(f"unknown variant {variant!r}; valid: {', '.join(SETTINGS)}")
-        train, test = digits_split(seal)
+        train, test = glyph_split(seal, size=IMAGE_SIDE)
         tr = task_sequence(variant, seed, train.x, train.y)
         te = task_sequence(variant, seed, test.x, test.y)
         data = ContinualData(setting=variant, n_features=N_FEATURES, n_classes=N_CLASSES,
