@@ -10,13 +10,13 @@ from advbench.asv_suite import run_task, track
 
 
 class NasSuite:
-    version = "nas-v2"  # asv drops history when a task's data, metric or budget changes
+    version = "nas-v3"  # asv drops history when a task's data, metric or budget changes
     timeout = 7200
     number = 1
     repeat = 1
     rounds = 1
     warmup_time = 0
-    params = (['reference', 'floor'], ['digits-mlp'])
+    params = (['reference', 'floor'], ['glyphs-mlp'])
     param_names = ["method", "variant"]
 
     def setup_cache(self):

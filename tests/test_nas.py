@@ -27,8 +27,8 @@ ADVBENCH = [str(Path(sys.executable).with_name("advbench"))]
 
 
 def problem(evaluations: int = 50):
-    budget = Budget("test", 60, {"evaluations": evaluations}, ("digits-mlp",))
-    return H.NASTask().build(variant="digits-mlp", seed=0, budget=budget, seal=Seal(0))
+    budget = Budget("test", 60, {"evaluations": evaluations}, ("glyphs-mlp",))
+    return H.NASTask().build(variant="glyphs-mlp", seed=0, budget=budget, seal=Seal(0))
 
 
 class _Handle:
@@ -112,7 +112,7 @@ def test_the_baseline_is_updated_after_the_advantage():
 # ---------------------------------------------------------------- the table and its cache
 def test_cache_path_carries_the_version_and_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("ADVBENCH_CACHE", str(tmp_path / "c"))
-    assert H.cache_path() == tmp_path / "c" / f"nas-digits-mlp-table-v{H.TABLE_VERSION}.npz"
+    assert H.cache_path() == tmp_path / "c" / f"nas-glyphs-mlp-table-v{H.TABLE_VERSION}-public.npz"
     monkeypatch.delenv("ADVBENCH_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
     assert H.cache_path().parent == tmp_path / "x" / "advbench"
@@ -143,6 +143,26 @@ def test_the_table_is_the_pinned_one_and_a_rebuilt_slice_equals_its_rows():
     for workers, rows in ((2, H.build_table(groups, workers=2)), (1, H.build_table(groups[1:], workers=1))):
         for k, g in enumerate(groups if workers == 2 else groups[1:]):
             assert np.array_equal(rows[k * 12:(k + 1) * 12], cached[g * 12:(g + 1) * 12]), (workers, g)
+
+
+def test_each_key_has_its_own_table_of_its_own_glyphs(monkeypatch, tmp_path):
+    """Sealed, the table is trained on glyphs made under the run's key (v2's was scikit-learn's public
+    digits, which a method could train the same networks on); the same key gives the same rows."""
+    key = b"k" * 32
+    monkeypatch.setenv("ADVBENCH_CACHE", str(tmp_path))
+    assert H.cache_path(key).name == f"nas-glyphs-mlp-table-v{H.TABLE_VERSION}-{H.key_name(key)}.npz"
+    assert H.key_name(key).startswith("key-") and H.key_name(key)[4:] not in key.hex()
+    public, sealed = H.table_folds(None), H.table_folds(key)
+    assert not np.allclose(public[0][2].x, sealed[0][2].x)  # other test images
+    rows = H.build_table([0], workers=1, key=key)  # depth 1, width 8: 12 rows, about a second
+    assert np.array_equal(rows, H.build_table([0], workers=1, key=key))
+    assert not np.array_equal(rows, H.build_table([0], workers=1))
+    asked = []
+    monkeypatch.setattr(H, "load_table", lambda *, key=None: asked.append(key) or H._as_table(
+        np.tile([0.9, 0.3, 0.9, 0.95], (C.N_ARCHITECTURES, 1))))
+    H.NASTask().build(variant="glyphs-mlp", seed=3, budget=None, seal=Seal(3, key))
+    H.NASTask().build(variant="glyphs-mlp", seed=3, budget=None, seal=Seal(3))
+    assert asked == [key, None]
 
 
 def test_the_table_has_the_space_and_a_spread_of_accuracies():
@@ -251,7 +271,7 @@ def test_a_choice_never_asked_about_or_stale_is_refused():
 
 
 def test_unknown_variant_is_refused_with_the_choices():
-    with pytest.raises(ValueError, match="digits-mlp"):
+    with pytest.raises(ValueError, match="glyphs-mlp"):
         H.NASTask().build(variant="cifar", seed=0, budget=None, seal=Seal(0))
 
 
@@ -259,7 +279,7 @@ def test_bad_variant_exits_2_with_the_valid_choices(tmp_path):
     res = subprocess.run([*ADVBENCH, "run", "--task", "nas", "--variant", "cifar", "--results", str(tmp_path)],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2, res.stdout + res.stderr
-    assert "digits-mlp" in res.stderr and "Traceback" not in res.stderr
+    assert "glyphs-mlp" in res.stderr and "Traceback" not in res.stderr
 
 
 # ---------------------------------------------------------------- through the harness
@@ -271,8 +291,9 @@ def test_quick_reinforce_meets_its_target_and_random_search_runs():
         ref = run("nas", "reference", budget="quick", seed=seed, results_dir=None)
         assert ref["status"] == "ok", ref["error"]
         assert ref["targets_met"], (seed, ref["metrics"])
-        assert ref["asks"] == ref["metrics"]["evaluations"] == 50
-        assert len(ref["config"]["data"]["best_so_far"]["regret"]) == 50
+        # A controller that collapses onto cached architectures may stop short (seed 0: 45 asks).
+        assert ref["asks"] == ref["metrics"]["evaluations"] <= 50
+        assert len(ref["config"]["data"]["best_so_far"]["regret"]) == ref["asks"]
     floor = run("nas", "floor", budget="quick", seed=0, results_dir=None)
     assert floor["status"] == "ok" and floor["metrics"]["distinct_evaluations"] == 50, floor["error"]
 
@@ -290,7 +311,7 @@ def test_a_method_may_not_import_the_table(tmp_path):
 def test_committed_full_runs_reinforce_has_lower_regret_auc_than_random_search_over_20_paired_seeds():
     from committed import committed
 
-    ref, rnd = (committed(SPEC, method=m, variant="digits-mlp") for m in ("reference", "floor"))
+    ref, rnd = (committed(SPEC, method=m, variant="glyphs-mlp") for m in ("reference", "floor"))
     assert len(ref) >= 20 and [r["seed"] for r in ref] == [r["seed"] for r in rnd]  # paired by seed
     assert all(r["targets_met"] for r in ref), [r["metrics"]["regret"] for r in ref]
     auc = np.array([[a["metrics"]["regret_auc"], b["metrics"]["regret_auc"]] for a, b in zip(ref, rnd)])

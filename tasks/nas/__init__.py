@@ -1,17 +1,24 @@
 """nas — neural architecture search on a tabular benchmark: a REINFORCE controller against random search.
 
 Data: a small NAS-Bench-201 built here (NAS-Bench-201 itself cannot be downloaded). The search
-space (``contract.SPACE``) is an MLP on scikit-learn's 8x8 digits: depth 1-4 hidden layers x width
+space (``contract.SPACE``) is an MLP on 8x8 glyph digits: depth 1-4 hidden layers x width
 8/16/32/64/128 x activation relu/tanh/elu/sigmoid x dropout 0/0.2/0.5, 240 architectures. Every one
 was trained with fixed seeds (full-batch Adam, 150 steps, lr 1e-2, weight decay 1e-4) on each of
-3 stratified folds of the 1347 training digits of the shared split (``advbench.datasets.digits_split``
-of seed 0, unsealed), and the table stores its 3-fold cross-validation accuracy and loss (on all
-1347 training digits) and the mean accuracy of its three networks on the 450 test digits. The
-table is built on first use (the 12 architectures of a depth x width group trained together, one
-thread per group, groups side by side in one process per core: 113 s on this 2-core machine, 225 s
-in one process; the work is multiply-bound, the deepest and widest group alone a fifth of it), cached in ``$ADVBENCH_CACHE`` or ``$XDG_CACHE_HOME/advbench`` (``~/.cache/advbench``)
-under a name that carries ``TABLE_VERSION``, and rebuilt bit for bit when missing (a test rebuilds
-two groups and compares). Records store the table's sha256 (``config.data.table_sha256``).
+3 stratified folds of the 1350 training images of one glyph set (``advbench.glyphs``, 1800 images
+made under ``Seal(0, key)``), and the table stores its 3-fold cross-validation accuracy and loss
+(on all 1350 training images) and the mean accuracy of its three networks on the 450 test images.
+Version 3: **one table per seal key** (v2's was trained on scikit-learn's public digits, so a
+method could train the same networks and know every test accuracy). Unsealed runs share the public
+table (seed 0, no key); every sealed run under one key shares that key's table (the run's seed
+drives the search, not the data). A table is built on first use (the 12 architectures of a depth x
+width group trained together, one thread per group, groups side by side in one process per core:
+about 2 minutes on this 2-core machine, 234 s in one process; the work is multiply-bound, the
+deepest and widest group alone a fifth of it), cached in ``$ADVBENCH_CACHE`` or
+``$XDG_CACHE_HOME/advbench`` (``~/.cache/advbench``) under a name that carries ``TABLE_VERSION``
+and whose table it is (``public``, or the first 16 hex digits of the key's SHA-256; a sealed
+table's test column is held-out data, and the jail keeps the harness's cache out of a method's
+view), and rebuilt bit for bit when missing (a test rebuilds two groups and compares). Records
+store the table's sha256 (``config.data.table_sha256``).
 
 A method never trains: it asks ``ctx.ask(architecture)`` and the harness answers from the table
 with the validation accuracy and loss only; the table and the test column stay in the harness
@@ -35,10 +42,12 @@ opens it and no code of it runs in scoring. The harness scores the pick from its
 log; nothing needs the clean scoring process. Throughput (evaluations/s) is counted by the harness:
 the asks its oracle answered (``counted_by: "harness"``), not the method's ``ctx.count``.
 
-What this does not protect: the table is public by construction (the code and the data are in this
-repository, as NAS-Bench-201 is public), so a method that trains networks itself, or reads the cache
-file, is cheating in a way the harness does not detect; the sandbox only refuses to import
-``heldout.py``, where the builder lives.
+What this does not protect: the public table is public by construction (the code is in this
+repository, as NAS-Bench-201 is public), so an unsealed run can be beaten by a method that trains
+the networks itself. A sealed table is trained on images that exist only under the key: a method
+that trains the same networks on anything it can make gets other numbers (a test compares a
+sealed group's rows with the public ones). The sandbox also refuses to import ``heldout.py``, where
+the builder lives.
 
 Methods: ``reference`` = REINFORCE (Williams 1992) with an LSTM controller (Zoph & Le 2017), an
 exponential-moving-average baseline and an entropy bonus (0.05), reward = 10 x validation accuracy;
@@ -46,33 +55,32 @@ exponential-moving-average baseline and an entropy bonus (0.05), reward = 10 x v
 resampling costs nothing; a controller that has collapsed onto cached architectures stops after
 20 000 samples with part of its budget unused. Budgets: evaluations, quick 50, full 100.
 
-The table (v2, sha256 ``dbf4aaaf...``, pinned in ``heldout.TABLE_SHA256``; v1's numbers had changed
-under its version when the unsealed split beneath it moved, so v1's records no longer reproduce and
-were replaced): the optimum by validation is row 110 (CV 0.9800, test 0.9763), which is also the
-best test accuracy of the table. The second- and third-best by validation (rows 169, 170) test 0.07
-points lower; 12 architectures test within 0.5 points of the optimum. Spearman correlation of
-validation and test 0.96 over the table, 0.58 over the top 50 by validation.
+The public table (v3, sha256 ``990d478c...``, pinned in ``heldout.TABLE_SHA256``): the optimum by
+validation is row 169 (CV 0.9659, test 0.9615); the best test accuracy is row 170's, 0.9637, fifth
+by validation. The second- and third-best by validation (rows 110, 109) test 0.8 and 0.6 points
+lower: only 3 architectures test within 0.5 points of the optimum (v2's digits: 12), so the regret
+bar now asks for the optimum itself or its neighbour. Spearman correlation of validation and test
+0.97 over the table, 0.58 over the top 50 by validation.
 
-Targets: TASKS.md's ``regret`` within 0.5 points, at 50 evaluations (quick) and at 100 (full). On
-this table they do not separate the methods, and the board says so: REINFORCE meets them on 20 of
-20 seeds (quick and full), random search on 19 of 20. What separates them is how fast regret
-falls, ``regret_auc``, compared over 20 paired seeds by a test of the committed records.
+Targets: ``regret`` within 1 point, at 50 evaluations (quick) and at 100 (full). TASKS.md asks
+for 0.5 points, which on v2's digits table admitted the 12 architectures (5%) that tested within
+0.5 points of the optimum; on v3's public table only 3 do (14 within 1 point, 38 within 1.5), and
+the second-best by validation tests 0.81 points below the optimum, so 0.5 points meant "the
+optimum itself or row 170". Measured unsealed (public table, seeds 0-19): REINFORCE full found
+the optimum on 19 of 20 (the other collapsed onto the second-best, regret 0.0081, after 56 asks),
+quick 6 of 15 with every regret ≤ 0.0081; random search full regret ≤ 0.0081 on all 20, quick up
+to 0.0119. A larger entropy bonus (0.1) spent the whole budget on every seed but found the optimum
+less often (17 of 20 full, 9 of 20 quick), so the reference keeps 0.05. The bar holds for a search
+that ends among the best 6% of the table; what separates the methods is how fast regret falls,
+``regret_auc``, compared over 20 paired seeds by a test of the committed records.
 
-Measured (sealed records through the runner, one thread, seeds 0-19, paired; a second sweep shared
-the 2 cores, so times are upper bounds). Full (100 evaluations): REINFORCE ``regret_auc`` 0.0034
-against random search's 0.0042, lower on 14 of 20 seeds (mean paired difference -0.0008; Wilcoxon
-p = 0.35): lower on average, not significant at 20 seeds. Regret after 10 / 25 / 50 / 100 asks:
-REINFORCE 0.0047 / 0.0018 / 0.0005 / 0.0000 (the optimum on 19 of 20 seeds, the runner-up on the
-other), random 0.0053 / 0.0036 / 0.0020 / 0.0010 (the optimum on 8). REINFORCE asked 95.0 times on
-average (61 at least: collapsed runs stop early, having found the optimum). Quick (50 evaluations):
-``regret`` 0.0005 against 0.0020, ``regret_auc`` 0.0066 against 0.0071 (lower on 12 of 20 seeds).
+Measured (sealed records through the runner, one thread, seeds 0-19, paired): see
+``results/runs/nas-v3``; unsealed, full: REINFORCE ``regret_auc`` 0.0067 against random search's
+0.0081, lower on 13 of 20 seeds (Wilcoxon p = 0.22).
 
-Sealing (what is sealed, what is public): nothing held out is sealed yet. The table is built once
-from the unsealed digits split of seed 0 (scikit-learn's public digits), and the test accuracies it
-stores are a function of public data and public code: a method that builds the same table itself
-(``heldout`` is closed to it, but the recipe is in this docstring) can find the best architecture
-without asking the harness. The sealed-data issue moves the table to the sealed glyph digits, one
-table per key, once the table builds fast enough to do so per run.
+Sealing (what is sealed, what is public): under a key, the table is trained on glyphs made under
+that key, so every architecture's test accuracy (and its validation numbers) exists nowhere before
+the harness builds the key's table; the space, the training recipe and the public table are public.
 """
 
 from __future__ import annotations
@@ -81,13 +89,13 @@ from advbench.spec import Budget, Metric, Target, TaskSpec
 
 SPEC = TaskSpec(
     name="nas",
-    version=2,
+    version=3,
     title="Neural architecture search (tabular)",
-    summary="Search 240 digit MLPs (depth, width, activation, dropout) of a cached tabular benchmark by asking the "
+    summary="Search 240 glyph-digit MLPs (depth, width, activation, dropout) of a cached tabular benchmark by asking the "
             "harness for validation accuracies; scored on the test accuracy of the best-validation pick.",
     variants={
-        "digits-mlp": "240 MLPs on sklearn load_digits (4 depths x 5 widths x 4 activations x 3 dropouts), "
-                      "3-fold CV validation accuracy, 450 test digits",
+        "glyphs-mlp": "240 MLPs on 8x8 glyph digits made under the seal (4 depths x 5 widths x 4 activations x "
+                      "3 dropouts), 3-fold CV validation accuracy, 450 test images",
     },
     metrics=(
         Metric("test_accuracy", "accuracy", True, "test accuracy of the best-validation architecture among those asked"),
@@ -104,19 +112,20 @@ SPEC = TaskSpec(
     ),
     primary_metric="test_accuracy",
     targets=(
-        Target("regret", 0.005, "quick", "digits-mlp"),
-        Target("regret", 0.005, "full", "digits-mlp"),
+        Target("regret", 0.01, "quick", "glyphs-mlp"),
+        Target("regret", 0.01, "full", "glyphs-mlp"),
     ),
     budgets={
-        "quick": Budget("quick", max_seconds=120, limits={"evaluations": 50}, variants=("digits-mlp",)),
-        "full": Budget("full", max_seconds=300, limits={"evaluations": 100}, variants=("digits-mlp",)),
+        "quick": Budget("quick", max_seconds=120, limits={"evaluations": 50}, variants=("glyphs-mlp",)),
+        "full": Budget("full", max_seconds=300, limits={"evaluations": 100}, variants=("glyphs-mlp",)),
     },
     profiles=("cpu",),
     throughput_unit="evaluations/s",
     entry_point="advbench.tasks.nas.heldout:NASTask",
     solution_data=("architecture", "asks"),
     solution="contract.Choice: architecture() -> the picked architecture (asked about), asks() -> ctx.ask calls so far",
-    data="a tabular benchmark built once and cached: 240 MLPs trained on sklearn's digits with fixed seeds "
-         "(3-fold CV accuracy, test accuracy); the method sees validation numbers through ctx.ask only",
+    data="a tabular benchmark built once per seal key and cached by the harness: 240 MLPs trained with fixed "
+         "seeds on 1800 glyph digits made under the key (3-fold CV accuracy, test accuracy); the method sees "
+         "validation numbers through ctx.ask only",
     extras=("vision",),  # torch + scikit-learn
 )

@@ -2,7 +2,7 @@
 
 The search space (:data:`SPACE`) is four decisions, taken in this order: the number of hidden
 layers (``depth``), their ``width``, the ``activation`` and the ``dropout`` rate of a plain MLP on
-scikit-learn's 8x8 digits; 4 x 5 x 4 x 3 = 240 architectures (:data:`N_ARCHITECTURES`). Every one
+8x8 glyph digits made under the seal (``advbench.glyphs``); 4 x 5 x 4 x 3 = 240 architectures (:data:`N_ARCHITECTURES`). Every one
 of them was trained once, with fixed seeds, into a table (a small NAS-Bench-201) that the harness
 keeps: a method never trains anything.
 
@@ -13,7 +13,7 @@ indices into :data:`SPACE` (``[1, 3, 0, 0]``, what a controller samples). The an
 
     {"validation_accuracy": float, "validation_loss": float, "evaluations_left": int}
 
-The validation set is the table's (337 digits); test accuracies never leave the harness. Every ask
+The validation accuracy is the table's 3-fold cross-validation accuracy (on 1350 images); test accuracies never leave the harness. Every ask
 counts against ``ctx.limits["evaluations"]``, asking again for an architecture already asked about
 included (keep your own cache: it is free); an ask past the budget, or about something that is not
 an architecture, raises ``ValueError``.
