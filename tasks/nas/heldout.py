@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 # Bump when anything below changes the numbers: the cache file's name carries it. Version 1's numbers
 # changed under it when the unsealed seed's digits split changed (records held ac2db097..., a rebuild
 # gave dbf4aaaf...): the public table this code builds is pinned here, and a test rebuilds and compares.
-# Version 3 moved from scikit-learn's digits to the glyph digits, one table per seal key.
+# Version 3 moved from scikit-learn's digits to the glyph digits: the public table, and one table per
+# sealed (task, variant, seed), made from that run's seal material.
 TABLE_VERSION = 3
 TABLE_SHA256 = "990d478cb9a8fd9d6504e0ba94216a6bea7589699991a72929bbe62098382921"  # the public (unsealed) table
 TABLE_SEED = 0  # the glyph set (advbench.glyphs under Seal(TABLE_SEED, key)), the folds and the training seeds
@@ -83,14 +84,15 @@ def cache_dir() -> Path:
 
 
 def key_name(key: bytes | None) -> str:
-    """Whose table: ``public`` unsealed, else the first 16 hex digits of the key's SHA-256 (records
-    carry the whole digest as ``seal_key_sha256``)."""
+    """Whose table: ``public`` unsealed, else the first 16 hex digits of the SHA-256 of the run's
+    seal material (``Seal.key``: an HMAC of the key for one task, variant and seed, so the methods
+    of one seed share a table, and another seed or key has another)."""
     return "public" if key is None else "key-" + hashlib.sha256(key).hexdigest()[:16]
 
 
 def cache_path(key: bytes | None = None) -> Path:
     """The cached table of ``key``'s glyphs. A sealed table holds held-out numbers (every architecture's
-    test accuracy under the key): it lives in the harness's cache, which the jail keeps out of a
+    test accuracy in that run): it lives in the harness's cache, which the jail keeps out of a
     method's view, as it keeps out the key file."""
     return cache_dir() / f"nas-glyphs-mlp-table-v{TABLE_VERSION}-{key_name(key)}.npz"
 
@@ -98,8 +100,8 @@ def cache_path(key: bytes | None = None) -> Path:
 def table_folds(key: bytes | None = None) -> list[tuple[Any, Any, Any]]:
     """(fit, validation, test) arrays for each of the :data:`FOLDS` folds: one glyph set made under
     ``Seal(TABLE_SEED, key)`` (1350 training, 450 test images), its training part cut into stratified
-    folds (from the seal too); the test images are the same for every fold. Every run under one key
-    shares the table: the run's seed drives the search, not the data."""
+    folds (from the seal too); the test images are the same for every fold. ``key`` is a sealed
+    run's seal material (``Seal.key``), ``None`` for the public table every unsealed run shares."""
     from sklearn.model_selection import StratifiedKFold
 
     from advbench.datasets import LabelledArrays
