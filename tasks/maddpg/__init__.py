@@ -49,15 +49,17 @@ thread, on a 2-core machine shared with other runs, so times are noisy):
   first checkpoints (80 episodes, an untrained policy) score -70 to -78 and the random policy -72
   to -78, so TASKS.md's quick target of -75 is met by an untrained policy and would measure
   nothing. The quick target is -65, met by every seed from 560-640 episodes on.
-* full, seeds 0-4 (``results/runs/maddpg-v1/``): spread -48.8, -51.8, -55.0, -51.1, -47.8
-  (normalised 0.40-0.50), every seed past the -56 target; adversary 9.0, 10.2, 7.8, 10.7, 11.6
-  (normalised 0.53-0.59: about what rushing both agents to the goal scores, 9.7; no seed learned
-  the deception the oracle's 22.4 needs). Training 119-139 s for 5000 episodes, 900-1050 env
-  steps/s on spread (steps of all agents of one episode counted once), peak RSS about 440 MiB.
+* full, seeds 0-4 (``results/runs/maddpg-v1/``, sealed runs under the reference key: sealed
+  evaluation episodes): spread -48.1, -49.8, -49.0, -49.0, -50.4, every seed past the -56 target;
+  adversary 12.7, 11.9, 11.6, 11.9, 9.4 (about what rushing both agents to the goal scores, 9.7;
+  no seed learned the deception the oracle's 23.5 needs). Training 98-105 s for 5000 episodes
+  (two runs side by side on the 2 cores), 1180-1270 env steps/s on spread (steps of all agents of
+  one episode counted once), peak RSS about 440 MiB. The earlier unsealed records of the same
+  seeds: spread -47.8 to -55.0, adversary 7.8 to 11.6.
 
 The speed goal (-56 within 4 minutes of training, where the calibration run took 9 minutes to
-reach -53 after 5000 episodes) is met: time to -56 was 49-71 s of training (seeds 0-4, one
-thread, the other core busy with another run), 3.4-4.9 times inside the 4-minute goal. What made it fast: 16 episodes stepped
+reach -53 after 5000 episodes) is met: time to -56 was 40-56 s of training (sealed seeds 0-4, one
+thread, the other core busy with another run), 4.3-6.0 times inside the 4-minute goal. What made it fast: 16 episodes stepped
 together, so one actor call serves them all; the agents' networks batched into one module
 (``[n_agents, in, out]`` weights, one ``baddbmm`` per layer for every agent's actor, critic and
 its actor loss with only that agent's action replaced); one gradient step per 16 transitions
@@ -66,8 +68,8 @@ environment stepped through mpe2's AEC interface without the parallel wrapper's 
 overhead (about 300 instead of 560 microseconds an episode-step, the same numbers: checked).
 
 Independent DDPG (``iddpg``, each critic sees its own observation and action only) is on the board
-beside MADDPG and does about as well (spread -48.6 to -51.0, time to target 42-69 s; adversary
-9.6 to 10.8), as independent learners are known to on this cooperative task with full
+beside MADDPG and does about as well (sealed: spread -49.2 to -52.3, time to target 30-40 s;
+adversary 10.9 to 13.0), as independent learners are known to on this cooperative task with full
 observability.
 
 Sealing protects the evaluation episodes: sealed, their seeds (initial positions of agents and
