@@ -423,6 +423,7 @@ def build(rows: list[dict[str, Any]], recs: dict[str, dict[str, Any]], specs: di
     names = {key: page_name(*key) for key, _ in by_page}
     for (task, version, profile), page_rows in by_page:
         spec = specs.get(task)
+        every_version = [r for r in rows if r["task"] == task]  # an older version's board hides what the current one does
         hib = spec.primary.higher_is_better if spec is not None else True
         methods = sorted({r["method"] for r in page_rows}, key=lambda m: (m not in ("reference", "floor"), m))
         colour = {m: COLOURS[i % len(COLOURS)] for i, m in enumerate(methods)}
@@ -454,7 +455,7 @@ def build(rows: list[dict[str, Any]], recs: dict[str, dict[str, Any]], specs: di
                 threshold = next((t.threshold for t in spec.targets
                                   if (t.metric, t.variant, t.budget) == (primary, variant, budget)), None)
             group_recs = [[recs[p] for p in r["paths"] if p in recs] for r in g]
-            page.add("<h3>accuracy</h3>" + _table(lb.accuracy_table(g, lb.declared_metrics(spec, version), spec),
+            page.add("<h3>accuracy</h3>" + _table(lb.accuracy_table(g, lb.declared_metrics(spec, version, every_version), spec),
                                                   "board accuracy", g, [_manifest(rs) for rs in group_recs]))
             page.add("<h3>speed</h3>" + _table(lb.speed_table(g), "board speed", g))
             page.add('<div class="plots">' + _speed_quality(page, g, colour, primary, hib, pm)

@@ -322,10 +322,18 @@ def _seeds_text(r: dict[str, Any]) -> str:
     return str(r["seeds"]) + (f" ({n} replicate{'s' if n != 1 else ''})" if n != r["seeds"] else "")
 
 
-def declared_metrics(spec: Any, version: int) -> set[str] | None:
-    """The metrics ``spec`` declares, for a board of its own version; None (every metric the records
-    hold) for an older version, whose metrics the current spec does not list."""
-    return {m.name for m in spec.metrics} if spec is not None and spec.version == version else None
+def declared_metrics(spec: Any, version: int, task_rows: list[dict[str, Any]] = ()) -> set[str] | None:
+    """The metrics ``spec`` declares, for a board of its own version. For an older version (whose
+    metrics the current spec may not list) every metric its rows hold, less the per-record data that
+    the current version's rows among ``task_rows`` carry beside its declared metrics (ewc's
+    accuracy matrix, which the JSON and CSV boards keep). None without a spec: every metric."""
+    if spec is None:
+        return None
+    names = {m.name for m in spec.metrics}
+    if spec.version == version:
+        return names
+    data = {n for r in task_rows if r["task_version"] == spec.version for n in r["metrics"]} - names
+    return {n for r in task_rows if r["task_version"] == version for n in r["metrics"]} - data or None
 
 
 def accuracy_table(rows: list[dict[str, Any]], declared: set[str] | None = None, spec: Any = None) -> list[list[str]]:
@@ -436,6 +444,7 @@ def to_markdown(rows: list[dict[str, Any]], titles: dict[str, str] | None = None
     boards = _groupby(rows, lambda r: (r["task"], r["task_version"]))
     for (task, version), task_rows in boards:
         spec = specs.get(task)
+        every_version = [r for r in rows if r["task"] == task]
         out += [f"## {task}-v{version}" + (f" — {titles[task]}" if task in titles else ""), ""]
         for (variant, profile, budget, threads, sealed), g in _groupby(
                 task_rows, lambda r: (r["variant"], r["profile"], r["budget"], r["threads"], r["sealed"])):
@@ -443,7 +452,7 @@ def to_markdown(rows: list[dict[str, Any]], titles: dict[str, str] | None = None
             out += [f"### {variant} · {profile} · {budget} · {where}", ""]
             if (task, variant, budget) in targets:
                 out += [f"Target: {targets[(task, variant, budget)]}", ""]
-            out += ["Accuracy", "", markdown_table(accuracy_table(g, declared_metrics(spec, version), spec)),
+            out += ["Accuracy", "", markdown_table(accuracy_table(g, declared_metrics(spec, version, every_version), spec)),
                     "", "Speed", "", markdown_table(speed_table(g)), ""]
         pairs = profile_speedups(task_rows)
         if pairs:
