@@ -2,9 +2,12 @@
 
 Every modality becomes a few d-dimensional tokens:
 
-* image (8×8 digit) and audio (64 samples): a small MLP on the whole signal whose output is cut into
-  ``image_tokens`` / ``audio_tokens`` tokens (a digit and a tone are global patterns: a tone's
-  frequency under random phase is not readable from a short chunk by a linear patch embedding);
+* image (8×8 glyph digit): two 3×3 convolutions and a 2×2 max-pool, linearly mapped to
+  ``image_tokens`` tokens (version 1's MLP on the pixels reached 0.946 on the glyphs alone against
+  the convolutions' 0.981, and capped the synergy score: see ``Config.image_encoder``);
+* audio (64 samples): a small MLP on the whole signal whose output is cut into ``audio_tokens``
+  tokens (a tone is a global pattern: its frequency under random phase is not readable from a
+  short chunk by a linear patch embedding);
 * text: the mean of the token embeddings, one bag-of-words token (the instruction can sit anywhere
   and its position means nothing; ``text_bag=False`` gives one token per word plus a position
   embedding instead).
@@ -67,7 +70,13 @@ class Config:
     ffn_mult: int = 2
     image_tokens: int = 4
     audio_tokens: int = 4
-    encoder_hidden: int = 256  # hidden width of the image / audio MLP tokenizers
+    encoder_hidden: int = 256  # hidden width of the audio MLP tokenizer (and of the image one, with "mlp")
+    # The image tokenizer: "conv" (two 3x3 convolutions, a 2x2 max-pool, a linear map to the tokens)
+    # or "mlp" (as the audio one). On the glyph digits the MLP was the bottleneck: alone, trained on
+    # a training pool's images, 0.946 test accuracy against the convolutions' 0.981 (seed 0), and
+    # the synergy reference stopped at 0.916 with it.
+    image_encoder: str = "conv"
+    conv_channels: tuple[int, int] = (32, 64)
     dropout: float = 0.2  # 0.1 / wd 0.01: train 1.0, synergy 0.87 after 40 epochs; 0.2 / 0.05: 0.92 by epoch 24
     lr: float = 2e-3
     weight_decay: float = 5e-2
@@ -144,7 +153,15 @@ class Tokenizers(nn.Module):
         d, hid = cfg.d_model, cfg.encoder_hidden
         self.bag = cfg.text_bag
         self.n_img, self.n_aud, self.n_txt = cfg.image_tokens, cfg.audio_tokens, 1 if cfg.text_bag else text_len
-        self.image = nn.Sequential(nn.Linear(64, hid), nn.GELU(), nn.Linear(hid, cfg.image_tokens * d))
+        if cfg.image_encoder == "conv":
+            c1, c2 = cfg.conv_channels
+            self.image = nn.Sequential(nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, c1, 3, padding=1), nn.GELU(),
+                                       nn.Conv2d(c1, c2, 3, padding=1), nn.GELU(), nn.MaxPool2d(2), nn.Flatten(),
+                                       nn.Linear(c2 * 16, cfg.image_tokens * d))
+        elif cfg.image_encoder == "mlp":
+            self.image = nn.Sequential(nn.Linear(64, hid), nn.GELU(), nn.Linear(hid, cfg.image_tokens * d))
+        else:
+            raise ValueError(f"image_encoder is 'conv' or 'mlp', not {cfg.image_encoder!r}")
         self.audio = nn.Sequential(nn.Linear(64, hid), nn.GELU(), nn.Linear(hid, cfg.audio_tokens * d))
         self.text = nn.Embedding(vocab_size, d)
         self.text_pos = nn.Parameter(torch.randn(text_len, d) * 0.02)

@@ -72,7 +72,7 @@ def test_modality_embeddings_break_permutation_symmetry():
     """Without type embeddings, swapping the image and audio inputs would be invisible when the
     tokenizers coincide; with them the model tells the two apart."""
     torch.manual_seed(0)
-    cfg = bm.Config(image_tokens=2, audio_tokens=2, dropout=0.0)
+    cfg = bm.Config(image_tokens=2, audio_tokens=2, dropout=0.0, image_encoder="mlp")
     model = bm.AttentionFusion(cfg, mc.VOCAB_SIZE, mc.TEXT_LEN, 10).eval()
     model.tokens.audio.load_state_dict(model.tokens.image.state_dict())  # identical tokenizers
     a, b = torch.rand(3, 8, 8), torch.rand(3, 64)
@@ -102,7 +102,7 @@ def test_image_pools_are_disjoint_and_train_sees_no_test_example(select_problem)
     assert set(p.train) == {"image", "audio", "text", "label"}  # no per-modality classes for the method
     assert len(p.train["label"]) == mc.N_TRAIN and len(h["label"]) == mc.N_TEST
     assert not set(h["train_pool"]) & set(h["test_pool"])
-    assert len(h["train_pool"]) + len(h["test_pool"]) == 1797
+    assert len(h["train_pool"]) + len(h["test_pool"]) == 1800
     train_images = {im.tobytes() for im in p.train["image"]}
     test_images = {im.tobytes() for im in h["image"]}
     assert not train_images & test_images  # no test image appears among the method's images
@@ -149,7 +149,8 @@ def test_synergy_label_is_independent_of_each_single_modality(synergy_problem):
 def test_audio_frequency_encodes_the_class(select_problem):
     h = select_problem.heldout
     peak = np.abs(np.fft.rfft(h["audio"], axis=1))[:, 1:20].argmax(1) + 1  # cycles per window
-    assert np.mean(peak - 2 == h["audio_class"]) > 0.85
+    assert np.mean(peak - 2 == h["tone_map"][h["audio_class"]]) > 0.85
+    assert sorted(h["tone_map"]) == list(range(10))
 
 
 def test_build_is_deterministic_per_seed():
@@ -198,36 +199,52 @@ def test_evaluate_refuses_malformed_predictions(select_problem):
             task.evaluate(LocalSolution(Returns(bad)), select_problem, cpu)
 
 
-def test_unsealed_data_is_the_old_data_and_sealed_data_differs():
-    """Unsealed, the pools and the held-out triples come from default_rng([seed, 1]) and
-    default_rng([seed, 3]) exactly as before; sealed, from a keyed stream (training stream 2 stays public)."""
-    from sklearn.datasets import load_digits
+def test_images_are_sealed_glyphs_and_two_keys_give_different_data():
+    """The images are the seal's glyph digits (their labels the glyphs' sealed labels), the tones the
+    seal's permutation; the same key gives the same triples bit for bit, another key other ones
+    (the training stream 2 stays public: only its images and tones come from the seal)."""
+    from advbench.glyphs import glyph_digits
 
     seed, task = 3, tm.MultimodalTask()
     plain = task.build(variant="select", seed=seed, budget=None, seal=Seal(seed))
-    d = load_digits()
-    images, digits = (d.images / 16.0).astype(np.float32), d.target.astype(np.int64)
-    # The old split, written out.
-    rng = np.random.default_rng([seed, 1])
-    train_pool, test_pool = [], []
-    for c in range(10):
-        idx = rng.permutation(np.flatnonzero(digits == c))
-        n_test = int(round(0.3 * len(idx)))
-        test_pool.append(idx[:n_test])
-        train_pool.append(idx[n_test:])
-    train_pool, test_pool = np.sort(np.concatenate(train_pool)), np.sort(np.concatenate(test_pool))
-    assert np.array_equal(plain.heldout["train_pool"], train_pool) and np.array_equal(plain.heldout["test_pool"], test_pool)
-    old_test = tm.make_examples("select", mc.N_TEST, test_pool, images, digits, np.random.default_rng([seed, 3]))
-    old_train = tm.make_examples("select", mc.N_TRAIN, train_pool, images, digits, np.random.default_rng([seed, 2]))
-    assert all(np.array_equal(plain.heldout[k], old_test[k]) for k in old_test)
-    assert all(np.array_equal(plain.train[k], old_train[k]) for k in mc.INPUT_KEYS)
+    glyphs = glyph_digits(Seal(seed), images=True)
+    h = plain.heldout
+    assert np.array_equal(h["image"], glyphs.x[h["image_index"], 0])
+    assert np.array_equal(h["digit"], glyphs.y[h["image_index"]])
+    assert np.array_equal(h["tone_map"], tm.tone_map(Seal(seed)))
 
     sealed = task.build(variant="select", seed=seed, budget=None, seal=Seal(seed, key=KEY))
-    assert not np.array_equal(sealed.heldout["test_pool"], test_pool)
+    again = task.build(variant="select", seed=seed, budget=None, seal=Seal(seed, key=KEY))
+    other = task.build(variant="select", seed=seed, budget=None, seal=Seal(seed, key=KEY + b"2"))
+    for k in ("image", "audio", "text", "label", "test_pool", "tone_map"):
+        assert np.array_equal(sealed.heldout[k], again.heldout[k]), k
     for k in ("image", "audio", "text", "label"):
         assert not np.array_equal(sealed.heldout[k], plain.heldout[k]), k
+        assert not np.array_equal(sealed.heldout[k], other.heldout[k]), k
+    assert not np.array_equal(sealed.train["image"], plain.train["image"])
     assert not {im.tobytes() for im in sealed.train["image"]} & {im.tobytes() for im in sealed.heldout["image"]}
     assert 0.45 < (sealed.heldout["instruction"] == mc.TOKENS["IMG"]).mean() < 0.55
+
+
+def test_public_lookup_scores_at_chance():
+    """A method holding scikit-learn's public digits and the public tone rule of version 1 (class a
+    at 2 + a cycles) answers every held-out triple by lookup: each image's nearest public digit and
+    each tone's FFT peak. Under the seal both are at chance: the glyphs' labels and the tones are
+    the seal's, and no held-out image is a public one."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    public, public_label = d.data / 16.0, d.target
+    h = tm.MultimodalTask().build(variant="select", seed=0, budget=None, seal=Seal(0, key=KEY)).heldout
+    x = h["image"].reshape(len(h["image"]), -1)
+    dist = (x**2).sum(1)[:, None] - 2 * x @ public.T + (public**2).sum(1)[None]
+    looked_up_digit = public_label[dist.argmin(1)]
+    peak = np.abs(np.fft.rfft(h["audio"], axis=1))[:, 1:20].argmax(1) + 1
+    looked_up_tone = np.clip(peak - 2, 0, 9)
+    is_img = h["instruction"] == mc.TOKENS["IMG"]
+    answer = np.where(is_img, looked_up_digit, looked_up_tone)
+    assert np.mean(answer == h["label"]) < 0.2
+    assert np.min(dist.min(1)) > 0.1  # no held-out image is (near) a public digit
 
 
 def test_macro_f1_matches_sklearn():

@@ -1,7 +1,7 @@
 """The public contract of the ``multimodal`` task: what a method receives and must return.
 
 A method receives ``train``: a dict of numpy arrays over ``N_TRAIN`` triples, ``image`` (``float32
-(N, 8, 8)``, a load_digits image in [0, 1]), ``audio`` (``float32 (N, AUDIO_LEN)``, a noisy tone),
+(N, 8, 8)``, a glyph digit in [0, 1]), ``audio`` (``float32 (N, AUDIO_LEN)``, a noisy tone),
 ``text`` (``int64 (N, TEXT_LEN)``, one instruction token among filler tokens, ids below
 ``VOCAB_SIZE``) and ``label`` (``int64 (N,)``, in ``0 .. N_CLASSES - 1``). Nothing else: not the
 per-modality classes behind a label.

@@ -1,5 +1,5 @@
-"""The held-out side of the ``multimodal`` task: the image pools, the generated triples and the
-scoring (harness only)."""
+"""The held-out side of the ``multimodal`` task: the glyph image pools, the tone map, the generated
+triples and the scoring (harness only)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from advbench.glyphs import glyph_digits
 from advbench.spec import Budget
 from advbench.task import Problem, Seal, check_labels
 from advbench.tasks.multimodal.contract import (AUDIO_LEN, FILLER_START, INPUT_KEYS, N_CLASSES, N_TEST, N_TRAIN,
@@ -22,7 +23,7 @@ AUDIO_JITTER = 0.2  # cycles per window; classes are 1 cycle apart
 
 
 def split_image_pools(digits: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified split of the load_digits indices into (train pool, test pool)."""
+    """Stratified split of the image indices into (train pool, test pool)."""
     train, test = [], []
     for c in range(N_CLASSES):
         idx = rng.permutation(np.flatnonzero(digits == c))
@@ -32,9 +33,16 @@ def split_image_pools(digits: np.ndarray, rng: np.random.Generator) -> tuple[np.
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
-def make_audio(cls: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def tone_map(seal: Seal) -> np.ndarray:
+    """The sealed tone of each audio class: class ``a`` sounds at ``2 + tone_map[a]`` cycles per window
+    (a permutation of 0..9), so the rule that turns a frequency into a class is learnt from the
+    training triples, never known beforehand."""
+    return seal.rng(4).permutation(N_CLASSES)
+
+
+def make_audio(cls: np.ndarray, tones: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     n = len(cls)
-    freq = 2.0 + cls + rng.uniform(-AUDIO_JITTER, AUDIO_JITTER, n)  # cycles per window
+    freq = 2.0 + tones[cls] + rng.uniform(-AUDIO_JITTER, AUDIO_JITTER, n)  # cycles per window
     amp = rng.uniform(0.5, 1.5, n)
     phase = rng.uniform(0, 2 * np.pi, n)
     t = np.arange(AUDIO_LEN) / AUDIO_LEN
@@ -50,8 +58,8 @@ def make_text(instruction: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def make_examples(variant: str, n: int, pool: np.ndarray, images: np.ndarray, digits: np.ndarray,
-                  rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """``n`` triples whose images come from ``pool`` (indices into load_digits) only."""
+                  tones: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``n`` triples whose images come from ``pool`` (indices into ``images``) only."""
     idx = rng.choice(pool, n, replace=True)
     digit = digits[idx]
     audio_cls = rng.integers(0, N_CLASSES, n)
@@ -66,7 +74,7 @@ def make_examples(variant: str, n: int, pool: np.ndarray, images: np.ndarray, di
         raise ValueError(f"unknown variant {variant!r}")
     return {
         "image": images[idx].copy(),
-        "audio": make_audio(audio_cls, rng),
+        "audio": make_audio(audio_cls, tones, rng),
         "text": make_text(instruction, rng),
         "label": label.astype(np.int64),
         # Kept by the task only (held-out side, tests): the classes behind the label.
@@ -87,19 +95,17 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = N_CLASSES)
 
 class MultimodalTask:
     def build(self, *, variant: str, seed: int, budget: Budget | None, seal: Seal) -> Problem:
-        from sklearn.datasets import load_digits
-
-        data = load_digits()
-        images = (data.images / 16.0).astype(np.float32)
-        digits = data.target.astype(np.int64)
+        glyphs = glyph_digits(seal, images=True)  # 1800 8x8 glyph digits made under the seal, sealed labels
+        images, digits = glyphs.x[:, 0], glyphs.y
         train_pool, test_pool = split_image_pools(digits, seal.rng(1))
+        tones = tone_map(seal)
         # Training triples: stream 2 of the public seed (the method gets them all anyway; their
-        # images come from the sealed training pool). Held-out triples: stream 3 of the seal.
-        train = make_examples(variant, N_TRAIN, train_pool, images, digits, np.random.default_rng([seed, 2]))
-        test = make_examples(variant, N_TEST, test_pool, images, digits, seal.rng(3))
+        # images and tones are the seal's). Held-out triples: stream 3 of the seal.
+        train = make_examples(variant, N_TRAIN, train_pool, images, digits, tones, np.random.default_rng([seed, 2]))
+        test = make_examples(variant, N_TEST, test_pool, images, digits, tones, seal.rng(3))
         return Problem(
             train={k: train[k] for k in INPUT_KEYS},  # inputs and labels only: no per-modality classes
-            heldout={**test, "train_pool": train_pool, "test_pool": test_pool},
+            heldout={**test, "train_pool": train_pool, "test_pool": test_pool, "tone_map": tones},
             description={"train_examples": N_TRAIN, "test_examples": N_TEST,
                          "train_pool_images": len(train_pool), "test_pool_images": len(test_pool),
                          "audio_noise": AUDIO_NOISE, "text_len": TEXT_LEN, "vocab_size": VOCAB_SIZE},
