@@ -10,7 +10,7 @@ from advbench.asv_suite import run_task, track
 
 
 class LoraSuite:
-    version = "lora-v1"  # asv drops history when a task's data, metric or budget changes
+    version = "lora-v2"  # asv drops history when a task's data, metric or budget changes
     timeout = 7200
     number = 1
     repeat = 1

@@ -72,7 +72,7 @@ def test_modality_embeddings_break_permutation_symmetry():
     """Without type embeddings, swapping the image and audio inputs would be invisible when the
     tokenizers coincide; with them the model tells the two apart."""
     torch.manual_seed(0)
-    cfg = bm.Config(image_tokens=2, audio_tokens=2, dropout=0.0, image_encoder="mlp")
+    cfg = bm.Config(image_tokens=2, audio_tokens=2, dropout=0.0, image_encoder="mlp", readout="cls")
     model = bm.AttentionFusion(cfg, mc.VOCAB_SIZE, mc.TEXT_LEN, 10).eval()
     model.tokens.audio.load_state_dict(model.tokens.image.state_dict())  # identical tokenizers
     a, b = torch.rand(3, 8, 8), torch.rand(3, 64)

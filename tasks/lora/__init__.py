@@ -23,11 +23,20 @@ Metrics: ``accuracy`` (primary), on the negated and plain test sentences apart, 
 Methods: ``reference`` = LoRA (r 8, α 16, query and value, from scratch in
 ``baselines/lora.py``; outputs equal to peft's: tested), ``full`` = full fine-tuning (every weight
 of the encoder at AdamW 2e-5, the head at 1e-3), ``floor`` = frozen encoder + logistic regression. Budgets: optimiser ``steps`` of 32 sentences,
-quick 90, full 150. Targets (TASKS.md): quick ``accuracy`` ≥ 0.95, full ≥ 0.99 (and
-within 1 point of full fine-tuning: a test on the committed records).
+quick 90, full 150. Targets (version 2): quick ``accuracy`` ≥ 0.95, full ≥ 0.97 on every seed;
+the seed mean ≥ 0.99 and within 1 point of full fine-tuning's are a test on the committed records.
 
-Measured (full budget, seeds 0-2, one thread; records re-made with the adapter scored by the
-harness): LoRA 0.997 / 0.982 / 1.000 (mean 0.993; negated sentences 0.987, plain 0.999) with
+Why version 2 (same data, method and budgets; the full bar 0.99 -> 0.97): TASKS.md's 0.99 is a
+bar on the seed mean, and version 1 held it per seed. Under the seal each seed holds out other
+adjectives, and some draws are harder than any fine-tuning here reaches: sealed seed 1 (the key of
+2026-12-05's last session) gave LoRA 0.977 and **full fine-tuning 0.988**, the ceiling itself
+below 0.99; an earlier key's seeds 1-2 gave LoRA 0.979 / 0.976. LoRA on that seed with other
+settings: every linear layer adapted (query, key, value and the dense ones) 0.939, learning rate
+2e-3 0.972 (seed 1 of version 1). A per-seed bar of 0.97 sits below the ceiling on every draw seen
+and far above the frozen encoder (0.84).
+
+Measured, version 1 (full budget, unsealed seeds 0-2, one thread; records re-made with the adapter
+scored by the harness): LoRA 0.997 / 0.982 / 1.000 (mean 0.993; negated sentences 0.987, plain 0.999) with
 0.33% of the weights changed (74 498: A, B and the head), 52 s of training at 91 sentences/s and
 a 0.83 GB peak; full fine-tuning 0.989 / 0.990 / 0.998 (mean 0.992) with 47% of the weights
 changed (every embedding row the training sentences touch, every layer), 87 s at 55 sentences/s
@@ -50,7 +59,7 @@ from advbench.spec import Budget, Metric, Target, TaskSpec
 
 SPEC = TaskSpec(
     name="lora",
-    version=1,
+    version=2,
     title="Low-rank adaptation (LoRA)",
     summary="A pretrained MiniLM adapted to negation-sensitive sentiment with held-out adjectives; accuracy "
             "and the share of weights the method changed.",
@@ -69,7 +78,7 @@ SPEC = TaskSpec(
     primary_metric="accuracy",
     targets=(
         Target("accuracy", 0.95, "quick", "negation"),
-        Target("accuracy", 0.99, "full", "negation"),
+        Target("accuracy", 0.97, "full", "negation"),
     ),
     budgets={
         "quick": Budget("quick", max_seconds=240, limits={"steps": 90}, variants=("negation",)),

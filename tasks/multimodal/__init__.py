@@ -67,7 +67,10 @@ Measured, version 2 (glyph images; CPU, one thread, through ``advbench.runner.ru
 convolutional tokenizer 0.981, while the tone MLP reaches 0.9995, so the image decided the score.
 With the convolutional tokenizer (now the default, for every method of the task): synergy
 reference 0.942 (0.856 at epoch 16, 0.934 at 24), concat 0.972; quick select reference 0.987, the
-image-only floor 0.555. The sealed full records and their spread: ``results/README.md``.
+image-only floor 0.555. Sealed, the reference's synergy seed 0 stayed on the chance plateau (0.344
+at epoch 40) while its head read the CLS state only; its head now reads every token's final state
+(sealed synergy seeds 0-2: 0.988 / 0.967 / 0.965; ``baselines/multimodal.py``). The sealed full
+records and their spread: ``results/README.md``.
 
 Version 1 (load_digits images, MLP image tokenizer), seed 0 unless noted, full budget of 40 epochs:
 
