@@ -122,16 +122,16 @@ def merge_lora(model: nn.Module) -> None:
 def adapter_of(net: SentenceModel, cfg: Config, mode: str, pretrained: dict[str, torch.Tensor]) -> AdaptedClassifier:
     """The trained classifier in peft's adapter layout (contract): LoRA's A and B per adapted layer
     and the head; full fine-tuning hands in every base tensor that moved instead."""
-    weights = {name: p.detach().numpy().copy() for name, p in net.head.state_dict().items()}
+    weights = {name: p.detach().cpu().numpy().copy() for name, p in net.head.state_dict().items()}
     weights = {f"head.{k}": v for k, v in weights.items()}
     for name, module in net.encoder.named_modules():
         if isinstance(module, LoRALinear):
-            weights[f"{name}.lora_A.weight"] = module.lora_A.detach().numpy().copy()
-            weights[f"{name}.lora_B.weight"] = module.lora_B.detach().numpy().copy()
+            weights[f"{name}.lora_A.weight"] = module.lora_A.detach().cpu().numpy().copy()
+            weights[f"{name}.lora_B.weight"] = module.lora_B.detach().cpu().numpy().copy()
     if mode == "full":
         for name, t in net.encoder.state_dict().items():
             if torch.is_floating_point(t) and not torch.equal(t, pretrained[name]):
-                weights[name] = t.detach().numpy().copy()
+                weights[name] = t.detach().cpu().numpy().copy()
     return AdaptedClassifier(r=cfg.rank, lora_alpha=cfg.alpha, weights=weights)
 
 
@@ -145,18 +145,19 @@ def fine_tune(data: SentimentData, ctx, mode: str) -> AdaptedClassifier:
     ctx.record_config(**asdict(cfg), mode=mode)
     torch.manual_seed(ctx.seed)
     encoder, tokenizer = load_base_model()
+    encoder = encoder.to(ctx.device)
     pretrained = {k: v.clone() for k, v in encoder.state_dict().items()} if mode == "full" else {}
     if mode == "lora":
         inject_lora(encoder, cfg.rank, cfg.alpha, cfg.lora_dropout, cfg.targets)
-    net = SentenceModel(encoder)
+    net = SentenceModel(encoder).to(ctx.device)  # LoRA's A and B are made on the CPU: moved with the rest
     # Only trainable parameters reach the optimiser; the new head learns at its own (larger) rate.
     body = [p for p in net.encoder.parameters() if p.requires_grad]
     opt = torch.optim.AdamW([{"params": body, "lr": cfg.lr_lora if mode == "lora" else cfg.lr_full},
                              {"params": list(net.head.parameters()), "lr": cfg.lr_head}],
                             weight_decay=cfg.weight_decay)
-    ids, mask = encode(tokenizer, data.texts)
-    labels = torch.as_tensor(data.labels)
-    gen = torch.Generator().manual_seed(ctx.seed)
+    ids, mask = (t.to(ctx.device) for t in encode(tokenizer, data.texts))
+    labels = torch.as_tensor(data.labels, device=ctx.device)
+    gen = torch.Generator().manual_seed(ctx.seed)  # the batch order is drawn on the CPU, the same on any device
     order, pos = torch.randperm(len(labels), generator=gen), 0
     # Linear warm-up over the first 10% of steps, then linear decay to zero: the usual fine-tuning
     # schedule; without the decay the last steps' noise decided the score (one seed: 0.998 at step
@@ -169,7 +170,7 @@ def fine_tune(data: SentimentData, ctx, mode: str) -> AdaptedClassifier:
     for step in range(1, cfg.steps + 1):
         if pos + cfg.batch > len(order):
             order, pos = torch.randperm(len(labels), generator=gen), 0
-        idx = order[pos: pos + cfg.batch]
+        idx = order[pos: pos + cfg.batch].to(ctx.device)
         pos += cfg.batch
         loss = F.cross_entropy(net(ids[idx], mask[idx]), labels[idx])
         opt.zero_grad(set_to_none=True)
@@ -201,9 +202,9 @@ def frozen_encoder(data: SentimentData, ctx) -> AdaptedClassifier:
     ctx.record_config(head="LogisticRegression(C=1.0, max_iter=2000)")
     torch.manual_seed(ctx.seed)
     encoder, tokenizer = load_base_model()
-    net = SentenceModel(encoder).eval()
+    net = SentenceModel(encoder).to(ctx.device).eval()
     with torch.no_grad():
-        x = torch.cat([net.embed(*encode(tokenizer, data.texts[i: i + 256]))
+        x = torch.cat([net.embed(*(t.to(ctx.device) for t in encode(tokenizer, data.texts[i: i + 256]))).cpu()
                        for i in range(0, len(data), 256)]).numpy()
     clf = LogisticRegression(C=1.0, max_iter=2000).fit(x, data.labels)
     ctx.count(len(data))

@@ -84,7 +84,7 @@ SPEC = TaskSpec(
         "quick": Budget("quick", max_seconds=240, limits={"steps": 90}, variants=("negation",)),
         "full": Budget("full", max_seconds=600, limits={"steps": 150}, variants=("negation",)),
     },
-    profiles=("cpu",),
+    profiles=("cpu", "cuda"),
     throughput_unit="sentences/s",
     entry_point="advbench.tasks.lora.heldout:LoRATask",
     solution_data=("adapter",),
