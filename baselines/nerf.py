@@ -87,7 +87,7 @@ HASH_OVERRIDES = dict(encoding="hash", lr=3e-2, lr_final_ratio=0.1, steps_per_bu
 
 def frequency_encoding(x: torch.Tensor, n_freqs: int) -> torch.Tensor:
     """``(x, sin(2^k π x), cos(2^k π x))`` for ``k < n_freqs``: ``[..., D (1 + 2 n_freqs)]``."""
-    scales = (2.0 ** torch.arange(n_freqs, dtype=x.dtype)) * math.pi
+    scales = (2.0 ** torch.arange(n_freqs, dtype=x.dtype, device=x.device)) * math.pi
     xs = (x[..., None, :] * scales[:, None]).flatten(-2)
     return torch.cat([x, torch.sin(xs), torch.cos(xs)], dim=-1)
 
@@ -131,7 +131,7 @@ class Gather(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (idx,) = ctx.saved_tensors
-        out = torch.zeros(ctx.rows, grad.shape[-1], dtype=grad.dtype)
+        out = torch.zeros(ctx.rows, grad.shape[-1], dtype=grad.dtype, device=grad.device)
         out.index_add_(0, idx.reshape(-1), grad.reshape(-1, grad.shape[-1]))
         return out, None
 
@@ -165,7 +165,7 @@ class HashEncoding(nn.Module):
         # into the 2 x 2 x 2 cell corners, x-major, the same order for the indices and the weights. The
         # hash term of an axis is its coordinate times its prime, the dense one its coordinate times the
         # level's stride; both are exact modulo 2^64, and only the low bits are kept.
-        two = torch.arange(2)
+        two = torch.arange(2, device=x.device)
         terms = [(lower[..., a, None] + two) * PRIMES[a] for a in range(3)]  # [N, L, 2] each
         hashed = terms[0][..., :, None, None] ^ terms[1][..., None, :, None] ^ terms[2][..., None, None, :]
         dense = self._dense(lower, two)
@@ -229,10 +229,12 @@ class FieldSolution:
         p, d = torch.as_tensor(np.asarray(points, np.float32)), torch.as_tensor(np.asarray(dirs, np.float32))
         sigma, rgb = torch.zeros(len(p)), torch.ones(len(p), 3)
         keep = inside(p, self.model.bound).bool().nonzero().squeeze(1)  # the field is empty elsewhere
+        device = next(self.model.parameters()).device  # where it was trained; answers come back to the CPU
         with torch.no_grad():
             for s in range(0, len(keep), self.chunk):
                 i = keep[s:s + self.chunk]
-                sigma[i], rgb[i] = self.model(p[i], d[i])
+                out_sigma, out_rgb = self.model(p[i].to(device), d[i].to(device))
+                sigma[i], rgb[i] = out_sigma.cpu(), out_rgb.cpu()
         return sigma.numpy(), rgb.numpy()
 
 
@@ -281,10 +283,11 @@ def render_segments(model: nn.Module, o: torch.Tensor, d: torch.Tensor, t_in: to
     (jittered) sample per bin, composited with the contract's weights over white. The density is
     zero outside the cube, so the bins outside it would add nothing; the harness's renderer, which
     tiles all of ``[near, far]``, gives the same integral."""
-    k = torch.arange(n_samples + 1, dtype=o.dtype) / n_samples
+    k = torch.arange(n_samples + 1, dtype=o.dtype, device=o.device) / n_samples
     edges = t_in[:, None] + (t_out - t_in)[:, None] * k  # [R, S + 1]
     starts, ends = edges[:, :-1], edges[:, 1:]
-    t = starts + torch.rand(starts.shape, generator=generator) * (ends - starts)
+    # The jitter is drawn on the CPU (the run's generator), so a seed draws the same samples on any device.
+    t = starts + torch.rand(starts.shape, generator=generator).to(o.device) * (ends - starts)
     points = o[:, None, :] + t[..., None] * d[:, None, :]
     sigma, rgb = model(points.reshape(-1, 3), d[:, None, :].expand_as(points).reshape(-1, 3))
     w = render_weights(sigma.reshape(t.shape), starts, ends)
@@ -301,7 +304,7 @@ def _train(views: TrainViews, ctx, cfg: Config) -> FieldSolution:
     ctx.record_config(**asdict(cfg))
     torch.manual_seed(ctx.seed)
     gen = torch.Generator().manual_seed(ctx.seed)
-    model = build_field(cfg, views.scene_bound)
+    model = build_field(cfg, views.scene_bound).to(ctx.device)
     if cfg.encoding == "hash":
         # Instant-NGP: Adam β2 0.99, ε 1e-15 (the tables' gradients are tiny and sparse; a larger ε
         # would freeze them), weight decay on the MLP only.
@@ -312,10 +315,10 @@ def _train(views: TrainViews, ctx, cfg: Config) -> FieldSolution:
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     decay = cfg.lr_final_ratio ** (1 / max(1, cfg.iterations))
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, decay)
-    rays = training_rays(views)
+    rays = {k: v.to(ctx.device) for k, v in training_rays(views).items()}
     every = max(1, cfg.iterations // cfg.checkpoints)
     for it in range(1, cfg.iterations + 1):
-        batch = torch.randint(len(rays["o"]), (cfg.rays_per_iteration,), generator=gen)
+        batch = torch.randint(len(rays["o"]), (cfg.rays_per_iteration,), generator=gen).to(ctx.device)
         pred = render_segments(model, rays["o"][batch], rays["d"][batch], rays["t_in"][batch], rays["t_out"][batch],
                                cfg.samples_per_ray, gen)
         loss = (pred - rays["rgb"][batch]).pow(2).mean()

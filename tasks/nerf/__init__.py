@@ -107,7 +107,7 @@ SPEC = TaskSpec(
         "full": Budget("full", max_seconds=600, limits={"iterations": 2000, "rays_per_iteration": 1024},
                        variants=("spheres64",)),
     },
-    profiles=("cpu",),
+    profiles=("cpu", "cuda"),
     throughput_unit="rays/s",
     entry_point="advbench.tasks.nerf.heldout:NeRFTask",
     evaluation_cpu_seconds=1.5,  # rendering the held-out views: 1.38 s measured (quick, seed 0)
