@@ -105,7 +105,7 @@ class Snapshots:
 
     def add(self, net: nn.Module) -> "Snapshots":
         out = copy.copy(self)
-        out.nets = [*self.nets, frozen(net)]
+        out.nets = [*self.nets, frozen(net).cpu()]  # scored on the CPU, wherever it trained
         return out
 
     def stages(self) -> int:
@@ -147,7 +147,8 @@ def fisher(net: nn.Module, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor,
     if labels == "true":
         with torch.no_grad():
             probs = F.softmax(net(x) + mask, dim=1)
-        y = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        # Drawn on the CPU with the run's generator, so a seed draws the same labels on any device.
+        y = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(x.device)
     elif labels != "empirical":
         raise ValueError(f"fisher labels must be 'empirical' or 'true', got {labels!r}")
     total = {k: torch.zeros_like(v) for k, v in net.named_parameters()}
@@ -206,7 +207,7 @@ class Anchor:
 
 def ewc_penalty(net: nn.Module, anchors: list[Anchor], lam: float) -> torch.Tensor:
     """Σ_k λ/2 · Σ_i F_k,i (θ_i − θ*_k,i)²."""
-    total = torch.zeros(())
+    total = torch.zeros((), device=next(net.parameters()).device)
     for a in anchors:
         for k, p in net.named_parameters():
             total = total + (a.fisher[k] * (p - a.theta[k]).pow(2)).sum()
@@ -217,10 +218,12 @@ def ewc_penalty(net: nn.Module, anchors: list[Anchor], lam: float) -> torch.Tens
 # Training
 # ---------------------------------------------------------------------------------------------
 
-def _task_tensors(data: ContinualData, t: int, masked: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _task_tensors(data: ContinualData, t: int, masked: bool, device: str = "cpu"
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     task = data.tasks[t]
-    x, y = torch.as_tensor(task.x, dtype=torch.float32), torch.as_tensor(task.y, dtype=torch.int64)
-    mask = class_mask(task.classes if masked else None, data.n_classes).expand(len(y), -1)
+    x = torch.as_tensor(task.x, dtype=torch.float32, device=device)
+    y = torch.as_tensor(task.y, dtype=torch.int64, device=device)
+    mask = class_mask(task.classes if masked else None, data.n_classes).to(device).expand(len(y), -1)
     return x, y, mask
 
 
@@ -231,19 +234,19 @@ def learn_sequence(data: ContinualData, ctx, method: str) -> Snapshots:
     torch.manual_seed(ctx.seed)
     gen = torch.Generator().manual_seed(ctx.seed)
     masked = data.task_id_at_test  # task-incremental: a multi-head (masked) output
-    net = mlp(data.n_features, data.n_classes, cfg.hidden)
+    net = mlp(data.n_features, data.n_classes, cfg.hidden).to(ctx.device)
     solution = Snapshots(data.task_classes, data.n_classes, masked)
     anchors: list[Anchor] = []
     n_tasks = len(data.tasks)
     for t in range(n_tasks):
         seen = range(t + 1) if method == "joint" else [t]  # joint: every task so far, together
-        parts = [_task_tensors(data, s, masked) for s in seen]
+        parts = [_task_tensors(data, s, masked, ctx.device) for s in seen]
         x, y, mask = (torch.cat([p[i] for p in parts]) for i in range(3))
         if t == 0:  # one optimiser for the whole sequence: resetting Adam's moments per task forgot more
             opt = (torch.optim.Adam(net.parameters(), lr=cfg.lr) if cfg.optimizer == "adam"
                    else torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum))
         for _ in range(cfg.epochs_per_task):
-            order = torch.randperm(len(y), generator=gen)
+            order = torch.randperm(len(y), generator=gen).to(ctx.device)  # drawn on the CPU: the same on any device
             for start in range(0, len(y), cfg.batch):
                 idx = order[start: start + cfg.batch]
                 loss = F.cross_entropy(net(x[idx]) + mask[idx], y[idx])
@@ -254,7 +257,7 @@ def learn_sequence(data: ContinualData, ctx, method: str) -> Snapshots:
                 opt.step()
                 ctx.count(len(idx))
         if method == "ewc" and t < n_tasks - 1:  # the last task's Fisher would never be used
-            xt, yt, mt = _task_tensors(data, t, masked)
+            xt, yt, mt = _task_tensors(data, t, masked, ctx.device)
             anchors.append(Anchor.of(net, fisher(net, xt, yt, mt, chunk=cfg.fisher_chunk,
                                                  labels=cfg.fisher_labels, generator=gen)))
         solution = solution.add(net)

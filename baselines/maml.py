@@ -134,7 +134,7 @@ def stable_inner_lr(params: dict[str, torch.Tensor], x_s: torch.Tensor, y_s: tor
 
 
 def as_solution(params: dict[str, torch.Tensor], lr: float) -> MetaInitialisation:
-    return MetaInitialisation({k: v.detach().numpy().copy() for k, v in params.items()}, lr)
+    return MetaInitialisation({k: v.detach().cpu().numpy().copy() for k, v in params.items()}, lr)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,14 +155,16 @@ def _train(family: SinusoidFamily, ctx, objective: str) -> MetaInitialisation:
     rng = np.random.default_rng([ctx.seed, 7])  # the method's own training tasks
     # Its own tasks for the step-size check: a tenth of them at intermediate checkpoints, all at the end.
     check = family.sample(np.random.default_rng([ctx.seed, 8]), cfg.stability_tasks)
-    check_x, check_y = torch.from_numpy(check.x_s), torch.from_numpy(check.y_s)
-    params = {k: v.requires_grad_(True) for k, v in init_parameters(torch.Generator().manual_seed(ctx.seed)).items()}
+    check_x, check_y = torch.from_numpy(check.x_s).to(ctx.device), torch.from_numpy(check.y_s).to(ctx.device)
+    # Initialised on the CPU (the seed's generator), then moved: a seed starts from the same weights on any device.
+    params = {k: v.to(ctx.device).requires_grad_(True)
+              for k, v in init_parameters(torch.Generator().manual_seed(ctx.seed)).items()}
     opt = torch.optim.Adam(params.values(), lr=cfg.outer_lr)
     every = max(1, cfg.meta_iterations // cfg.checkpoints)
     for it in range(1, cfg.meta_iterations + 1):
         # K support and K query points per task, as in the paper's meta-training.
         batch = family.sample(rng, cfg.meta_batch)
-        data = [torch.from_numpy(a) for a in (batch.x_s, batch.y_s, batch.x_q, batch.y_q)]
+        data = [torch.from_numpy(a).to(ctx.device) for a in (batch.x_s, batch.y_s, batch.x_q, batch.y_q)]
         if objective == "joint":
             g = joint_gradient(params, *data)
         else:

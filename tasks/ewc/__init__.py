@@ -88,7 +88,7 @@ SPEC = TaskSpec(
         "full": Budget("full", max_seconds=600, limits={"epochs_per_task": 20},
                        variants=("permuted", "split-task", "split-class")),
     },
-    profiles=("cpu",),
+    profiles=("cpu", "cuda"),
     throughput_unit="images/s",
     entry_point="advbench.tasks.ewc.heldout:EWCTask",
     solution="contract.ContinualSolution: stages() -> int, predict(x, stage, task_id) -> int64[n]",

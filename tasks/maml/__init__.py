@@ -80,7 +80,7 @@ SPEC = TaskSpec(
         "quick": Budget("quick", max_seconds=240, limits={"meta_iterations": 2000}, variants=("k10",)),
         "full": Budget("full", max_seconds=600, limits={"meta_iterations": 20_000}, variants=("k5", "k10")),
     },
-    profiles=("cpu",),
+    profiles=("cpu", "cuda"),
     throughput_unit="tasks/s",
     entry_point="advbench.tasks.maml.heldout:MAMLTask",
     solution_data=("parameters", "inner_lr"),
