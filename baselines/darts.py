@@ -194,11 +194,12 @@ def search(train: SearchData, ctx, cfg: Config) -> Genotype:
     rng = ctx.rng(1)
     order = rng.permutation(len(train))
     half = len(order) // 2  # weights learn on one half, α on the other: never the same images
-    x, y = torch.as_tensor(train.x), torch.as_tensor(train.y)
+    x, y = torch.as_tensor(train.x, device=ctx.device), torch.as_tensor(train.y, device=ctx.device)
     x_w, y_w, x_a, y_a = x[order[:half]], y[order[:half]], x[order[half:]], y[order[half:]]
 
-    net = Supernet()
-    alpha = (1e-3 * torch.randn(N_EDGES, len(OPS))).requires_grad_(True)  # near-uniform start
+    # Weights and α are drawn on the CPU, then moved: a seed starts from the same supernet on any device.
+    net = Supernet().to(ctx.device)
+    alpha = (1e-3 * torch.randn(N_EDGES, len(OPS))).to(ctx.device).requires_grad_(True)  # near-uniform start
     w_opt = torch.optim.SGD(net.parameters(), lr=cfg.w_lr, momentum=cfg.w_momentum, weight_decay=cfg.w_weight_decay)
     a_opt = torch.optim.Adam([alpha], lr=cfg.alpha_lr, betas=cfg.alpha_betas, weight_decay=cfg.alpha_weight_decay)
     steps = -(-half // cfg.batch_size)
@@ -206,8 +207,8 @@ def search(train: SearchData, ctx, cfg: Config) -> Genotype:
     gen = torch.Generator().manual_seed(ctx.seed)
     net.train()
     for epoch in range(cfg.epochs):
-        w_batches = torch.randperm(half, generator=gen).split(cfg.batch_size)
-        a_batches = torch.randperm(len(y_a), generator=gen).split(cfg.batch_size)
+        w_batches = torch.randperm(half, generator=gen).to(ctx.device).split(cfg.batch_size)
+        a_batches = torch.randperm(len(y_a), generator=gen).to(ctx.device).split(cfg.batch_size)
         for wb, ab in zip(w_batches, a_batches):
             # α step on a validation batch (first: it looks ahead from the current weights)
             a_opt.zero_grad(set_to_none=True)

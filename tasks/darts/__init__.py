@@ -80,7 +80,7 @@ SPEC = TaskSpec(
         "quick": Budget("quick", max_seconds=240, limits={"search_epochs": 4}, variants=("glyphs",)),
         "full": Budget("full", max_seconds=600, limits={"search_epochs": 30}, variants=("glyphs",)),
     },
-    profiles=("cpu",),
+    profiles=("cpu", "cuda"),
     throughput_unit="search images/s",
     entry_point="advbench.tasks.darts.heldout:DARTSTask",
     solution_data=("genotype",),
