@@ -125,6 +125,15 @@ def test_a_missing_or_broken_cache_is_rebuilt_and_written_atomically(monkeypatch
     monkeypatch.setattr(H, "build_table", lambda *a, **k: calls.append(1) or fake.copy())
     H.cache_path().parent.mkdir(parents=True, exist_ok=True)
     H.cache_path().write_bytes(b"truncated")
+    H._LOADED.clear()
+    # The public table: the shipped copy, when it is the pinned table; nothing is built.
+    assert H.load_table().sha256() == H.TABLE_SHA256 and calls == []
+    # A shipped copy that is not the pinned table is never used: the table is built.
+    H._LOADED.clear()
+    other = tmp_path.parent / f"{tmp_path.name}-shipped" / H.PUBLIC_TABLE_FILE.name
+    other.parent.mkdir()
+    H._write_atomic(other, fake)
+    monkeypatch.setattr(H, "PUBLIC_TABLE_FILE", other)
     table = H.load_table()
     assert calls == [1] and np.array_equal(table.test_accuracy, fake[:, 2])
     assert [p.name for p in tmp_path.iterdir()] == [H.cache_path().name]  # no temporary file left

@@ -21,7 +21,10 @@ and whose table it is (``public``, or the first 16 hex digits of the SHA-256 of 
 material; a sealed table's test column is held-out data, and the jail keeps the harness's cache out
 of a method's view). A sealed run therefore spends about two minutes of the harness's set-up
 (both cores) on its seed's first run (``config.data.table_seconds``), and rebuilt bit for bit when missing (a test rebuilds two groups and compares). Records
-store the table's sha256 (``config.data.table_sha256``).
+store the table's sha256 (``config.data.table_sha256``). The public table ships with the package
+(``tasks/nas/public_table_v3.npz``, 9 kB), used only when its SHA-256 is the pinned one, so an
+unsealed run (the README's main job, CI) no longer builds it first; where it is missing or differs
+it is built as any other.
 
 A method never trains: it asks ``ctx.ask(architecture)`` and the harness answers from the table
 with the validation accuracy and loss only; the table and the test column stay in the harness
