@@ -97,7 +97,7 @@ class Config:
     # at chance after 36 of 60 epochs, its escape from the chance plateau delayed past the budget.
     shift_px: int = 0
     concat_hidden: int = 256  # late-fusion MLP width
-    head_hidden: int = 256  # attention model: MLP head on the CLS state (0 = linear head): see the docstring
+    head_hidden: int = 256  # attention model: the MLP head's width (0 = linear head): see the docstring
     # What the attention model's head reads: "tokens" (every token's final state side by side, those
     # of unseen modalities zeroed) or "cls" (the CLS token's final state only). With "cls" the
     # synergy model stayed on its chance plateau on sealed seed 0 (0.344 after 40 epochs; glyph
