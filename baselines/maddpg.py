@@ -94,17 +94,26 @@ class AgentMLPs(nn.Module):
 
 
 class Actors(nn.Module):
-    """mu_i(o_i) for every agent: ``obs[B, n, obs_dim] -> actions[B, n, 5]`` in [0, 1] (sigmoid)."""
+    """mu_i(o_i) for every agent: ``obs[B, n, obs_dim] -> actions[B, n, 5]`` in [0, 1] (sigmoid).
 
-    def __init__(self, n_agents: int, obs_dim: int, hidden: int) -> None:
+    An agent with fewer than 5 action entries (the speaker's 3-entry message) outputs 0 in the
+    entries the environment ignores, so its critics never see noise there.
+    """
+
+    def __init__(self, n_agents: int, obs_dim: int, hidden: int, action_dims: tuple[int, ...] | None = None) -> None:
         super().__init__()
         self.net = AgentMLPs(n_agents, [obs_dim, hidden, hidden, ACTION_DIM])
+        dims = action_dims or (ACTION_DIM,) * n_agents
+        self.register_buffer("mask", (torch.arange(ACTION_DIM)[None, :] < torch.tensor(dims)[:, None]).float())
 
     def preactivation(self, obs: torch.Tensor) -> torch.Tensor:
         return self.net(obs.transpose(0, 1)).transpose(0, 1)
 
+    def squash(self, pre: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(pre) * self.mask
+
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.preactivation(obs))
+        return self.squash(self.preactivation(obs))
 
 
 class Critics(nn.Module):
@@ -243,9 +252,9 @@ def train(train: MPETraining, ctx, cfg: Config) -> DecentralisedPolicy:
     noise_rng = ctx.rng(2)
     device = ctx.device
     n, d = len(train.agents), train.obs_dim
-    actors = Actors(n, d, cfg.hidden).to(device)
+    actors = Actors(n, d, cfg.hidden, train.action_dims).to(device)
     critics = Critics(n, d, cfg.hidden, cfg.centralised).to(device)
-    target_actors = Actors(n, d, cfg.hidden).to(device)
+    target_actors = Actors(n, d, cfg.hidden, train.action_dims).to(device)
     target_critics = Critics(n, d, cfg.hidden, cfg.centralised).to(device)
     target_actors.load_state_dict(actors.state_dict())
     target_critics.load_state_dict(critics.state_dict())
@@ -254,6 +263,7 @@ def train(train: MPETraining, ctx, cfg: Config) -> DecentralisedPolicy:
     buffer = ReplayBuffer(cfg.buffer_size, n, d, device)
     policy = DecentralisedPolicy(actors, device)
     env = train.make_vector_env(cfg.n_envs)
+    action_mask = actors.mask.cpu().numpy()  # [n, 5]: the entries each agent's environment runs
 
     def update() -> None:
         obs, actions, rewards, next_obs, terminated = buffer.sample(cfg.batch_size, gen)
@@ -267,7 +277,7 @@ def train(train: MPETraining, ctx, cfg: Config) -> DecentralisedPolicy:
         critics.requires_grad_(False)  # the actor step must not spend time on critic gradients
         pre = actors.preactivation(obs)
         # Lowe et al.'s regulariser keeps the pre-sigmoid outputs small, away from saturation.
-        loss = actor_losses(obs, actions, torch.sigmoid(pre), critics).sum()
+        loss = actor_losses(obs, actions, actors.squash(pre), critics).sum()
         loss = loss + cfg.actor_reg * pre.pow(2).mean((0, 2)).sum()
         actor_opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -283,12 +293,12 @@ def train(train: MPETraining, ctx, cfg: Config) -> DecentralisedPolicy:
         obs = env.reset()
         for _ in range(train.max_cycles):
             if episodes < cfg.random_episodes:
-                actions = noise_rng.random((cfg.n_envs, n, ACTION_DIM), dtype=np.float32)
+                actions = noise_rng.random((cfg.n_envs, n, ACTION_DIM), dtype=np.float32) * action_mask
             else:
                 actions = policy.act(obs) + cfg.noise_std * noise_rng.standard_normal((cfg.n_envs, n, ACTION_DIM),
                                                                                        dtype=np.float32)
                 # The policy clips its own exploration: the buffer then holds the executed action.
-                actions = np.clip(actions, ACTION_LOW, ACTION_HIGH)
+                actions = np.clip(actions, ACTION_LOW, ACTION_HIGH) * action_mask
             next_obs, rewards, terminated, truncated = env.step(actions)
             buffer.add(obs, actions, rewards, next_obs, terminated)  # truncation is not termination
             obs = next_obs

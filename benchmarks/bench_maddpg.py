@@ -10,13 +10,13 @@ from advbench.asv_suite import run_task, track
 
 
 class MaddpgSuite:
-    version = "maddpg-v1"  # asv drops history when a task's data, metric or budget changes
+    version = "maddpg-v2"  # asv drops history when a task's data, metric or budget changes
     timeout = 7200
     number = 1
     repeat = 1
     rounds = 1
     warmup_time = 0
-    params = (['reference', 'floor'], ['spread', 'adversary'])
+    params = (['reference', 'floor'], ['speaker-listener', 'spread', 'adversary'])
     param_names = ["method", "variant"]
 
     def setup_cache(self):
@@ -35,6 +35,11 @@ class MaddpgSuite:
         return track(results, method, variant, "metric:normalised_return")
 
     track_normalised_return.unit = "fraction"
+
+    def track_scripted_opponent_return(self, results, method, variant):
+        return track(results, method, variant, "metric:scripted_opponent_return")
+
+    track_scripted_opponent_return.unit = "reward"
 
     def track_gate_team_return(self, results, method, variant):
         return track(results, method, variant, "gate:team_return")

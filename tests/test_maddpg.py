@@ -17,7 +17,7 @@ from advbench.tasks.maddpg import SPEC  # noqa: E402
 from advbench.tasks.maddpg import contract as mc  # noqa: E402
 from advbench.tasks.maddpg import heldout as mh  # noqa: E402
 
-VARIANTS = ("spread", "adversary")
+VARIANTS = ("spread", "adversary", "speaker-listener")
 
 
 # TorchRL warns that it was tested on another PettingZoo version, and that our loss modules have target
@@ -38,27 +38,34 @@ def evaluate(problem, solution):
 
 
 # ---------------------------------------------------------------- the environment
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_vector_env_matches_mpe2_parallel_env_step_by_step(variant):
-    """VectorMPE (mpe2's AEC interface, no wrappers) agrees exactly with mpe2's own parallel_env."""
+def _padded(own: np.ndarray, dim: int) -> np.ndarray:
+    out = np.zeros(dim, dtype=np.float32)
+    out[:len(own)] = own
+    return out
+
+
+@pytest.mark.parametrize("variant,scripted_opponents", [(v, False) for v in VARIANTS] + [("adversary", True)])
+def test_vector_env_matches_mpe2_parallel_env_step_by_step(variant, scripted_opponents):
+    """VectorMPE (mpe2's AEC interface, no wrappers) agrees exactly with mpe2's own parallel_env: each
+    agent's observation zero-padded to the longest, the first ``action_dims[i]`` of its 5 entries run."""
     seeds = [3, 17, 123456]
-    vec = mc.VectorMPE(variant, len(seeds), seed_range=(0, mc.TRAIN_SEED_LIMIT))
+    vec = mc.VectorMPE(variant, len(seeds), seed_range=(0, mc.TRAIN_SEED_LIMIT), scripted_opponents=scripted_opponents)
     refs = [mc.make_parallel_env(variant) for _ in seeds]
     obs = vec.reset(seeds)
     ref_obs = [env.reset(seed=s)[0] for env, s in zip(refs, seeds)]
     agents = vec.agents
     for e in range(len(seeds)):
-        np.testing.assert_array_equal(obs[e], np.stack([ref_obs[e][a] for a in agents]))
+        np.testing.assert_array_equal(obs[e], np.stack([_padded(ref_obs[e][a], vec.obs_dim) for a in agents]))
     rng = np.random.default_rng(0)
     for step in range(mc.MAX_CYCLES):
         actions = rng.random((len(seeds), len(agents), mc.ACTION_DIM), dtype=np.float32)
         obs, rewards, terminated, truncated = vec.step(actions)
         for e, env in enumerate(refs):
-            joint = {a: actions[e, i] for i, a in enumerate(agents)}
-            for name in mc.scenario(variant).scripted:  # the environment's own adversary
+            joint = {a: actions[e, i, :vec.action_dims[i]] for i, a in enumerate(agents)}
+            for name in vec.scripted:  # the scripted adversary, whatever the policy said for it
                 joint[name] = mc.scripted_adversary_actions(env.unwrapped.observe(name)[None])[0]
             ref_obs, ref_rew, ref_term, ref_trunc, _ = env.step(joint)
-            np.testing.assert_array_equal(obs[e], np.stack([ref_obs[a] for a in agents]))
+            np.testing.assert_array_equal(obs[e], np.stack([_padded(ref_obs[a], vec.obs_dim) for a in agents]))
             np.testing.assert_array_equal(rewards[e], np.array([ref_rew[a] for a in agents], dtype=np.float32))
             assert terminated[e] == any(ref_term[a] for a in agents) and not terminated[e]  # MPE never terminates
             assert truncated[e] == any(ref_trunc[a] for a in agents) == (step == mc.MAX_CYCLES - 1)
@@ -77,22 +84,30 @@ def test_vector_env_matches_torchrl_pettingzoo_wrapper(variant):
     td = peer.reset(seed=11)
     vec = mc.VectorMPE(variant, 1, seed_range=(0, mc.TRAIN_SEED_LIMIT))
     obs = vec.reset([11])
-    group = "agent"  # TorchRL groups agents by name prefix: agent_0.. -> "agent", adversary_0 -> "adversary"
-    assert tuple(peer.group_map[group]) == vec.agents
-    np.testing.assert_array_equal(td[group, "observation"].numpy(), obs[0])
+    # TorchRL groups agents by name prefix (agent_0, agent_1 -> "agent"; adversary_0 -> "adversary";
+    # speaker_0 -> "speaker"): each group's rows are some of our columns.
+    columns = {group: [vec.agents.index(a) for a in names] for group, names in peer.group_map.items()}
+    assert sorted(c for cols in columns.values() for c in cols) == list(range(vec.n_agents))
+
+    def same_obs(tensordict, ours):
+        for group, cols in columns.items():
+            dim = vec.obs_dims[cols[0]]
+            np.testing.assert_array_equal(tensordict[group, "observation"].numpy(), ours[cols, :dim])
+            assert not ours[cols, dim:].any()  # the padding is zeros
+
+    same_obs(td, obs[0])
     rng = np.random.default_rng(1)
     for step in range(mc.MAX_CYCLES):
         actions = rng.random((1, vec.n_agents, mc.ACTION_DIM), dtype=np.float32)
-        td[group, "action"] = torch.from_numpy(actions[0])
-        if "adversary" in peer.group_map:
-            adversary_obs = td["adversary", "observation"].numpy()
-            td["adversary", "action"] = torch.from_numpy(mc.scripted_adversary_actions(adversary_obs))
+        for group, cols in columns.items():
+            td[group, "action"] = torch.from_numpy(actions[0, cols, :vec.action_dims[cols[0]]])
         nxt = peer.step(td)["next"]
         obs, rewards, terminated, truncated = vec.step(actions)
-        np.testing.assert_array_equal(nxt[group, "observation"].numpy(), obs[0])
-        np.testing.assert_array_equal(nxt[group, "reward"].numpy()[:, 0], rewards[0])
-        assert not nxt[group, "terminated"].any() and not terminated[0]
-        assert bool(nxt[group, "truncated"].all()) == bool(truncated[0]) == (step == mc.MAX_CYCLES - 1)
+        same_obs(nxt, obs[0])
+        for group, cols in columns.items():
+            np.testing.assert_array_equal(nxt[group, "reward"].numpy()[:, 0], rewards[0, cols])
+            assert not nxt[group, "terminated"].any() and not terminated[0]
+            assert bool(nxt[group, "truncated"].all()) == bool(truncated[0]) == (step == mc.MAX_CYCLES - 1)
         td = nxt
 
 
@@ -162,7 +177,66 @@ def test_oracle_agents_agree_on_distinct_landmarks(problems):
         assert sorted(nearest) == [0, 1, 2]  # one agent per landmark
 
 
+def test_speaker_listener_oracle_needs_the_message():
+    """The listener does not know the goal; the speaker does. Told by the one-hot message, the oracle's
+    listener ends at the goal landmark; with the message zeroed it can only head for the landmarks'
+    centre, which scores far less: the variant measures communication."""
+    seeds = list(range(40))
+    vec = mc.VectorMPE("speaker-listener", len(seeds), seed_range=(0, mc.TRAIN_SEED_LIMIT))
+    oracle = mc.OraclePolicy("speaker-listener")
+    told = mc.episode_returns(vec, oracle.act, seeds)
+    for env in vec._envs:
+        speaker, listener = env.world.agents
+        assert np.linalg.norm(listener.state.p_pos - speaker.goal_b.state.p_pos) < 0.1
+
+    def silent(obs):
+        obs = obs.copy()
+        obs[:, 1, 8:11] = 0.0  # the listener's message channels
+        return oracle.act(obs)
+
+    untold = mc.episode_returns(vec, silent, seeds)
+    assert told.mean() > untold.mean() + 10
+
+
+def test_adversary_scored_against_its_own_adversary_and_the_scripted_one(problems):
+    """adversary: the method controls the adversary too. team_return is the good agents' return against
+    that adversary; scripted_opponent_return and normalised_return are against the scripted one, which
+    no adversary column of the policy can change."""
+    problem = problems["adversary"]
+    k = problem.train.agents.index("adversary_0")
+    assert problem.train.team == ("agent_0", "agent_1") and problem.train.opponents == ("adversary_0",)
+
+    def with_adversary(adversary_action):
+        def act(obs):
+            actions = mc.OraclePolicy("adversary").act(obs)
+            actions[:, k] = adversary_action(obs[:, k])
+            return actions
+        return act
+
+    idle = evaluate(problem, _Returns(with_adversary(lambda o: np.zeros((len(o), 5), np.float32))))
+    hunting = evaluate(problem, _Returns(with_adversary(lambda o: mc.scripted_adversary_actions(o[:, :8]))))
+    assert set(idle) == {"team_return", "scripted_opponent_return", "normalised_return"}
+    # A team facing an adversary that never moves scores more than against one that hunts...
+    assert idle["team_return"] > hunting["team_return"] + 1.0
+    # ...but the scripted opponent's score and the normalised one do not see the difference.
+    assert idle["scripted_opponent_return"] == hunting["scripted_opponent_return"]
+    assert idle["normalised_return"] == hunting["normalised_return"] == pytest.approx(1.0)
+    # Against the scripted adversary in its own column, both rollouts are the same game.
+    assert hunting["team_return"] == pytest.approx(hunting["scripted_opponent_return"])
+
+
 # ---------------------------------------------------------------- the losses against TorchRL
+class MaskedSigmoid(nn.Module):
+    """The actors' squashing: sigmoid, then 0 in the action entries an agent's environment ignores."""
+
+    def __init__(self, mask: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mask", mask)
+
+    def forward(self, pre):
+        return torch.sigmoid(pre) * self.mask
+
+
 def _torchrl_pair(n, d, actor_net: mb.Actors, critic_net: mb.Critics, target_actor: mb.Actors,
                   target_critic: mb.Critics, gamma: float):
     """TorchRL's DDPGLoss on MultiAgentMLP actor and centralised critic, holding our weights."""
@@ -177,7 +251,8 @@ def _torchrl_pair(n, d, actor_net: mb.Actors, critic_net: mb.Critics, target_act
                                share_params=False, depth=2, num_cells=64, activation_class=nn.ReLU)
     actor = TensorDictSequential(
         TensorDictModule(actor_mlp, in_keys=[("agents", "observation")], out_keys=[("agents", "preactivation")]),
-        TensorDictModule(torch.sigmoid, in_keys=[("agents", "preactivation")], out_keys=[("agents", "action")]))
+        TensorDictModule(MaskedSigmoid(actor_net.mask), in_keys=[("agents", "preactivation")],
+                         out_keys=[("agents", "action")]))
     critic = TensorDictModule(critic_mlp, in_keys=[("agents", "observation"), ("agents", "action")],
                               out_keys=[("agents", "state_action_value")])
     loss = DDPGLoss(actor, critic, delay_actor=True, delay_value=True)  # target actors *and* critics
@@ -226,17 +301,27 @@ def _tensordict(obs, actions, rewards, next_obs, terminated, truncated):
     }, batch_size=[batch])
 
 
-def _networks(n, d, seed=0):
+def _networks(n, d, seed=0, action_dims=None):
     torch.manual_seed(seed)
-    nets = mb.Actors(n, d, 64), mb.Critics(n, d, 64, True), mb.Actors(n, d, 64), mb.Critics(n, d, 64, True)
+    nets = (mb.Actors(n, d, 64, action_dims), mb.Critics(n, d, 64, True), mb.Actors(n, d, 64, action_dims),
+            mb.Critics(n, d, 64, True))
     return nets  # targets deliberately different from the online networks
 
 
-def test_critic_target_and_loss_match_torchrl_ddpg_loss():
-    n, d, gamma = 3, 18, 0.95
-    actors, critics, target_actors, target_critics = _networks(n, d)
+# spread's three agents (18 numbers each), and speaker-listener's speaker (a 3-number observation
+# padded to the listener's 11; a 3-entry message, the other 2 entries held at 0) and listener.
+LOSS_SHAPES = [pytest.param(3, 18, None, id="spread"), pytest.param(2, 11, (3, 5), id="speaker-listener")]
+
+
+@pytest.mark.parametrize("n,d,action_dims", LOSS_SHAPES)
+def test_critic_target_and_loss_match_torchrl_ddpg_loss(n, d, action_dims):
+    gamma = 0.95
+    actors, critics, target_actors, target_critics = _networks(n, d, action_dims=action_dims)
     loss = _torchrl_pair(n, d, actors, critics, target_actors, target_critics, gamma)
     obs, actions, rewards, next_obs, terminated, truncated = _batch(n, d)
+    if action_dims:  # the buffer holds what the actors output: 0 in the entries the environment ignores
+        actions = actions * actors.mask
+        obs[:, 0, 3:] = next_obs[:, 0, 3:] = 0.0  # the speaker's padding
     out = loss(_tensordict(obs, actions, rewards, next_obs, terminated, truncated))
     ours_y = mb.critic_targets(rewards, next_obs, terminated, target_actors, target_critics, gamma)
     torch.testing.assert_close(ours_y, out["target_value"], atol=1e-5, rtol=1e-5)
@@ -246,9 +331,11 @@ def test_critic_target_and_loss_match_torchrl_ddpg_loss():
                                atol=1e-5, rtol=1e-5)
 
 
-def _own_action_actor(actor_mlp_module, agent: int):
+def _own_action_actor(actor_mlp_module, agent: int, mask: torch.Tensor):
     """A TorchRL actor writing the buffer's joint action with only ``agent``'s replaced by its policy's."""
     from tensordict.nn import TensorDictModule
+
+    action_mask = mask
 
     class OwnActionOnly(nn.Module):
         def __init__(self, policy):
@@ -258,7 +345,7 @@ def _own_action_actor(actor_mlp_module, agent: int):
         def forward(self, obs, buffer_action):
             mask = torch.zeros(obs.shape[-2], 1, dtype=torch.bool)
             mask[agent] = True
-            return torch.where(mask, torch.sigmoid(self.policy(obs)), buffer_action)
+            return torch.where(mask, torch.sigmoid(self.policy(obs)) * action_mask, buffer_action)
 
     return TensorDictModule(OwnActionOnly(actor_mlp_module),
                             in_keys=[("agents", "observation"), ("agents", "buffer_action")],
@@ -276,7 +363,8 @@ class PickAgent(nn.Module):
         return q[..., self.agent, :]
 
 
-def test_actor_loss_matches_torchrl_with_only_own_action_replaced():
+@pytest.mark.parametrize("n,d,action_dims", LOSS_SHAPES)
+def test_actor_loss_matches_torchrl_with_only_own_action_replaced(n, d, action_dims):
     """Agent i's MADDPG actor loss and its gradient equal TorchRL's DDPGLoss on a TorchRL actor that
     replaces only agent i's action, with agent i's Q picked out of the MultiAgentMLP critic."""
     pytest.importorskip("torchrl")
@@ -284,9 +372,9 @@ def test_actor_loss_matches_torchrl_with_only_own_action_replaced():
     from torchrl.modules import MultiAgentMLP
     from torchrl.objectives import DDPGLoss
 
-    n, d = 3, 18
-    actors, critics, target_actors, target_critics = _networks(n, d, seed=1)
+    actors, critics, target_actors, target_critics = _networks(n, d, seed=1, action_dims=action_dims)
     obs, actions, rewards, next_obs, terminated, truncated = _batch(n, d, seed=1)
+    actions = actions * actors.mask
     policy_actions = actors(obs)
     ours = mb.actor_losses(obs, actions, policy_actions, critics)  # [n]
     for i in range(n):
@@ -301,7 +389,7 @@ def test_actor_loss_matches_torchrl_with_only_own_action_replaced():
             TensorDictModule(critic_mlp, in_keys=[("agents", "observation"), ("agents", "action")],
                              out_keys=[("agents", "q_all")]),
             TensorDictModule(PickAgent(i), in_keys=[("agents", "q_all")], out_keys=["own_q"]))
-        loss = DDPGLoss(_own_action_actor(actor_mlp, i), critic, delay_actor=True, delay_value=True)
+        loss = DDPGLoss(_own_action_actor(actor_mlp, i, actors.mask), critic, delay_actor=True, delay_value=True)
         loss.set_keys(state_action_value="own_q", reward=("agents", "reward"), done=("agents", "done"),
                       terminated=("agents", "terminated"))
         td = _tensordict(obs, actions, rewards, next_obs, terminated, truncated)
@@ -397,6 +485,28 @@ def test_training_loop_stores_termination_not_truncation_and_in_range_actions(pr
     assert acts.min() >= 0.0 and acts.max() <= 1.0 and ((acts == 0) | (acts == 1)).mean() > 0.5
     out = policy.act(np.full((4, 3, 18), 1e4, dtype=np.float32))
     assert out.min() >= 0 and out.max() <= 1
+
+
+def test_speaker_actions_hold_zero_where_its_environment_reads_nothing(problems):
+    """The speaker's environment runs 3 message entries; the actors keep the other 2 at 0, in the
+    buffer too (exploration noise included), so no critic learns from entries nothing executes."""
+    stored = []
+    original = mb.ReplayBuffer.add
+
+    def spy(self, obs, actions, rewards, next_obs, terminated):
+        stored.append(np.array(actions))
+        return original(self, obs, actions, rewards, next_obs, terminated)
+
+    train = problems["speaker-listener"].train
+    assert train.obs_dims == (3, 11) and train.action_dims == (3, 5) and train.obs_dim == 11
+    cfg = mb.Config(episodes=16, n_envs=8, random_episodes=8, batch_size=32, checkpoints=1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(mb.ReplayBuffer, "add", spy)
+        policy = mb.train(train, _Ctx(16), cfg)
+    acts = np.concatenate(stored)
+    assert not acts[:, 0, 3:].any() and acts[:, 0, :3].std() > 0.1 and acts[:, 1].std() > 0.1
+    out = policy.act(np.random.default_rng(0).normal(size=(4, 2, 11)).astype(np.float32))
+    assert not out[:, 0, 3:].any()
 
 
 def test_centralised_critic_sees_every_observation_and_action_independent_does_not():
@@ -514,10 +624,12 @@ def test_floor_runs_through_the_harness_and_misses_the_target():
 
 
 @pytest.mark.slow
-def test_quick_target_spread():
+def test_quick_target_speaker_listener():
+    """The reference learns to talk on the quick budget: past the -30 a listener scores without the message."""
     from advbench.runner import run
 
     rec = run("maddpg", "reference", budget="quick", seed=0, results_dir=None)
     assert rec["status"] == "ok", rec["error"]
+    assert rec["variant"] == "speaker-listener"
     assert rec["targets_met"], rec["metrics"]
     assert rec["time_to_target_seconds"] is not None

@@ -3,36 +3,49 @@
 Environments (mpe2 1.1, the Multi-Particle Environments that left PettingZoo), continuous actions
 in [0, 1]^5, 25 steps an episode, truncated, never terminated:
 
-* ``spread`` (primary): ``simple_spread_v3.parallel_env(N=3, local_ratio=0.5, max_cycles=25,
+* ``speaker-listener`` (v2; the quick budget's): ``simple_speaker_listener_v4.parallel_env(
+  max_cycles=25, continuous_actions=True)``, the paper's cooperative communication. The speaker
+  sees the goal's colour and cannot move; the listener moves and sees the landmarks and the
+  speaker's message, not the goal. This is where the paper shows what centralised critics buy:
+  an independent speaker's critic sees only its own colour and message, so nothing ties a message
+  to the listener's response and no code emerges; MADDPG's critics see both agents.
+* ``spread``: ``simple_spread_v3.parallel_env(N=3, local_ratio=0.5, max_cycles=25,
   continuous_actions=True)``; three agents cover three landmarks without colliding. The method
   controls all three.
 * ``adversary``: ``simple_adversary_v3.parallel_env(N=2, max_cycles=25, continuous_actions=True)``;
-  the method controls the two good agents. The adversary is not the method's: the environment drives
-  it with a public scripted policy (it heads for the landmark that has a good agent nearest to it,
-  ``contract.scripted_adversary_actions``). Were it trained by the method, the team's return would
-  reward a method for training a weak adversary. Against it, rushing both agents to the goal scores
-  9.7 and covering both landmarks (the oracle) 22.4 (mean of 200 episodes, seeds
-  10**6 to 10**6 + 199): deception pays.
+  since v2 the method controls and trains all three agents, the two good agents (the team) and the
+  adversary, as in the paper. ``team_return`` is the good agents' return against the adversary
+  trained with them; a method could raise it by training a weak adversary, so the harness also
+  plays the same episodes against a fixed public scripted adversary (it heads for the landmark that
+  has a good agent nearest to it, ``contract.scripted_adversary_actions``):
+  ``scripted_opponent_return``, comparable across runs, and ``normalised_return`` is that one.
+  Against the scripted adversary, rushing both agents to the goal scores 9.7 and covering both
+  landmarks (the oracle) 22.4 (mean of 200 episodes, seeds 10**6 to 10**6 + 199): deception pays.
+  (v1 drove the adversary with the script in training too and scored against it only.)
 
-What a method receives: an ``MPETraining`` (variant, seed, agents, observation size) whose
-``make_vector_env(n_envs, stream)`` steps ``n_envs`` real mpe2 episodes together, observations
-stacked ``float32[n_envs, n_agents, obs_dim]``; its episode seeds come from the public run seed
-(``default_rng([seed, 1, stream])``) in [0, 10**6). What it returns: a policy with
-``act(obs: float32[episodes, agents, obs_dim]) -> float32[episodes, agents, 5]`` in [0, 1] (the
-stacked array form, agents in ``MPETraining.agents`` order; both variants' controlled agents share
-one observation size). An action outside [0, 1], NaN or of the wrong shape is an error, in training
-and in scoring (mpe2 would clip it silently; a policy must clip its own actions).
+What a method receives: an ``MPETraining`` (variant, seed, agents, the team and its opponents,
+observation and action sizes) whose ``make_vector_env(n_envs, stream)`` steps ``n_envs`` real mpe2
+episodes together, observations stacked ``float32[n_envs, n_agents, obs_dim]``, each agent's
+zero-padded to the longest (speaker 3 and listener 11; adversary 8 and good agents 10); its
+episode seeds come from the public run seed (``default_rng([seed, 1, stream])``) in [0, 10**6).
+What it returns: a policy with ``act(obs: float32[episodes, agents, obs_dim]) -> float32[episodes,
+agents, 5]`` in [0, 1] (agents in ``MPETraining.agents`` order; the speaker's message is the first
+3 entries, the other 2 ignored). An action outside [0, 1], NaN or of the wrong shape is an error,
+in training and in scoring (mpe2 would clip it silently; a policy must clip its own actions).
 
 Scoring: the harness runs 100 evaluation episodes, on seeds drawn from the run's seal in
 [10**6, 2**31 - 1) (never a training seed), all stepped together in the harness; the policy, in the
 scoring process, is asked once per step for the actions of all 100 episodes and never sees a reward
-or a seed. Metrics: ``team_return`` (primary): rewards summed over the controlled agents and the 25
+or a seed. Metrics: ``team_return`` (primary): rewards summed over the team's agents and the 25
 steps, mean over the episodes; ``normalised_return``: the same between the uniform random policy
 (0) and the scripted oracle (1), both run by the task itself on the same 100 episodes, once per
 build and cached, so the normaliser is exact for each run (their returns are in each record's
-``config.data``). The oracle (``contract.OraclePolicy``) splits the landmarks among the agents by the
+``config.data``; in ``adversary`` both play against the scripted adversary). The oracle
+(``contract.OraclePolicy``): in ``spread`` and ``adversary`` the team splits the landmarks by the
 cheapest matching, which every agent computes from its own observation, and steers there with a
-PD controller; it ignores collisions and the adversary, so a learned policy could beat it.
+PD controller (it ignores collisions and the adversary, so a learned policy could beat it); in
+``speaker-listener`` the speaker says the goal's index one-hot and the listener steers to the
+landmark it names (before the first message arrives, to the landmarks' centre).
 
 The solution is code, asked only for ``act(obs)``: it runs in the jailed scoring process, fresh for
 each evaluation of a sealed run, while the episodes are stepped and the returns summed in the
@@ -40,10 +53,20 @@ harness. Its CPU in one evaluation beyond 3x ``evaluation_cpu_seconds`` (1.0 s) 
 training time; past 50x the evaluation is refused. The env steps of the throughput are the
 method's own ``ctx.count``, and records and boards say so.
 
-Budgets: ``episodes`` of training (all agents together): quick 800 (spread only), full 5000 (both
-variants). Measured with the reference (``baselines/maddpg.py``: 64-64 networks, Adam 1e-3,
-gamma 0.95, tau 0.01, batch 1024, 16 episodes stepped together, one update per vector step, one
-thread, on a 2-core machine shared with other runs, so times are noisy):
+Budgets: ``episodes`` of training (all agents together): quick 2500 (speaker-listener only, since
+v2; v1's quick run was 800 episodes of spread), full 5000 (every variant). Measured with the
+reference (``baselines/maddpg.py``: 64-64 networks, Adam 1e-3, gamma 0.95, tau 0.01, batch 1024,
+16 episodes stepped together, one update per vector step, one thread, on a 2-core machine shared
+with other runs, so times are noisy):
+
+* speaker-listener (v2), seeds 0-4, unsealed evaluation episodes 10**6 + 500 to 10**6 + 599:
+  MADDPG -16.1, -15.2, -20.1, -15.8, -16.3 after 5000 episodes (about 70 s of training); after
+  2500: -17.6, -20.5, -25.4, -16.8, -25.9. Independent DDPG on the same seeds: -33.4, -34.2, -29.5,
+  -26.1, -27.3 after 5000; -35 to -29.3 after 2500. The oracle scores -11.8 on those episodes, the
+  random policy -80, and a listener that ignores the message and waits at the landmarks' centre
+  -30.2: that is the ceiling without communication. The targets sit past it: quick -28, full -23.
+
+v1 (the spread and adversary measurements below are v1's; spread is unchanged in v2):
 
 * quick, spread, seeds 0-2: -60.7, -59.7, -58.6 after 800 episodes, 45-79 s of training; the
   first checkpoints (80 episodes, an untrained policy) score -70 to -78 and the random policy -72
@@ -91,36 +114,54 @@ from __future__ import annotations
 
 from advbench.spec import Budget, Metric, Target, TaskSpec
 
+# speaker-listener: the best a listener does without the message (steering to the landmarks' centre)
+# is -30.2 on 100 evaluation episodes; these targets need a message that is understood.
+QUICK_SPEAKER_LISTENER_TARGET = -28.0
+FULL_SPEAKER_LISTENER_TARGET = -23.0
+
 SPEC = TaskSpec(
     name="maddpg",
-    version=1,
+    version=2,
     title="Multi-agent DDPG on the multi-particle environments",
-    summary="mpe2 simple_spread (3 agents) and simple_adversary (2 agents against a scripted adversary); "
-            "team return over 100 sealed evaluation episodes.",
+    summary="mpe2 simple_speaker_listener (cooperative communication), simple_spread (3 agents) and "
+            "simple_adversary (2 good agents and a trained adversary); team return over 100 sealed "
+            "evaluation episodes.",
     variants={
+        "speaker-listener": "simple_speaker_listener_v4: a speaker that sees the goal and a listener that moves, "
+                            "25 steps, continuous actions",
         "spread": "simple_spread_v3, N=3, local_ratio 0.5, 25 steps, continuous actions",
-        "adversary": "simple_adversary_v3, N=2 good agents against a scripted adversary, 25 steps, continuous actions",
+        "adversary": "simple_adversary_v3, N=2 good agents and the adversary, all trained; scored against the "
+                     "trained adversary and a scripted one, 25 steps, continuous actions",
     },
     metrics=(
         Metric("team_return", "reward", True,
-               "rewards summed over the controlled agents and the 25 steps, mean over 100 evaluation episodes"),
+               "rewards summed over the team's agents and the 25 steps, mean over 100 evaluation episodes "
+               "(adversary: the good agents, against the adversary trained with them)"),
         Metric("normalised_return", "fraction", True,
-               "team return on the same episodes scaled so the random policy is 0 and the scripted oracle 1"),
+               "team return on the same episodes (adversary: against the scripted adversary) scaled so the "
+               "random policy is 0 and the scripted oracle 1"),
+        Metric("scripted_opponent_return", "reward", True,
+               "adversary only: the good agents' return against the scripted adversary on the same episodes, "
+               "comparable across runs whatever adversary a method trained"),
     ),
     primary_metric="team_return",
     targets=(
-        Target("team_return", -65.0, "quick", "spread"),
+        Target("team_return", QUICK_SPEAKER_LISTENER_TARGET, "quick", "speaker-listener"),
+        Target("team_return", FULL_SPEAKER_LISTENER_TARGET, "full", "speaker-listener"),
         Target("team_return", -56.0, "full", "spread"),
     ),
     budgets={
-        "quick": Budget("quick", max_seconds=240, limits={"episodes": 800}, variants=("spread",)),
-        "full": Budget("full", max_seconds=600, limits={"episodes": 5000}, variants=("spread", "adversary")),
+        "quick": Budget("quick", max_seconds=240, limits={"episodes": 2500}, variants=("speaker-listener",)),
+        "full": Budget("full", max_seconds=600, limits={"episodes": 5000},
+                       variants=("speaker-listener", "spread", "adversary")),
     },
     profiles=("cpu", "cuda"),
     throughput_unit="env steps/s",
     entry_point="advbench.tasks.maddpg.heldout:MADDPGTask",
     ceiling_methods=("oracle",),
-    solution="object with act(obs: float32[episodes, agents, obs_dim]) -> float32[episodes, agents, 5] in [0, 1]",
-    data="mpe2 simple_spread_v3 / simple_adversary_v3; 100 evaluation episodes on sealed seeds >= 10**6",
+    solution="object with act(obs: float32[episodes, agents, obs_dim]) -> float32[episodes, agents, 5] in [0, 1] "
+             "(observations zero-padded to the longest agent's, the first action_dims[i] entries run)",
+    data="mpe2 simple_speaker_listener_v4 / simple_spread_v3 / simple_adversary_v3; 100 evaluation episodes "
+         "on sealed seeds >= 10**6",
     extras=("rl",),
 )

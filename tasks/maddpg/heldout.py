@@ -28,16 +28,22 @@ class MADDPGTask:
         sc = scenario(variant)
         seeds = evaluation_seeds(seal)
         env = VectorMPE(variant, len(seeds), seed_range=(EVAL_SEED_LOW, EVAL_SEED_HIGH))
+        # Against the scripted opponent (adversary): the comparable score, and the normaliser's episodes.
+        fixed = (VectorMPE(variant, len(seeds), seed_range=(EVAL_SEED_LOW, EVAL_SEED_HIGH), scripted_opponents=True)
+                 if sc.opponents else env)
         train = MPETraining(variant=variant, seed=seed, agents=sc.controlled, obs_dim=env.obs_dim,
-                            scripted_agents=sc.scripted)
+                            obs_dims=env.obs_dims, action_dims=env.action_dims, team=sc.team,
+                            opponents=sc.opponents)
         return Problem(
             train=train,
-            heldout={"env": env, "seeds": seeds, "random_rng": seal.rng(RANDOM_POLICY_STREAM), "normaliser": None},
+            heldout={"env": env, "fixed_opponent_env": fixed, "seeds": seeds,
+                     "random_rng": seal.rng(RANDOM_POLICY_STREAM), "normaliser": None},
             heldout_description=frozenset({"eval_seeds"}),
             description={"variant": variant, "env": f"mpe2.{sc.module}.parallel_env({dict(sc.kwargs)})",
-                         "controlled_agents": list(sc.controlled), "scripted_agents": list(sc.scripted),
-                         "obs_dim": env.obs_dim, "steps_per_episode": MAX_CYCLES,
-                         "eval_episodes": len(seeds), "eval_seeds": seeds,
+                         "controlled_agents": list(sc.controlled), "team": list(sc.team),
+                         "opponents": list(sc.opponents), "obs_dims": list(env.obs_dims),
+                         "action_dims": list(env.action_dims), "obs_dim": env.obs_dim,
+                         "steps_per_episode": MAX_CYCLES, "eval_episodes": len(seeds), "eval_seeds": seeds,
                          "train_seeds": f"VectorMPE episode seeds from default_rng([{seed}, 1, stream]) "
                                         f"in [0, {TRAIN_SEED_LIMIT})"},
         )
@@ -46,13 +52,15 @@ class MADDPGTask:
         """Mean team return of the random policy and of the oracle on this build's evaluation episodes.
 
         Computed here, in the harness, once per build and cached, so a normalised score is exact
-        for its run: the same episodes as the solution, not a constant measured elsewhere.
+        for its run: the same episodes as the solution, not a constant measured elsewhere. Where
+        the team has an opponent, both play against the scripted one.
         """
         h = problem.heldout
         if h["normaliser"] is None:
             variant = problem.train.variant
-            random_return = float(episode_returns(h["env"], RandomPolicy(h["random_rng"]).act, h["seeds"]).mean())
-            oracle_return = float(episode_returns(h["env"], OraclePolicy(variant).act, h["seeds"]).mean())
+            env = h["fixed_opponent_env"]
+            random_return = float(episode_returns(env, RandomPolicy(h["random_rng"]).act, h["seeds"]).mean())
+            oracle_return = float(episode_returns(env, OraclePolicy(variant).act, h["seeds"]).mean())
             if not oracle_return > random_return:
                 raise RuntimeError(f"the oracle ({oracle_return:.2f}) does not beat the random policy "
                                    f"({random_return:.2f}): the normaliser would be meaningless")
@@ -63,9 +71,20 @@ class MADDPGTask:
     def evaluate(self, solution: "SolutionHandle", problem: Problem, profile: Any) -> dict[str, float]:
         random_return, oracle_return = self.normaliser(problem)
         h = problem.heldout
+
+        def act(obs):
+            return np.asarray(solution.act(obs.copy()))
+
         # One call per step with all evaluation episodes; the environment checks every action
         # (shape, NaN, range) and raises a clear error on a bad one.
-        returns = episode_returns(h["env"], lambda obs: np.asarray(solution.act(obs.copy())), h["seeds"])
-        team_return = float(returns.mean())
-        return {"team_return": team_return,
-                "normalised_return": (team_return - random_return) / (oracle_return - random_return)}
+        if h["fixed_opponent_env"] is h["env"]:
+            team_return = float(episode_returns(h["env"], act, h["seeds"]).mean())
+            return {"team_return": team_return,
+                    "normalised_return": (team_return - random_return) / (oracle_return - random_return)}
+        # The team against the scripted adversary (first: the normaliser's episodes and opponent),
+        # then against its own trained one (the paper's setting). A team cannot raise the first by
+        # training a weak adversary.
+        fixed_return = float(episode_returns(h["fixed_opponent_env"], act, h["seeds"]).mean())
+        team_return = float(episode_returns(h["env"], act, h["seeds"]).mean())
+        return {"team_return": team_return, "scripted_opponent_return": fixed_return,
+                "normalised_return": (fixed_return - random_return) / (oracle_return - random_return)}
