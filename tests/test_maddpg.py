@@ -199,9 +199,9 @@ def test_speaker_listener_oracle_needs_the_message():
 
 
 def test_adversary_scored_against_its_own_adversary_and_the_scripted_one(problems):
-    """adversary: the method controls the adversary too. team_return is the good agents' return against
-    that adversary; scripted_opponent_return and normalised_return are against the scripted one, which
-    no adversary column of the policy can change."""
+    """adversary: the method controls the adversary too. The team is scored against that adversary
+    (own_adversary_return) and the scripted one (scripted_opponent_return); team_return, the worse of
+    the two, cannot be raised by training an adversary that does nothing."""
     problem = problems["adversary"]
     k = problem.train.agents.index("adversary_0")
     assert problem.train.team == ("agent_0", "agent_1") and problem.train.opponents == ("adversary_0",)
@@ -215,14 +215,28 @@ def test_adversary_scored_against_its_own_adversary_and_the_scripted_one(problem
 
     idle = evaluate(problem, _Returns(with_adversary(lambda o: np.zeros((len(o), 5), np.float32))))
     hunting = evaluate(problem, _Returns(with_adversary(lambda o: mc.scripted_adversary_actions(o[:, :8]))))
-    assert set(idle) == {"team_return", "scripted_opponent_return", "normalised_return"}
-    # A team facing an adversary that never moves scores more than against one that hunts...
-    assert idle["team_return"] > hunting["team_return"] + 1.0
-    # ...but the scripted opponent's score and the normalised one do not see the difference.
+    assert set(idle) == {"team_return", "own_adversary_return", "scripted_opponent_return", "normalised_return"}
+    # Against an adversary that never moves, the team scores more than against one that hunts...
+    assert idle["own_adversary_return"] > hunting["own_adversary_return"] + 1.0
+    # ...but the scripted opponent's score does not see the difference, and neither does the team's.
     assert idle["scripted_opponent_return"] == hunting["scripted_opponent_return"]
+    assert idle["team_return"] == hunting["team_return"] == hunting["scripted_opponent_return"]
     assert idle["normalised_return"] == hunting["normalised_return"] == pytest.approx(1.0)
     # Against the scripted adversary in its own column, both rollouts are the same game.
-    assert hunting["team_return"] == pytest.approx(hunting["scripted_opponent_return"])
+    assert hunting["own_adversary_return"] == pytest.approx(hunting["scripted_opponent_return"])
+
+    # An adversary stronger than the script (it sits on the goal, which only the team should know)
+    # lowers the team's score below the scripted opponent's.
+    def on_goal(obs):
+        actions = mc.OraclePolicy("adversary").act(obs)
+        goal_from_agent0 = obs[:, 0, 0:2]  # agent_0 sees the goal relative to itself...
+        adversary_from_agent0 = obs[:, 0, 6:8]  # ...and the adversary
+        actions[:, k] = mc.force_to_action(2.0 * (goal_from_agent0 - adversary_from_agent0))
+        return actions
+
+    strong = evaluate(problem, _Returns(on_goal))
+    assert strong["own_adversary_return"] < strong["scripted_opponent_return"]
+    assert strong["team_return"] == strong["own_adversary_return"]
 
 
 # ---------------------------------------------------------------- the losses against TorchRL

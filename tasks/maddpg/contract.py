@@ -22,7 +22,7 @@ Environments (mpe2, the Multi-Particle Environments that left PettingZoo), conti
   rushing the goal), the adversary their opponent (minus its distance to the goal). The harness
   scores the team against the adversary trained with it and, on the same episodes, against
   :func:`scripted_adversary_actions` (it heads for the landmark with a good agent nearest to it),
-  which no policy can weaken.
+  which no policy can weaken; the team's score is the worse of the two.
 
 Both run exactly ``MAX_CYCLES`` = 25 steps and then *truncate*; neither ever terminates, so a TD
 target must bootstrap from the last state (``terminated`` is all False, ``truncated`` is True at

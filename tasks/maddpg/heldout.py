@@ -82,9 +82,12 @@ class MADDPGTask:
             return {"team_return": team_return,
                     "normalised_return": (team_return - random_return) / (oracle_return - random_return)}
         # The team against the scripted adversary (first: the normaliser's episodes and opponent),
-        # then against its own trained one (the paper's setting). A team cannot raise the first by
-        # training a weak adversary.
+        # then against its own trained one (the paper's setting). The score is the worse of the two:
+        # a team cannot raise it by training a weak adversary (scored against its own only, a random
+        # policy, whose adversary is random too, outranked the reference: 13.1 against 9.0).
         fixed_return = float(episode_returns(h["fixed_opponent_env"], act, h["seeds"]).mean())
-        team_return = float(episode_returns(h["env"], act, h["seeds"]).mean())
-        return {"team_return": team_return, "scripted_opponent_return": fixed_return,
-                "normalised_return": (fixed_return - random_return) / (oracle_return - random_return)}
+        own_return = float(episode_returns(h["env"], act, h["seeds"]).mean())
+        team_return = min(own_return, fixed_return)
+        return {"team_return": team_return, "own_adversary_return": own_return,
+                "scripted_opponent_return": fixed_return,
+                "normalised_return": (team_return - random_return) / (oracle_return - random_return)}
