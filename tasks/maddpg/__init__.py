@@ -69,6 +69,30 @@ with other runs, so times are noisy):
   -26.1, -27.3 after 5000; -35 to -29.3 after 2500. The oracle scores -11.8 on those episodes, the
   random policy -80, and a listener that ignores the message and waits at the landmarks' centre
   -30.2: that is the ceiling without communication. The targets sit past it: quick -28, full -23.
+* v2's records (``results/runs/maddpg-v2/``), full budget, sealed runs under the reference key,
+  seeds 0-4, two runs side by side on the 2 cores:
+
+  - speaker-listener: MADDPG -17.5, -15.8, -18.6, -14.6, -19.6 (mean -17.2, 95% interval
+    ±2.5), every seed past -23, after 32.6-68.8 s of training (mean 41.6; 70-86 s for all 5000
+    episodes). Independent DDPG -34.1, -32.1, -28.2, -25.8, -30.5 (mean -30.1 ± 4.0), no seed at
+    -23: the intervals are far apart, the paper's result. Oracle -11.0 to -14.6, random -69.6 to
+    -87.5.
+  - spread: MADDPG -50.5, -52.0, -49.3, -52.3, -49.5 (mean -50.7 ± 1.7), independent DDPG -48.1 to
+    -53.5 (mean -50.8 ± 2.4): as in v1, no gain from the centralised critic on this fully observed
+    task. Time to -56: 60-106 s, against 40-56 s for v1's records: this machine is slower now, not
+    the code (v1's and v2's training code, 800 episodes of spread alone on one idle core, one run
+    after another: 24.3 and 21.7 s, 22.9 and 21.8 s). Where the time goes (cProfile, 800
+    episodes): gradient steps 63 % (forward ``baddbmm`` 15 %, backward 18 %, Adam 6 %), mpe2's own
+    stepping 27 %, acting, noise and the buffer the rest. Time to -56 in 30 s would need about
+    half the gradient steps per episode, which changes the algorithm's sample efficiency: not done.
+  - adversary (re-made from 8e7ae26, which scores the team against the worse of its two
+    opponents; training and metrics per opponent identical to the first set, seed for seed):
+    team_return MADDPG 6.1, 4.9, 4.4, 4.6, 3.1 (mean 4.6 ± 1.3), independent DDPG 1.3, -2.5, -1.8,
+    -5.1, -5.0 (mean -2.6 ± 3.3), random -4.7, oracle 23.0. Every run's worse opponent was the
+    scripted one: against their own adversaries MADDPG's teams scored 9.0 on average, IDDPG's 4.7
+    and the random policy's 13.1 (its adversary is random too). MADDPG's critics help here as
+    well, far from the deception the oracle's 23.0 takes. No target: the measured spread is
+    wide and TASKS.md sets none.
 
 v1 (the spread and adversary measurements below are v1's; spread is unchanged in v2):
 
@@ -95,9 +119,10 @@ environment stepped through mpe2's AEC interface without the parallel wrapper's 
 overhead (about 300 instead of 560 microseconds an episode-step, the same numbers: checked).
 
 Independent DDPG (``iddpg``, each critic sees its own observation and action only) is on the board
-beside MADDPG and does about as well (sealed: spread -49.2 to -52.3, time to target 30-40 s;
-adversary 10.9 to 13.0), as independent learners are known to on this cooperative task with full
-observability.
+beside MADDPG. On spread it does about as well (v1 sealed: -49.2 to -52.3, time to target 30-40 s),
+as independent learners are known to on this cooperative task with full observability; on
+speaker-listener, where a message only pays through the other agent's response, it does not (v2,
+above).
 
 Sealing protects the evaluation episodes: sealed, their seeds (initial positions of agents and
 landmarks, and in ``adversary`` which landmark is the goal) come from a keyed stream, so a method
