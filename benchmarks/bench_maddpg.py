@@ -36,6 +36,11 @@ class MaddpgSuite:
 
     track_normalised_return.unit = "fraction"
 
+    def track_own_adversary_return(self, results, method, variant):
+        return track(results, method, variant, "metric:own_adversary_return")
+
+    track_own_adversary_return.unit = "reward"
+
     def track_scripted_opponent_return(self, results, method, variant):
         return track(results, method, variant, "metric:scripted_opponent_return")
 
