@@ -321,13 +321,9 @@ class VectorMPE:
         return self._observe()
 
     def _observe(self) -> np.ndarray:
-        if len(set(self.obs_dims)) == 1:  # no padding needed: one stack (the common, faster case)
-            return np.stack([np.stack([env.observe(a) for a in self.agents])
-                             for env in self._envs]).astype(np.float32)
         obs = np.zeros((self.n_envs, self.n_agents, self.obs_dim), dtype=np.float32)
-        for e, env in enumerate(self._envs):
-            for i, (name, dim) in enumerate(zip(self.agents, self.obs_dims)):
-                obs[e, i, :dim] = env.observe(name)
+        for i, (name, dim) in enumerate(zip(self.agents, self.obs_dims)):  # one column per agent, zero-padded
+            obs[:, i, :dim] = np.stack([env.observe(name) for env in self._envs])
         return obs
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -336,8 +332,7 @@ class VectorMPE:
         if self.steps >= MAX_CYCLES:
             raise RuntimeError(f"the episodes were truncated after {MAX_CYCLES} steps: call reset()")
         actions = check_actions(actions, self.n_envs, self.n_agents)
-        if self.scripted:
-            actions = actions.copy()
+        if self.scripted:  # check_actions returned a new array: overwriting a column is safe
             for name in self.scripted:
                 k = self.agents.index(name)
                 own = np.stack([env.observe(name) for env in self._envs])
