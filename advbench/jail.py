@@ -178,11 +178,18 @@ def readable_paths() -> list[str]:
              *[os.path.abspath(p or os.curdir) for p in sys.path], *_editable_roots()]  # as the job's sys.path
     out: list[str] = []
     home = os.path.realpath(os.path.expanduser("~"))
+    # The host's temporary folders: binding one would lay the host's files (other runs' records and
+    # keys, say) over the jail's own private /tmp, read-only, which also leaves a method no writable
+    # temporary folder. They come in as sys.path[0] when the harness starts in one (``python -c``
+    # with /tmp as the working folder, a script saved in /tmp).
+    temporary = {os.path.realpath(t) for t in (tempfile.gettempdir(), "/tmp", "/var/tmp", "/dev/shm")}
     for p in paths:
         real = os.path.realpath(p)
         if not os.path.exists(real) or any(_inside(real, s) for s in SYSTEM_DIRS):
             continue
         if _inside(home, real) or real == "/":  # never the home folder whole (a notebook started in ~)
+            continue
+        if any(_inside(t, real) for t in temporary):  # a temporary folder whole, or a folder above one
             continue
         out.append(real)
     # A folder inside another bound folder needs no bind of its own.

@@ -304,3 +304,42 @@ def test_a_sealed_run_scores_each_checkpoint_in_a_fresh_jail(hostile):
     rec, entries = hostile("toy_patch_the_scorer")
     notes = [e["kinds"][0] for e in entries if e["route"] == "solution:patch"]
     assert notes[:2] == ["clean", "patched before"] and rec["jail"]["scoring"] == "one jail per run", notes
+
+
+def test_a_harness_started_in_the_temporary_folder_shows_a_method_none_of_the_hosts(tmp_path):
+    """``python -c`` started in /tmp puts /tmp on the harness's sys.path, and the jail binds what that
+    path holds: the host's /tmp (other runs' records, a key saved there) would lie over the jail's
+    own, read-only, and leave a method no writable temporary folder. It is never bound."""
+    import shutil
+    import tempfile
+
+    from advbench.jail import readable_paths
+
+    host_tmp = os.path.realpath(tempfile.gettempdir())
+    inputs = Path(tempfile.mkdtemp(prefix="advbench-in-tmp-", dir=host_tmp))
+    inputs.chmod(0o755)  # the method reads its inputs as uid 65534
+    canary = Path(host_tmp) / f"advbench-canary-{uuid.uuid4().hex}.json"
+    try:
+        canary.write_text('{"score": 1}')
+        (inputs / "hostile_inputs.json").write_text(json.dumps({
+            "chmod_target": str(inputs / "hostile_inputs.json"), "dev_name": f"advbench-{uuid.uuid4().hex[:8]}",
+            "secrets": [str(canary), str(inputs / "hostile_inputs.json")]}))
+        old = sys.path[:]
+        sys.path.insert(0, host_tmp)
+        try:
+            assert host_tmp not in readable_paths()
+        finally:
+            sys.path[:] = old
+        env = dict(os.environ, ADVBENCH_THREADS="1")
+        env.pop("ADVBENCH_SEAL_KEY", None)
+        done = subprocess.run([sys.executable, "-c", UNPRIVILEGED_HARNESS, str(inputs), str(ROOT / "tests"),
+                               str(tmp_path / "results")], capture_output=True, text=True, timeout=300, env=env,
+                              cwd=host_tmp)
+        assert done.returncode == 0, done.stderr[-3000:]
+        got = json.loads(done.stdout.strip().splitlines()[-1])
+        assert got["status"] == "ok", got["error"]
+        notes = dict(n.split(": ", 1) if ": " in n else n.split(" ", 1) for n in got["notes"])
+        assert notes["read secret 0"] != "done", notes  # the canary in the host's /tmp
+    finally:
+        canary.unlink(missing_ok=True)
+        shutil.rmtree(inputs, ignore_errors=True)
