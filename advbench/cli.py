@@ -605,20 +605,26 @@ def gate(
         None, "--baseline-method",
         help="Judge --method against this method of the baseline (a plugin against the reference, on the same "
              "seeds; both folders may be one)."),
+    speed_baseline: Optional[Path] = typer.Option(
+        None, "--speed-baseline",
+        help="Results directory with runs of the baseline's code made in the same job as the candidate's (same "
+             "machine, one after the other): speed is judged against these, seed for seed, in training seconds."),
 ) -> None:
     """Regression gate: exit 1 if the candidate's runs are worse than the baseline's.
 
     Every target metric and the primary metric are judged by a one-sided test (paired over the
     seeds both sides ran, Welch's otherwise) against the metric's minimum effect, so seed noise
     passes and a real drop fails; training time by its ratio to a calibration workload timed in the
-    same job. A failed, missing or time-capped candidate run is a regression.
+    same job, or, with --speed-baseline, against runs of the baseline's code made side by side with
+    the candidate's. A failed, missing or time-capped candidate run is a regression.
     """
     from advbench import gate as gate_mod
     from advbench import leaderboard as lb
     from advbench.records import check_readable
 
     reg = _registry()
-    for d, option in ((baseline, "--baseline"), (candidate, "--candidate")):
+    for d, option in ((baseline, "--baseline"), (candidate, "--candidate"),
+                      *(((speed_baseline, "--speed-baseline"),) if speed_baseline is not None else ())):
         check_readable(d, option)
         if not (d / "runs").is_dir():
             raise UsageError(f"{d} holds no runs/ folder of advbench records")
@@ -626,6 +632,7 @@ def gate(
     if baseline_method and not method:
         raise UsageError("--baseline-method goes with --method (the candidate's method to judge against it)")
     base_df, cand_df = lb.load(baseline, problems), lb.load(candidate, problems)
+    speed_df = lb.load(speed_baseline, problems) if speed_baseline is not None else None
     if method:
         if cand_df.empty or method not in set(cand_df["method"]):
             found = sorted(set(cand_df["method"])) if not cand_df.empty else []
@@ -649,7 +656,7 @@ def gate(
             specs[name] = reg.spec(name)
         except UsageError:
             continue
-    verdicts = gate_mod.judge(base_df, cand_df, specs, tolerance, speed_threshold, alpha)
+    verdicts = gate_mod.judge(base_df, cand_df, specs, tolerance, speed_threshold, alpha, speed_df=speed_df)
     group_key = lambda k: (k[0], k[1], *k[3:])  # noqa: E731 - a group without its variant
     ran = {group_key(tuple(k)) for k, _ in cand_df.groupby(lb.GROUP)}
     cand_keys = {tuple(k) for k, _ in cand_df.groupby(lb.GROUP)}

@@ -11,11 +11,16 @@ For every group (task version, variant, profile, budget, threads, sealed, method
   ``tolerance`` times the baseline mean's magnitude. With one seed, or differences without spread
   (a deterministic method), no test is possible and the mean difference is compared with the
   minimum effect directly.
-* **Speed**: training seconds divided by the calibration workload each record's run timed
-  (``environment.calibration_seconds``, so that a slower machine is not a slower method); the ratio
-  of the candidate's median to the baseline's above ``speed_threshold`` is a regression. Records
-  without a calibration (made before advbench timed one) are not compared for speed, and the
-  verdict says so: raw seconds from two machines say nothing about a method.
+* **Speed**, best **side by side**: ``speed_df`` holds runs of the baseline's *code* made in the same
+  job as the candidate's, on the same machine, one after the other (``.ci/gate`` runs the reference
+  commit from a git worktree right beside each task's candidate runs). Their training seconds are
+  compared directly, seed for seed; the ratio of the candidate's median to theirs above
+  ``speed_threshold`` is a regression. A shared machine's speed drifts by more than any threshold
+  worth having within an hour (this project's CI machine: one quick run 1.73 s at one hour, 2.5 s
+  and 5.0 s at others, same code), so seconds recorded at another time cannot say that a method
+  got slower. Without ``speed_df`` (records from elsewhere), the fallback divides each side's
+  training seconds by the calibration workload its run timed (``environment.calibration_seconds``);
+  a rough normaliser, and records without one are not compared for speed (the verdict says so).
 * A candidate run that failed (crashed, out of memory, time cap, error) in a group the baseline
   scored, and a baseline group missing from a task and method the candidate ran, are regressions.
 """
@@ -71,8 +76,9 @@ def worse_by_more_than(base: dict[int, float], cand: dict[int, float], higher_is
 
 
 def judge(base_df, cand_df, specs: dict[str, Any], tolerance: float, speed_threshold: float,
-          alpha: float = ALPHA) -> list[Verdict]:
-    """Verdicts for every group of ``cand_df`` that ``base_df`` also holds (see the module docstring)."""
+          alpha: float = ALPHA, speed_df=None) -> list[Verdict]:
+    """Verdicts for every group of ``cand_df`` that ``base_df`` also holds (see the module docstring);
+    speed against ``speed_df``'s runs of the same group where given."""
     import numpy as np
 
     from advbench import leaderboard as lb
@@ -80,6 +86,8 @@ def judge(base_df, cand_df, specs: dict[str, Any], tolerance: float, speed_thres
     verdicts: list[Verdict] = []
     base_groups = {k: g for k, g in base_df.groupby(lb.GROUP, sort=True)} if not base_df.empty else {}
     cand_groups = {k: g for k, g in cand_df.groupby(lb.GROUP, sort=True)}
+    speed_groups = ({k: g for k, g in speed_df.groupby(lb.GROUP, sort=True)}
+                    if speed_df is not None and not speed_df.empty else {})
     for key, cg in cand_groups.items():
         if key not in base_groups:
             continue
@@ -117,6 +125,9 @@ def judge(base_df, cand_df, specs: dict[str, Any], tolerance: float, speed_thres
                                     float(np.mean(list(cand.values()))),
                                     f"{how}; minimum effect {effect:.3g} ({'higher' if hib else 'lower'} is better)",
                                     bad, {"p_value": p, "min_effect": effect}))
+        if speed_df is not None:
+            verdicts += _side_by_side_speed(name, speed_groups.get(key), cg, speed_threshold)
+            continue
         b_time, b_cal = _times(bg_ok)
         c_time, c_cal = _times(cg)
         if b_time and c_time:
@@ -132,6 +143,31 @@ def judge(base_df, cand_df, specs: dict[str, Any], tolerance: float, speed_thres
                                         f"(threshold {speed_threshold:g})",
                                         ratio > speed_threshold, {"ratio": ratio}))
     return verdicts
+
+
+def _side_by_side_speed(name: str, sg, cg, speed_threshold: float) -> list[Verdict]:
+    """Speed of the candidate's runs against the baseline code's runs of the same job, on the seeds
+    both made (the same work: the same seed is the same data, draws and steps)."""
+    import numpy as np
+
+    if sg is None or sg.empty or (sg["status"] != "ok").any():
+        why = "no side-by-side run of the baseline's code" if sg is None or sg.empty else \
+            "the baseline code's side-by-side run failed"
+        return [Verdict(name, "speed", None, None, f"not compared: {why}", True)]
+    common = sorted(set(int(s) for s in sg["seed"]) & set(int(s) for s in cg["seed"]))
+    pick = lambda df: [float(df[df["seed"] == s]["train_seconds"].iloc[0]) for s in common]  # noqa: E731
+    b, c = pick(sg), pick(cg)
+    if not common or any(math.isnan(x) for x in b + c):
+        return [Verdict(name, "speed", None, None, "not compared: no seed both sides ran with a training time", True)]
+    b_med, c_med = float(np.median(b)), float(np.median(c))
+    if b_med < 0.5:  # too short to time: starting processes dominates a 0.1-second training
+        return [Verdict(name, "speed", b_med, c_med, "not compared: under 0.5 s of training", False)]
+    ratio = c_med / b_med
+    commits = sorted({str(c)[:10] for c in sg.get("commit", [None] * len(sg))})
+    return [Verdict(name, "speed", b_med, c_med,
+                    f"train seconds side by side with the baseline's code ({', '.join(commits)}), "
+                    f"seed{'s' if len(common) > 1 else ''} {', '.join(map(str, common))}: ratio {ratio:.2f} "
+                    f"(threshold {speed_threshold:g})", ratio > speed_threshold, {"ratio": ratio})]
 
 
 def _times(df) -> tuple[float | None, float | None]:

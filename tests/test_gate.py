@@ -90,6 +90,35 @@ def test_a_2x_slowdown_fails_but_a_2x_slower_machine_does_not(tmp_path, template
     assert gate(tmp_path / "base", tmp_path / "slow-machine")[0] == 0
 
 
+def test_side_by_side_speed_times_the_code_not_the_hour(tmp_path, template):
+    """With runs of the baseline's code made in the same job (--speed-baseline), speed is judged on
+    them, seed for seed: an hour at which the machine runs everything twice as slowly is no
+    regression, the same machine and minute with a 2x slower candidate is."""
+    write(tmp_path / "base", template, BASE, seconds=20.0, calibration=0.1)  # recorded at a quick hour
+    write(tmp_path / "beside", template, BASE[:1], seconds=40.0, seeds=[0], calibration=0.1)
+    write(tmp_path / "slow-hour", template, BASE, seconds=41.0, calibration=0.1)
+    code, out = gate(tmp_path / "base", tmp_path / "slow-hour")
+    assert code == 1 and [v["check"] for v in out["verdicts"] if v["regression"]] == ["speed"]  # the calibration misses it
+    code, out = gate(tmp_path / "base", tmp_path / "slow-hour", "--speed-baseline", str(tmp_path / "beside"))
+    assert code == 0, out
+    (speed,) = [v for v in out["verdicts"] if v["check"] == "speed"]
+    assert speed["ratio"] == pytest.approx(41.0 / 40.0) and "seed 0" in speed["detail"]
+    write(tmp_path / "slower-code", template, BASE, seconds=85.0, calibration=0.1)
+    code, out = gate(tmp_path / "base", tmp_path / "slower-code", "--speed-baseline", str(tmp_path / "beside"))
+    assert code == 1 and [v["check"] for v in out["verdicts"] if v["regression"]] == ["speed"]
+
+
+def test_side_by_side_speed_without_the_baselines_run_is_a_regression(tmp_path, template):
+    write(tmp_path / "base", template, BASE)
+    write(tmp_path / "cand", template, BASE)
+    write(tmp_path / "beside", template, BASE[:1], seeds=[0], status="error")
+    code, out = gate(tmp_path / "base", tmp_path / "cand", "--speed-baseline", str(tmp_path / "beside"))
+    assert code == 1 and "failed" in [v for v in out["verdicts"] if v["regression"]][0]["detail"]
+    (tmp_path / "empty" / "runs").mkdir(parents=True)
+    code, out = gate(tmp_path / "base", tmp_path / "cand", "--speed-baseline", str(tmp_path / "empty"))
+    assert code == 1 and "no side-by-side run" in [v for v in out["verdicts"] if v["regression"]][0]["detail"]
+
+
 def test_unpaired_seeds_use_welch(tmp_path, template):
     write(tmp_path / "base", template, BASE, seeds=range(10))
     write(tmp_path / "cand", template, BASE - 0.1, seeds=range(10, 20))
@@ -110,7 +139,8 @@ def test_the_one_sided_test_matches_scipy_on_paired_differences():
 
 
 def test_the_ci_gate_reference_holds_every_run_of_its_subset():
-    """`.ci/gate` runs a fixed subset; its committed reference must hold 3 ok, calibrated seeds of each."""
+    """`.ci/gate` runs a fixed subset; its committed reference must hold 3 ok, calibrated seeds of each,
+    all made by one clean commit."""
     import re
     from pathlib import Path
 
@@ -122,6 +152,7 @@ def test_the_ci_gate_reference_holds_every_run_of_its_subset():
     tasks = listed.split()
     reg = Registry()
     assert len(tasks) >= 6 and set(tasks) <= set(reg.task_names())
+    commits = set()
     for name in tasks:
         spec = reg.spec(name)
         folder = root / "results" / "ci-reference" / "runs" / spec.id / spec.reference_method
@@ -130,3 +161,6 @@ def test_the_ci_gate_reference_holds_every_run_of_its_subset():
             assert sorted(r["seed"] for r in recs) == [0, 1, 2], (name, variant)
             assert all(r["status"] == "ok" and r["threads"] == 1 for r in recs), (name, variant)
             assert all(r["environment"].get("calibration_seconds") for r in recs), (name, variant)
+            commits.update((r["environment"].get("commit"), r["environment"].get("dirty")) for r in recs)
+    # One clean commit: the code the gate runs side by side with the candidate to judge speed.
+    assert len(commits) == 1 and next(iter(commits))[1] is False, commits
