@@ -38,8 +38,10 @@ def git_commit() -> dict[str, Any]:
     try:
         commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
                                 text=True, timeout=5, check=True).stdout.strip()
-        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=5).stdout.strip()
+        # Dirty means changed code: records being written into results/ (the gate's --update
+        # replaces results/ci-reference/ while it runs) change nothing a run does.
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
+                                 ".", ":(exclude)results"], capture_output=True, text=True, timeout=5).stdout.strip()
         return {"commit": commit, "dirty": bool(status)}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}

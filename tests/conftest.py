@@ -9,9 +9,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(_var, "1")
 
+import json  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import uuid  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -22,6 +24,24 @@ pytest_plugins = ["ci_never_skips"]
 
 TOY_METHODS = ("estimate", "zero", "crash", "slow", "hang", "exit_3", "hard_exit", "segfault", "hog_memory",
                "nan", "wrong_type", "no_solution", "unpicklable", "train_while_scored", "temp_files_then_hang")
+
+
+DURATIONS = Path(__file__).with_name("durations.json")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The longest test files first. The README's test command hands whole files to its workers
+    (``--dist loadfile --no-loadscope-reorder``) in this order, so a long file never starts last while
+    the other worker has nothing left to do. ``durations.json`` holds each file's seconds from one full
+    run (``pytest -n auto --dist loadfile --durations=0``, summed per file); a stale or missing
+    entry changes only the order, never what runs."""
+    try:
+        seconds = json.loads(DURATIONS.read_text())
+    except (OSError, ValueError):
+        return
+    first_seen = {f: i for i, f in enumerate(dict.fromkeys(item.nodeid.split("::")[0] for item in items))}
+    items.sort(key=lambda item: (-float(seconds.get(item.nodeid.split("::")[0], 0.0)),
+                                 first_seen[item.nodeid.split("::")[0]]))
 
 
 @pytest.fixture
