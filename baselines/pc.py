@@ -18,6 +18,7 @@ same data; the tests check that. Only numpy and scipy: causal-learn is a test-ti
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from itertools import combinations
@@ -87,6 +88,75 @@ class ChiSquare:
         dof = int(((cx - 1 - (nx == 0).sum(axis=1)) * (cy - 1 - (ny == 0).sum(axis=1))).sum())
         return 1.0 if dof == 0 else float(chdtrc(dof, stat))
 
+    # Cells of one chunk's tables (tests x configurations x |X| x |Y|) counted by one bincount.
+    BATCH_CELLS = 500_000
+
+    def batch(self, keys: list[tuple[int, int, tuple[int, ...]]]) -> np.ndarray:
+        """The p-values of many tests at once, the same numbers as calling the test on each.
+
+        A level of PC-stable knows every test it will run before it runs any, and one test alone
+        spends most of its time starting small numpy operations. Tests with the same numbers of
+        states of X and of Y and a similar number of configurations of S share a chunk: their tables
+        are laid out side by side, padded to the chunk's largest number of configurations, and one
+        ``bincount`` over all the chunk's samples fills them. Padded configurations are never seen,
+        so they drop out exactly as the configurations that do not occur do above."""
+        p = np.ones(len(keys))
+        n = self.codes.shape[1]
+        card = [int(c) for c in self.card]
+        n_conf = np.array([math.prod(card[v] for v in S) for _, _, S in keys], dtype=np.int64)
+        cx = self.card[[x for x, _, _ in keys]].astype(np.int64)
+        cy = self.card[[y for _, y, _ in keys]].astype(np.int64)
+        dense = np.flatnonzero(n_conf * cx * cy <= self.DENSE_CELLS)
+        for i in np.setdiff1d(np.arange(len(keys)), dense):  # huge tables: count only the configurations seen
+            p[i] = self(*keys[i])
+        order = dense[np.lexsort((n_conf[dense], cy[dense], cx[dense]))]
+        start = 0
+        while start < len(order):
+            first = order[start]
+            end = start + 1
+            cap = max(1, self.BATCH_CELLS // n)  # the (tests, samples) cell codes, too
+            while (end < len(order) and end - start < cap and cx[order[end]] == cx[first]
+                   and cy[order[end]] == cy[first] and n_conf[order[end]] <= 2 * n_conf[first]
+                   and (end - start + 1) * n_conf[order[end]] * cx[first] * cy[first] <= self.BATCH_CELLS):
+                end += 1
+            chunk = order[start:end]
+            p[chunk] = self._dense_chunk([keys[i] for i in chunk], int(n_conf[chunk].max()), int(cx[first]),
+                                         int(cy[first]), n)
+            start = end
+        return p
+
+    def _dense_chunk(self, keys, c: int, kx: int, ky: int, n: int) -> np.ndarray:
+        s_of: dict[tuple[int, ...], int] = {}
+        s_rows: list[np.ndarray] = []
+        for _, _, S in keys:  # one configuration code per distinct S, shared by the pairs tested given it
+            if S not in s_of:
+                s = np.zeros(n, np.int64)
+                for v in S:
+                    s = s * self.card[v] + self.codes[v]
+                s_of[S] = len(s_rows)
+                s_rows.append(s)
+        t = len(keys)
+        stride = c * kx * ky
+        pair_of = {xy: i for i, xy in enumerate(dict.fromkeys((x, y) for x, y, _ in keys))}
+        xs, ys = (np.array(v, dtype=np.int64) for v in zip(*pair_of))
+        pairs = self.codes[xs] * ky + self.codes[ys]  # one (x, y) code per distinct pair of the chunk
+        s_codes = np.stack(s_rows) * (kx * ky)
+        cell = s_codes[[s_of[S] for _, _, S in keys]]
+        cell += pairs[[pair_of[(x, y)] for x, y, _ in keys]]
+        cell += (np.arange(t, dtype=np.int64) * stride)[:, None]
+        counts = np.bincount(cell.ravel(), minlength=t * stride).reshape(t, c, kx, ky).astype(np.float64)
+        nx = counts.sum(axis=3)  # (test, conf, x)
+        ny = counts.sum(axis=2)  # (test, conf, y)
+        ns = nx.sum(axis=2)
+        seen = ns > 0
+        margin = nx[:, :, :, None] * ny[:, :, None, :]
+        expected = np.divide(margin, ns[:, :, None, None], out=np.zeros_like(margin), where=seen[:, :, None, None])
+        nonzero = expected > 0
+        stat = np.divide((counts - expected) ** 2, expected, out=np.zeros_like(expected), where=nonzero)
+        stat = stat.sum(axis=(1, 2, 3))
+        dof = (seen * (kx - 1 - (nx == 0).sum(axis=2)) * (ky - 1 - (ny == 0).sum(axis=2))).sum(axis=1)
+        return np.where(dof == 0, 1.0, chdtrc(np.maximum(dof, 1), stat))
+
 
 class FisherZ:
     """Fisher's z test of zero partial correlation, for linear-Gaussian data.
@@ -124,6 +194,17 @@ class CachedTest:
             self.n_tests += 1
         return p
 
+    def prefetch(self, tests: list[tuple[int, int, tuple[int, ...]]]) -> None:
+        """Compute the p-values of ``tests`` not yet known in one batch, where the test can batch."""
+        batch = getattr(self.test, "batch", None)
+        if batch is None:
+            return
+        keys = list(dict.fromkeys((min(x, y), max(x, y), tuple(sorted(S))) for x, y, S in tests))
+        keys = [key for key in keys if key not in self.cache]
+        if keys:
+            self.cache.update(zip(keys, (float(v) for v in batch(keys))))
+            self.n_tests += len(keys)
+
 
 # ---------------------------------------------------------------------------------------------
 # Step 1: the skeleton
@@ -146,6 +227,9 @@ def skeleton(ci: CachedTest, p: int, cfg: Config, max_k: int | None,
         # PC-stable: the neighbour sets used at this level are those at its start. Removing edges
         # on the fly (original PC) makes the result depend on the order of the variables.
         neighbours = [np.flatnonzero(adj[x]) for x in range(p)]
+        if cfg.stable:  # every test of the level is known now: compute them together
+            ci.prefetch([(x, int(y), S) for x in range(p) for y in neighbours[x]
+                         for S in combinations([int(v) for v in neighbours[x] if v != y], depth)])
         to_remove: set[tuple[int, int]] = set()
         for x in range(p):
             for y in neighbours[x]:

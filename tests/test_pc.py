@@ -190,6 +190,36 @@ def test_chisq_pvalues_match_causallearn():
         assert ours(x, y, tuple(S)) == pytest.approx(theirs(x, y, S), rel=1e-9, abs=1e-12)
 
 
+def test_batched_chisq_gives_the_p_values_of_one_test_at_a_time():
+    """``ChiSquare.batch`` (a level's tests side by side) against ``ChiSquare.__call__``, including
+    conditioning sets large enough for the path that counts only the configurations seen."""
+    data, _ = network("child", 2000, 3)
+    test = B.ChiSquare(data.data)
+    rng = np.random.default_rng(2)
+    keys = []
+    for _ in range(300):
+        k = int(rng.integers(0, 11))
+        x, y, *S = (int(v) for v in rng.choice(data.data.shape[1], 2 + k, replace=False))
+        keys.append((min(x, y), max(x, y), tuple(sorted(S))))
+    n_conf = [int(np.prod(test.card[list(S)])) * int(test.card[x] * test.card[y]) for x, y, S in keys]
+    assert min(n_conf) < 100 and max(n_conf) > B.ChiSquare.DENSE_CELLS  # both paths are exercised
+    batched = test.batch(keys)
+    one_by_one = np.array([test(*key) for key in keys])
+    np.testing.assert_allclose(batched, one_by_one, rtol=1e-9, atol=1e-14)
+
+
+@pytest.mark.parametrize("name,seed", [("child", 0), ("insurance", 1)])
+def test_the_skeleton_is_the_same_with_and_without_batching(name, seed):
+    train, _ = network(name, 5000, seed)
+    one_by_one = B.make_test(train.data, "chisq")
+    one_by_one.prefetch = lambda tests: None
+    batched = B.make_test(train.data, "chisq")
+    a = B.skeleton(one_by_one, train.data.shape[1], B.Config(), None)
+    b = B.skeleton(batched, train.data.shape[1], B.Config(), None)
+    assert np.array_equal(a[0], b[0]) and a[1] == b[1] and a[2] == b[2]
+    assert one_by_one.n_tests == batched.n_tests  # the throughput unit counts the same tests
+
+
 def test_fisherz_pvalues_match_causallearn():
     pytest.importorskip("causallearn")
     from causallearn.utils.cit import CIT
