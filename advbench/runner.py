@@ -487,6 +487,9 @@ def run(task: str, method: str | None = None, *, profile: str | None = None, bud
         with library_output(library_lines):
             outcome = _run(isolation, spec, entry, prof, bud, variant, seed, problem, task_impl, threads, memory_cap,
                            eval_timeout, on_progress, jail, log_dir, logs)
+    except BaseException:  # Ctrl-C, or the harness's own error: no record, so nothing of the run stays in /tmp
+        shutil.rmtree(log_dir, ignore_errors=True)
+        raise
     finally:
         if jail is not None:
             run_peak = jail.limits.peak_bytes()

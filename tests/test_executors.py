@@ -199,7 +199,8 @@ def test_an_unreachable_or_malformed_ray_address_is_a_one_line_error_within_seco
 
 def test_ctrl_c_stops_a_pool_sweep_at_once_and_a_rerun_resumes(tmp_path):
     """Ctrl-C cancels queued runs and kills running workers within seconds; nothing half-done is
-    recorded, no worker is left behind, and the same command again finishes the rest."""
+    recorded, no worker and no temporary folder is left behind, and the same command again finishes
+    the rest."""
     import signal
     import time
 
@@ -217,10 +218,13 @@ def test_ctrl_c_stops_a_pool_sweep_at_once_and_a_rerun_resumes(tmp_path):
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
         signal.signal(signal.SIGINT, signal.SIG_DFL)
 
+    temporary = tmp_path / "tmp"  # the driver's temporary folder: what the sweep leaves there is seen
+    temporary.mkdir()
     driver = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              env=dict(os.environ, ADVBENCH_THREADS="1"), preexec_fn=as_from_a_terminal)
+                              env=dict(os.environ, ADVBENCH_THREADS="1", TMPDIR=str(temporary)),
+                              preexec_fn=as_from_a_terminal)
     deadline = time.monotonic() + 240
-    while driver.poll() is None and not list(tmp_path.rglob("*.json")) and time.monotonic() < deadline:
+    while driver.poll() is None and not list((tmp_path / "runs").rglob("*.json")) and time.monotonic() < deadline:
         time.sleep(0.1)
     workers = [p for p in psutil.Process(driver.pid).children(recursive=True)]
     driver.send_signal(signal.SIGINT)
@@ -231,9 +235,42 @@ def test_ctrl_c_stops_a_pool_sweep_at_once_and_a_rerun_resumes(tmp_path):
     assert 1 <= len(done) < 8 and all(r["status"] == "ok" for r in done)
     time.sleep(1)
     assert not [p for p in workers if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not list(temporary.iterdir())  # no run's logs or scratch folders left behind by the killed workers
     again = advbench(*cmd[3:], env=dict(os.environ, ADVBENCH_THREADS="1"))
     assert again.returncode == 0 and f"skipped {len(done)} run(s)" in again.stderr, again.stderr
     assert len(list(records.iter_records(tmp_path))) == 8
+
+
+def test_a_worker_killed_mid_run_leaves_nothing_in_the_temporary_folder(tmp_path, monkeypatch):
+    """Ctrl-C kills running workers (SIGKILL to each one's process group): what the worker's run had
+    made (its logs, the method's and the scorer's scratch folders) lies inside the folder the
+    driver's thread removes, so nothing of it stays in /tmp."""
+    import signal
+    import tempfile
+    import threading
+    import time
+
+    from advbench.executors import _in_worker_process
+    from advbench.plan import Run
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # this process's temporary folder...
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # ...and the one a worker would inherit
+    live: set = set()
+    lock = threading.Lock()
+    request = Run("transformer", 1, "copy", "reference", "cpu", "quick", 0)  # a run long enough to kill mid-way
+    done: list = []
+    worker = threading.Thread(target=lambda: done.append(_in_worker_process(request, live, lock)))
+    worker.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(tmp_path.rglob("advbench-method-*")):
+        time.sleep(0.1)
+    time.sleep(2)  # the method is training
+    with lock:
+        for proc in live:
+            os.killpg(proc.pid, signal.SIGKILL)
+    worker.join(timeout=60)
+    assert done and done[0][0] is None and "-9" in done[0][1], done
+    assert not list(tmp_path.iterdir()), sorted(p.name for p in tmp_path.iterdir())
 
 
 def test_a_killed_driver_takes_its_pool_workers_with_it(tmp_path):
