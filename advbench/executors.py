@@ -123,10 +123,11 @@ def _in_worker_process(request: Run, live: set | None = None,
         material = json.dumps(None if seal is None else [seal[0].hex(), seal[1]])
         # The worker's temporary files (its run's logs and scratch folders) go inside this folder, which
         # this thread removes: a worker killed mid-run (Ctrl-C kills running workers) leaves nothing in /tmp.
-        (Path(tmp) / "tmp").mkdir()
+        worker_tmp = Path(tmp) / "tmp"
+        worker_tmp.mkdir()
         proc = subprocess.Popen([sys.executable, "-m", "advbench.executors", str(job), str(out)],
                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                start_new_session=True, env={**os.environ, "TMPDIR": str(Path(tmp) / "tmp")})
+                                start_new_session=True, env={**os.environ, "TMPDIR": str(worker_tmp)})
         if live is not None and lock is not None:
             with lock:
                 live.add(proc)

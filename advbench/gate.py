@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ALPHA = 0.05
+MIN_TIMED_SECONDS = 0.5  # shorter trainings are not timed: starting processes dominates a 0.1-second one
 
 
 @dataclass
@@ -160,10 +161,11 @@ def _side_by_side_speed(name: str, sg, cg, speed_threshold: float) -> list[Verdi
     if not common or any(math.isnan(x) for x in b + c):
         return [Verdict(name, "speed", None, None, "not compared: no seed both sides ran with a training time", True)]
     b_med, c_med = float(np.median(b)), float(np.median(c))
-    if b_med < 0.5:  # too short to time: starting processes dominates a 0.1-second training
-        return [Verdict(name, "speed", b_med, c_med, "not compared: under 0.5 s of training", False)]
+    if b_med < MIN_TIMED_SECONDS:
+        return [Verdict(name, "speed", b_med, c_med, f"not compared: under {MIN_TIMED_SECONDS:g} s of training",
+                        False)]
     ratio = c_med / b_med
-    commits = sorted({str(c)[:10] for c in sg.get("commit", [None] * len(sg))})
+    commits = sorted({str(commit)[:10] for commit in sg.get("commit", [None] * len(sg))})
     return [Verdict(name, "speed", b_med, c_med,
                     f"train seconds side by side with the baseline's code ({', '.join(commits)}), "
                     f"seed{'s' if len(common) > 1 else ''} {', '.join(map(str, common))}: ratio {ratio:.2f} "
@@ -177,7 +179,6 @@ def _times(df) -> tuple[float | None, float | None]:
     t = [float(x) for x in df["train_seconds"] if x is not None and not math.isnan(float(x))]
     cal = [x for x in df.get("calibration_seconds", [None] * len(df))]
     have_cal = bool(cal) and all(c is not None and not math.isnan(float(c)) and float(c) > 0 for c in cal)
-    # Too short to time: the overheads of starting processes dominate a 0.1-second training.
-    if not t or float(np.median(t)) < 0.5:
+    if not t or float(np.median(t)) < MIN_TIMED_SECONDS:
         return None, None
     return float(np.median(t)), (float(np.median([float(c) for c in cal])) if have_cal else None)

@@ -63,14 +63,18 @@ class ChiSquare:
         self.codes = np.ascontiguousarray(np.stack(codes).astype(np.int64))  # (p, n): one row per variable
         self.card = self.codes.max(axis=1) + 1
 
-    def __call__(self, x: int, y: int, S: tuple[int, ...]) -> float:
-        cx, cy = int(self.card[x]), int(self.card[y])
-        # Encode each sample's configuration of S as one integer (mixed radix)...
+    def configurations(self, S: tuple[int, ...]) -> np.ndarray:
+        """Each sample's configuration of S as one integer (mixed radix over the states of S)."""
         s = np.zeros(self.codes.shape[1], np.int64)
-        n_conf = 1
         for v in S:
             s = s * self.card[v] + self.codes[v]
-            n_conf *= int(self.card[v])
+        return s
+
+    def __call__(self, x: int, y: int, S: tuple[int, ...]) -> float:
+        cx, cy = int(self.card[x]), int(self.card[y])
+        # Encode each sample's configuration of S as one integer...
+        s = self.configurations(S)
+        n_conf = math.prod(int(self.card[v]) for v in S)
         if n_conf * cx * cy > self.DENSE_CELLS:  # ...and renumber the ones that occur if there are many
             _, s = np.unique(s, return_inverse=True)
             n_conf = int(s.max()) + 1
@@ -121,20 +125,14 @@ class ChiSquare:
                 end += 1
             chunk = order[start:end]
             p[chunk] = self._dense_chunk([keys[i] for i in chunk], int(n_conf[chunk].max()), int(cx[first]),
-                                         int(cy[first]), n)
+                                         int(cy[first]))
             start = end
         return p
 
-    def _dense_chunk(self, keys, c: int, kx: int, ky: int, n: int) -> np.ndarray:
-        s_of: dict[tuple[int, ...], int] = {}
-        s_rows: list[np.ndarray] = []
-        for _, _, S in keys:  # one configuration code per distinct S, shared by the pairs tested given it
-            if S not in s_of:
-                s = np.zeros(n, np.int64)
-                for v in S:
-                    s = s * self.card[v] + self.codes[v]
-                s_of[S] = len(s_rows)
-                s_rows.append(s)
+    def _dense_chunk(self, keys, c: int, kx: int, ky: int) -> np.ndarray:
+        # One configuration code per distinct S, shared by the pairs tested given it.
+        s_of = {S: i for i, S in enumerate(dict.fromkeys(S for _, _, S in keys))}
+        s_rows = [self.configurations(S) for S in s_of]
         t = len(keys)
         stride = c * kx * ky
         pair_of = {xy: i for i, xy in enumerate(dict.fromkeys((x, y) for x, y, _ in keys))}
