@@ -10,7 +10,7 @@ from advbench.asv_suite import run_task, track
 
 
 class NasSuite:
-    version = "nas-v3"  # asv drops history when a task's data, metric or budget changes
+    version = "nas-v4"  # asv drops history when a task's data, metric or budget changes
     timeout = 7200
     number = 1
     repeat = 1
