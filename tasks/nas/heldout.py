@@ -33,15 +33,15 @@ if TYPE_CHECKING:
 # changed under it when the unsealed seed's digits split changed (records held ac2db097..., a rebuild
 # gave dbf4aaaf...): the public table this code builds is pinned here, and a test rebuilds and compares.
 # Version 3 moved from scikit-learn's digits to the glyph digits: the public table, and one table per
-# sealed (task, variant, seed), made from that run's seal material. Version 4 trains each network
-# for 50 steps at lr 2e-2 instead of 150 at 1e-2 (a table in about 30 s on two cores instead of two
-# minutes: a sealed run builds its seed's table first), with dropout drawn from NumPy (below).
+# sealed (task, variant, seed), made from that run's seal material. Version 4 keeps the recipe and
+# trains a group as one stack per activation, with dropout drawn from NumPy (below): the same
+# training, other random draws and sums, so other numbers; 1.4x faster.
 TABLE_VERSION = 4
-TABLE_SHA256 = "884645f8fc76e17234bfdb29316cc61440527efae129794eec69730471d80a2a"  # the public (unsealed) table
+TABLE_SHA256 = "e05a37027e9852b335f6ea180ae931fd9481a3c288ddcfbaa85bf784b4af2b51"  # the public (unsealed) table
 TABLE_SEED = 0  # the glyph set (advbench.glyphs under Seal(TABLE_SEED, key)), the folds and the training seeds
 FOLDS = 3  # of the 1350 training glyphs: each architecture is trained 3 times, on 900, validated on 450
-EPOCHS = 50  # full-batch Adam steps
-LEARNING_RATE = 0.02
+EPOCHS = 150  # full-batch Adam steps
+LEARNING_RATE = 0.01
 WEIGHT_DECAY = 1e-4
 PER_GROUP = N_CHOICES[2] * N_CHOICES[3]  # one (depth, width) group: every activation x dropout, trained together
 N_GROUPS = N_CHOICES[0] * N_CHOICES[1]
@@ -293,7 +293,7 @@ _LOADED: dict[Path, Table] = {}
 
 
 # The public table as built by :func:`build_table` (``advbench.tasks.nas.heldout.build_table()``,
-# about 30 s on two cores), shipped so that an unsealed run does not build it first: it is
+# about 85 s on two cores), shipped so that an unsealed run does not build it first: it is
 # used only when its SHA-256 is :data:`TABLE_SHA256`, and tests/test_nas.py rebuilds groups of it
 # and compares them bit for bit. It holds nothing sealed: every unsealed run scores on this table.
 PUBLIC_TABLE_FILE = Path(__file__).with_name(f"public_table_v{TABLE_VERSION}.npz")
@@ -305,7 +305,7 @@ def _shipped_public_rows() -> np.ndarray | None:
 
 
 def load_table(*, rebuild: bool = False, key: bytes | None = None) -> Table:
-    """``key``'s table (the public one by default) from the cache, built (about 30 s on two
+    """``key``'s table (the public one by default) from the cache, built (about 85 s on two
     cores) and cached first when missing or unreadable. The public table comes from the copy shipped
     with the package when the cache has none."""
     path = cache_path(key)
