@@ -67,8 +67,22 @@ def calibration_seconds() -> float:
     return best
 
 
+RUNS_AT_ONCE_VARIABLE = "ADVBENCH_RUNS_AT_ONCE"
+
+
+def runs_at_once() -> int:
+    """How many runs the executor ran at a time beside this one (itself included): 1 one after
+    another, ``--jobs`` on the local pool, 0 on Ray (the cluster decides). A run's seconds count
+    only beside runs with the same number: two at a time on two cores share memory bandwidth."""
+    try:
+        return max(0, int(os.environ.get(RUNS_AT_ONCE_VARIABLE, "1")))
+    except ValueError:
+        return 1
+
+
 def manifest(hardware: dict[str, Any]) -> dict[str, Any]:
     return {
+        "runs_at_once": runs_at_once(),
         "python": platform.python_version(),
         "implementation": sys.implementation.name,
         "platform": platform.platform(),

@@ -33,6 +33,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from advbench.environment import RUNS_AT_ONCE_VARIABLE
 from advbench.errors import UsageError
 from advbench.plan import Run
 
@@ -85,7 +86,7 @@ def run_local_pool(requests: Iterable[Run], jobs: int, on_record: Callable[[dict
         for _ in range(RETRIES + 1):
             if stopping.is_set():
                 return
-            rec, why = _in_worker_process(request, live, lock)
+            rec, why = _in_worker_process(request, live, lock, runs_at_once=at_once)
             if rec is not None or stopping.is_set():
                 break
         else:
@@ -96,6 +97,8 @@ def run_local_pool(requests: Iterable[Run], jobs: int, on_record: Callable[[dict
             if not stopping.is_set():
                 on_record(rec)
 
+    requests = list(requests)
+    at_once = min(jobs, len(requests))  # what each record says ran at a time: the pool's width, at most
     pool = ThreadPoolExecutor(max_workers=jobs)
     futures = [pool.submit(one, r) for r in requests]
     try:
@@ -113,8 +116,8 @@ def run_local_pool(requests: Iterable[Run], jobs: int, on_record: Callable[[dict
     pool.shutdown(wait=True)
 
 
-def _in_worker_process(request: Run, live: set | None = None,
-                       lock: threading.Lock | None = None) -> tuple[dict[str, Any] | None, str]:
+def _in_worker_process(request: Run, live: set | None = None, lock: threading.Lock | None = None, *,
+                       runs_at_once: int = 1) -> tuple[dict[str, Any] | None, str]:
     seal = seal_of(request)
     with tempfile.TemporaryDirectory(prefix="advbench-worker-") as tmp:
         job, out = Path(tmp) / "request.json", Path(tmp) / "record.pickle"
@@ -127,7 +130,8 @@ def _in_worker_process(request: Run, live: set | None = None,
         worker_tmp.mkdir()
         proc = subprocess.Popen([sys.executable, "-m", "advbench.executors", str(job), str(out)],
                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                start_new_session=True, env={**os.environ, "TMPDIR": str(worker_tmp)})
+                                start_new_session=True, env={**os.environ, "TMPDIR": str(worker_tmp),
+                                                             RUNS_AT_ONCE_VARIABLE: str(runs_at_once)})
         if live is not None and lock is not None:
             with lock:
                 live.add(proc)
@@ -230,6 +234,7 @@ def run_ray(requests: Iterable[Run], on_record: Callable[[dict[str, Any]], None]
 
 
 def _ray_execute(request: dict[str, Any], material: list[str] | None = None) -> dict[str, Any]:
+    os.environ[RUNS_AT_ONCE_VARIABLE] = "0"  # the record says the cluster decided what ran beside it
     return execute(Run(**request), None if material is None else (bytes.fromhex(material[0]), material[1]))
 
 

@@ -90,6 +90,7 @@ def frame(recs, problems: list[str] | None = None):
             "peak_cuda": memory.get("peak_cuda_bytes"),
             "commit": (rec.get("environment") or {}).get("commit"),
             "calibration_seconds": (rec.get("environment") or {}).get("calibration_seconds"),
+            "runs_at_once": (rec.get("environment") or {}).get("runs_at_once", 1),  # older records: one at a time
             "path": rec.get("_path"),
         })
     if in_process and problems is not None:
@@ -169,6 +170,10 @@ def aggregate(df, higher_is_better: dict[str, bool] | None = None,
             "peak_rss": max((int(v) for v in g["peak_rss"] if v is not None and not _isnan(v)), default=None),
             "peak_cuda": max((int(v) for v in g["peak_cuda"] if v is not None and not _isnan(v)), default=None),
             "commit": ",".join(commits),
+            # runs made beside others (``--jobs``, Ray): their seconds include that load
+            "runs_beside": int(sum(int(n) != 1 for n in g["runs_at_once"].fillna(1))) if "runs_at_once" in g else 0,
+            "runs_at_once": ",".join(str(n) for n in sorted({int(n) for n in g["runs_at_once"].fillna(1)}))
+                            if "runs_at_once" in g else "1",
             "paths": [p for p in everything["path"] if p] if "path" in everything else [],  # the records behind the row (latest per seed)
         })
     higher_is_better = higher_is_better or {}
@@ -453,13 +458,24 @@ def to_markdown(rows: list[dict[str, Any]], titles: dict[str, str] | None = None
             if (task, variant, budget) in targets:
                 out += [f"Target: {targets[(task, variant, budget)]}", ""]
             out += ["Accuracy", "", markdown_table(accuracy_table(g, declared_metrics(spec, version, every_version), spec)),
-                    "", "Speed", "", markdown_table(speed_table(g)), ""]
+                    "", "Speed", "", *_beside_note(g), markdown_table(speed_table(g)), ""]
         pairs = profile_speedups(task_rows)
         if pairs:
             out += ["### cpu and cuda", "", "Training time of the same method, variant and budget on each profile "
                     "(mean over seeds) and the speed-up, cpu time over cuda time; the thread counts are the "
                     "profiles' own.", "", markdown_table(speedup_table(pairs)), ""]
     return "\n".join(out)
+
+
+def _beside_note(rows: list[dict[str, Any]]) -> list[str]:
+    """A line under "Speed" when some of its runs ran beside others (``--jobs``, Ray): their seconds
+    include the contention (two runs at a time on two cores share memory bandwidth)."""
+    beside, runs = sum(r.get("runs_beside", 0) for r in rows), sum(r.get("seeds", 0) for r in rows)
+    if not beside:
+        return []
+    at_once = {int(n) for r in rows for n in str(r.get("runs_at_once", "1")).split(",")} - {1}
+    how = ", ".join("on Ray" if n == 0 else f"{n} at a time" for n in sorted(at_once))
+    return [f"{beside} of these {runs} runs ran beside others ({how}): their times include that load.", ""]
 
 
 def flat(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -78,8 +78,15 @@ def test_a_pool_of_worker_processes_writes_the_records_a_sequential_sweep_writes
     for k in a:
         assert a[k]["metrics"] == b[k]["metrics"] and a[k]["status"] == b[k]["status"] == "ok", k
         assert a[k]["config"] == b[k]["config"] and a[k]["curve"][-1]["metrics"] == b[k]["curve"][-1]["metrics"]
+        # Each record says how many runs went at a time: seconds made two at a time on two cores are
+        # not seconds made alone, and the speed board says which are which.
+        assert (a[k]["environment"]["runs_at_once"], b[k]["environment"]["runs_at_once"]) == (1, 2), k
     again = advbench(*args, "--jobs", "2", "--results", str(tmp_path / "pool"))
     assert again.returncode == 0 and "skipped 8 run(s)" in again.stderr  # resume works on the pool too
+    for where, note in (("seq", False), ("pool", True)):
+        board = advbench("leaderboard", "--results", str(tmp_path / where), "--no-write")
+        assert board.returncode == 0, board.stderr
+        assert ("ran beside others (2 at a time)" in board.stdout) is note, board.stdout[-2000:]
 
 
 def test_a_pool_worker_killed_by_its_method_is_retried_once_then_recorded_as_crashed(host_killer_env, tmp_path):
