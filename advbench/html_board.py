@@ -457,7 +457,8 @@ def build(rows: list[dict[str, Any]], recs: dict[str, dict[str, Any]], specs: di
             group_recs = [[recs[p] for p in r["paths"] if p in recs] for r in g]
             page.add("<h3>accuracy</h3>" + _table(lb.accuracy_table(g, lb.declared_metrics(spec, version, every_version), spec),
                                                   "board accuracy", g, [_manifest(rs) for rs in group_recs]))
-            page.add("<h3>speed</h3>" + _table(lb.speed_table(g), "board speed", g))
+            beside = "".join(f"<p>{_esc(line)}</p>" for line in lb.beside_note(g) if line)
+            page.add("<h3>speed</h3>" + beside + _table(lb.speed_table(g), "board speed", g))
             page.add('<div class="plots">' + _speed_quality(page, g, colour, primary, hib, pm)
                      + _learning_curves(page, g, recs, colour, primary, threshold) + "</div>")
             page.add(_images(g, recs, out_dir) + "</section>")

@@ -458,7 +458,7 @@ def to_markdown(rows: list[dict[str, Any]], titles: dict[str, str] | None = None
             if (task, variant, budget) in targets:
                 out += [f"Target: {targets[(task, variant, budget)]}", ""]
             out += ["Accuracy", "", markdown_table(accuracy_table(g, declared_metrics(spec, version, every_version), spec)),
-                    "", "Speed", "", *_beside_note(g), markdown_table(speed_table(g)), ""]
+                    "", "Speed", "", *beside_note(g), markdown_table(speed_table(g)), ""]
         pairs = profile_speedups(task_rows)
         if pairs:
             out += ["### cpu and cuda", "", "Training time of the same method, variant and budget on each profile "
@@ -467,7 +467,7 @@ def to_markdown(rows: list[dict[str, Any]], titles: dict[str, str] | None = None
     return "\n".join(out)
 
 
-def _beside_note(rows: list[dict[str, Any]]) -> list[str]:
+def beside_note(rows: list[dict[str, Any]]) -> list[str]:
     """A line under "Speed" when some of its runs ran beside others (``--jobs``, Ray): their seconds
     include the contention (two runs at a time on two cores share memory bandwidth)."""
     beside, runs = sum(r.get("runs_beside", 0) for r in rows), sum(r.get("seeds", 0) for r in rows)

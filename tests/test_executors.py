@@ -87,6 +87,9 @@ def test_a_pool_of_worker_processes_writes_the_records_a_sequential_sweep_writes
         board = advbench("leaderboard", "--results", str(tmp_path / where), "--no-write")
         assert board.returncode == 0, board.stderr
         assert ("ran beside others (2 at a time)" in board.stdout) is note, board.stdout[-2000:]
+    site = advbench("leaderboard", "--results", str(tmp_path / "pool"), "--format", "html", "--out", str(tmp_path / "site"))
+    assert site.returncode == 0, site.stderr
+    assert any("ran beside others (2 at a time)" in p.read_text() for p in (tmp_path / "site").rglob("*.html"))
 
 
 def test_a_pool_worker_killed_by_its_method_is_retried_once_then_recorded_as_crashed(host_killer_env, tmp_path):
