@@ -57,17 +57,34 @@ class ChiSquare:
     # Above this many cells, count over the configurations of S that occur rather than all of them.
     DENSE_CELLS = 100_000
 
+    # Configuration codes kept for reuse, at most this many bytes (CHILD at n = 5000: 362 distinct
+    # conditioning sets in 1580 requests, 14 MB).
+    CONFIG_CACHE_BYTES = 64 * 2**20
+
     def __init__(self, data: np.ndarray) -> None:
         # Re-code each column as 0..k-1 over the values actually seen: unseen states add nothing.
         codes = [np.unique(col, return_inverse=True)[1] for col in np.asarray(data).T]
         self.codes = np.ascontiguousarray(np.stack(codes).astype(np.int64))  # (p, n): one row per variable
         self.card = self.codes.max(axis=1) + 1
+        self._configs: dict[tuple[int, ...], np.ndarray] = {}
+        self._config_bytes = 0
 
     def configurations(self, S: tuple[int, ...]) -> np.ndarray:
-        """Each sample's configuration of S as one integer (mixed radix over the states of S)."""
-        s = np.zeros(self.codes.shape[1], np.int64)
-        for v in S:
-            s = s * self.card[v] + self.codes[v]
+        """Each sample's configuration of S as one integer (mixed radix over the states of S), read-only.
+
+        A level asks for the same S in many chunks and the next level extends it by one variable,
+        so codes are kept, and S's is its prefix's times |S[-1]| plus S[-1]'s code: one pass over the
+        samples per new S instead of one per variable of S."""
+        S = tuple(S)
+        if not S:
+            return np.zeros(self.codes.shape[1], np.int64)
+        s = self._configs.get(S)
+        if s is None:
+            s = self.configurations(S[:-1]) * self.card[S[-1]] + self.codes[S[-1]]
+            s.flags.writeable = False
+            if self._config_bytes + s.nbytes <= self.CONFIG_CACHE_BYTES:
+                self._configs[S] = s
+                self._config_bytes += s.nbytes
         return s
 
     def __call__(self, x: int, y: int, S: tuple[int, ...]) -> float:
