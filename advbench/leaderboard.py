@@ -148,6 +148,7 @@ def aggregate(df, higher_is_better: dict[str, bool] | None = None,
         commits = sorted({c[:10] for c in everything["commit"] if isinstance(c, str) and c})
         has_targets = any(len(t) for t in everything["targets"])
         iqm = iqm_with_interval(prim) if len(prim) >= IQM_MIN_SEEDS else (None, None, None)
+        at_once = [int(n) for n in g["runs_at_once"].fillna(1)] if "runs_at_once" in g else []
         rows.append({
             **dict(zip(GROUP, key)),
             "iqm": iqm[0], "iqm_low": iqm[1], "iqm_high": iqm[2],
@@ -171,9 +172,8 @@ def aggregate(df, higher_is_better: dict[str, bool] | None = None,
             "peak_cuda": max((int(v) for v in g["peak_cuda"] if v is not None and not _isnan(v)), default=None),
             "commit": ",".join(commits),
             # runs made beside others (``--jobs``, Ray): their seconds include that load
-            "runs_beside": int(sum(int(n) != 1 for n in g["runs_at_once"].fillna(1))) if "runs_at_once" in g else 0,
-            "runs_at_once": ",".join(str(n) for n in sorted({int(n) for n in g["runs_at_once"].fillna(1)}))
-                            if "runs_at_once" in g else "1",
+            "runs_beside": sum(n != 1 for n in at_once),
+            "runs_at_once": ",".join(str(n) for n in sorted(set(at_once) or {1})),
             "paths": [p for p in everything["path"] if p] if "path" in everything else [],  # the records behind the row (latest per seed)
         })
     higher_is_better = higher_is_better or {}
