@@ -39,7 +39,7 @@ from advbench.errors import BudgetExhausted, UsageError, unknown
 from advbench.jail import (DEFAULT_MAX_PROCESSES, START_TIMEOUT, Child, JailSpec, MemoryWatch, PeakRSS, RunLimits,
                            describe_jail, hidden_paths, jail_on)
 from advbench.plan import Run
-from advbench.profiles import default_threads, get_profile
+from advbench.profiles import default_threads, get_profile, harness_threads
 from advbench.registry import MethodEntry, Registry, default_registry, load_object
 from advbench.solution import (DataSolution, RemoteSolution, SolutionError, SolutionHandle, await_reply, loads_plain,
                                local_handle, recv_plain)
@@ -454,51 +454,53 @@ def run(task: str, method: str | None = None, *, profile: str | None = None, bud
     threads = default_threads() if threads is None else threads
     memory_cap = default_memory_cap() if memory_cap is None else memory_cap
     max_processes = DEFAULT_MAX_PROCESSES if max_processes is None else max_processes
-    bud = spec.budgets[budget]
+    # The harness's own share of the run (building the task, scoring) on the run's threads too.
+    with harness_threads(threads):
+        bud = spec.budgets[budget]
 
-    library_lines: list[str] = []  # warnings and log lines of the libraries the task uses here
-    with library_output(library_lines):
-        hardware = prof.activate(seed, threads=threads)
-        t0 = time.perf_counter()
-        try:
-            task_impl = load_object(spec.entry_point)()
-            problem = task_impl.build(variant=variant, seed=seed, budget=bud, seal=Seal(seed, material))
-        except ModuleNotFoundError as exc:  # an extra that is not installed: say which
-            extras = ",".join(spec.extras) or "all"
-            raise UsageError(f"task {spec.name!r} needs the package {exc.name!r}, which is not installed: "
-                             f"pip install 'advbench[{extras}]'") from exc
-    setup_seconds = time.perf_counter() - t0
-
-    eval_timeout = max(120.0, bud.max_seconds)
-    gc.collect()
-    jail = None
-    logs: dict[str, list[Path]] = {}
-    log_dir = Path(tempfile.mkdtemp(prefix="advbench-logs-"))  # the harness's: no jail sees it
-    if isolation == "process":
-        hide = [str(results_dir)] if results_dir is not None else []
-        hide += [f for f in (seal_key_file(),) if f]
-        # The results folders a user keeps records in, whichever this run writes to: the working
-        # folder's and the checkout's (on sys.path when run as `python -m` from the repository).
-        checkout = Path(__file__).resolve().parents[1]
-        hide += [str(p) for p in (Path.cwd() / "results", checkout / "results") if p.is_dir()]
-        jail = JailSpec(RunLimits(memory_cap, max_processes, threads), hidden=hidden_paths(hide),
-                        gpu=prof.torch_device == "cuda", fresh_scorer=sealed)
-    try:
+        library_lines: list[str] = []  # warnings and log lines of the libraries the task uses here
         with library_output(library_lines):
-            outcome = _run(isolation, spec, entry, prof, bud, variant, seed, problem, task_impl, threads, memory_cap,
-                           eval_timeout, on_progress, jail, log_dir, logs)
-    except BaseException:  # Ctrl-C, or the harness's own error: no record, so nothing of the run stays in /tmp
-        shutil.rmtree(log_dir, ignore_errors=True)
-        raise
-    finally:
+            hardware = prof.activate(seed, threads=threads)
+            t0 = time.perf_counter()
+            try:
+                task_impl = load_object(spec.entry_point)()
+                problem = task_impl.build(variant=variant, seed=seed, budget=bud, seal=Seal(seed, material))
+            except ModuleNotFoundError as exc:  # an extra that is not installed: say which
+                extras = ",".join(spec.extras) or "all"
+                raise UsageError(f"task {spec.name!r} needs the package {exc.name!r}, which is not installed: "
+                                 f"pip install 'advbench[{extras}]'") from exc
+        setup_seconds = time.perf_counter() - t0
+
+        eval_timeout = max(120.0, bud.max_seconds)
+        gc.collect()
+        jail = None
+        logs: dict[str, list[Path]] = {}
+        log_dir = Path(tempfile.mkdtemp(prefix="advbench-logs-"))  # the harness's: no jail sees it
+        if isolation == "process":
+            hide = [str(results_dir)] if results_dir is not None else []
+            hide += [f for f in (seal_key_file(),) if f]
+            # The results folders a user keeps records in, whichever this run writes to: the working
+            # folder's and the checkout's (on sys.path when run as `python -m` from the repository).
+            checkout = Path(__file__).resolve().parents[1]
+            hide += [str(p) for p in (Path.cwd() / "results", checkout / "results") if p.is_dir()]
+            jail = JailSpec(RunLimits(memory_cap, max_processes, threads), hidden=hidden_paths(hide),
+                            gpu=prof.torch_device == "cuda", fresh_scorer=sealed)
+        try:
+            with library_output(library_lines):
+                outcome = _run(isolation, spec, entry, prof, bud, variant, seed, problem, task_impl, threads, memory_cap,
+                               eval_timeout, on_progress, jail, log_dir, logs)
+        except BaseException:  # Ctrl-C, or the harness's own error: no record, so nothing of the run stays in /tmp
+            shutil.rmtree(log_dir, ignore_errors=True)
+            raise
+        finally:
+            if jail is not None:
+                run_peak = jail.limits.peak_bytes()
+                jail.limits.close()
         if jail is not None:
-            run_peak = jail.limits.peak_bytes()
-            jail.limits.close()
-    if jail is not None:
-        outcome.run_peak = run_peak
-    return _finish(spec, entry, prof, budget, variant, seed, threads, fingerprint, isolation, outcome, setup_seconds,
-                   problem, hardware, memory_cap, jail, sealed, logs, library_lines, log_dir, results_dir,
-                   keep_artifacts)
+            outcome.run_peak = run_peak
+        return _finish(spec, entry, prof, budget, variant, seed, threads, fingerprint, isolation, outcome, setup_seconds,
+                       problem, hardware, memory_cap, jail, sealed, logs, library_lines, log_dir, results_dir,
+                       keep_artifacts)
 
 
 def _run(isolation, spec, entry, prof, bud, variant, seed, problem, task_impl, threads, memory_cap, eval_timeout,

@@ -270,3 +270,30 @@ def test_work_a_solution_defers_to_scoring_is_charged_to_its_training_time(toy_r
     assert honest["timings"]["solution_cpu_charged_seconds"] == 0.0  # a number costs nothing to score
     refused = run("toy", "lazy-five-seconds", budget="quick", seed=1, results_dir=None, registry=toy_registry)
     assert refused["status"] == "error" and "work belongs in training" in refused["error"]
+
+
+def test_the_harness_scores_on_the_runs_threads_and_gives_its_own_back(toy_registry, monkeypatch):
+    """The task's ``evaluate`` runs in the harness process: its BLAS and OpenMP pools take the run's
+    thread count (here 3, neither this process's 1 nor the machine's core count), and afterwards the
+    environment is what it was."""
+    from threadpoolctl import threadpool_info
+
+    import toy.heldout
+
+    seen = []
+    scored = toy.heldout.ToyTask.evaluate
+
+    def evaluate(self, solution, problem, profile):
+        seen.append(({p["internal_api"]: p["num_threads"] for p in threadpool_info()},
+                     os.environ.get("OPENBLAS_NUM_THREADS"), os.environ.get("OMP_NUM_THREADS")))
+        return scored(self, solution, problem, profile)
+
+    monkeypatch.setattr(toy.heldout.ToyTask, "evaluate", evaluate)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    rec = run("toy", "estimate", budget="quick", seed=0, results_dir=None, registry=toy_registry, threads=3)
+    assert rec["status"] == "ok" and seen, rec.get("error")
+    pools, blas, omp = seen[-1]
+    assert "openblas" in pools and set(pools.values()) == {3}, pools
+    assert blas == omp == "3"
+    assert os.environ.get("OPENBLAS_NUM_THREADS") == "1" and "OMP_NUM_THREADS" not in os.environ
