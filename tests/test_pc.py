@@ -482,8 +482,9 @@ def test_a_sealed_network_keeps_the_shape_and_nothing_else_of_the_bundled_one(na
     pytest.importorskip("pgmpy")
     from collections import Counter
 
-    from advbench.tasks.pc.heldout import network_shape, sealed_network
+    from advbench.tasks.pc.heldout import bundled_network_shape, network_shape, sealed_network
 
+    assert network_shape(name) == bundled_network_shape(name)  # the pinned shape is the one in pgmpy's file
     data, dag = sealed_network(name, 2000, Seal(4, key=SECRET))
     again, dag_again = sealed_network(name, 2000, Seal(4, key=SECRET))
     other, dag_other = sealed_network(name, 2000, Seal(4, key=b"another key, sixteen+"))
@@ -493,9 +494,19 @@ def test_a_sealed_network_keeps_the_shape_and_nothing_else_of_the_bundled_one(na
     assert dag_plain != dag and dag_plain == sealed_network(name, 2000, Seal(4))[1]  # unsealed: the seed decides
     # The shape: each node's (in-degree, states) pair, as in the bundled network; states in range.
     indeg = dag.adj.sum(axis=0)
-    assert Counter(zip(indeg.tolist(), data.cardinalities)) == Counter(network_shape(name))
+    assert Counter(zip(indeg.tolist(), data.cardinalities)) == Counter(bundled_network_shape(name))
     assert (data.data.max(axis=0) < np.asarray(data.cardinalities)).all() and data.data.min() >= 0
     assert data.nodes == tuple(f"X{i + 1}" for i in range(len(data.nodes)))
+
+
+def test_building_a_runs_data_does_not_import_pgmpy():
+    """Its import took 4 s of every pc run's setup; the sealed networks need only the pinned shapes."""
+    code = ("import sys; from advbench.task import Seal; from advbench.tasks.pc import SPEC; "
+            "from advbench.tasks.pc.heldout import PCTask; "
+            "[PCTask().build(variant=v, seed=0, budget=SPEC.budgets['full'], seal=Seal(0)) "
+            "for v in SPEC.budgets['full'].variants]; print(sorted(m for m in sys.modules if m.startswith('pgmpy')))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "[]", res.stdout + res.stderr[-2000:]
 
 
 @pytest.mark.parametrize("name", ["child", "alarm"])
