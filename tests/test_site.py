@@ -59,6 +59,49 @@ def browser():
         b.close()
 
 
+# What each task page shows, read in the browser once per page (the pages draw dozens of Plotly
+# figures each: three walks over every page took 69 s here, one walk about 30).
+BOARDS_JS = """() => Array.from(document.querySelectorAll('section.board')).map(s => [s.dataset.board,
+    Array.from(s.querySelectorAll('table.accuracy tbody tr')).map(r => r.dataset.method),
+    Array.from(s.querySelectorAll('table.speed tbody tr')).map(r => r.dataset.method)])"""
+PLOTS_JS = """() => Array.from(document.querySelectorAll('div.plot')).map(d => [d.dataset.kind,
+    d.classList.contains('js-plotly-plot') && Array.isArray(d.data)
+    && d.data.some(t => (t.x || []).length > 0 && (t.y || []).length > 0),
+    d.querySelectorAll('svg.main-svg').length])"""
+IMAGES_JS = """() => [Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length,
+    document.images.length]"""
+BUTTONS_JS = """() => Array.from(document.querySelectorAll('div.plot[data-kind=learning-curve]'))
+    .filter(d => d.querySelector('.updatemenu-button')).map(d => {
+      const r = e => { const b = e.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; };
+      return {title: r(d.querySelector('.gtitle')), plot: r(d.querySelector('.nsewdrag')), div: r(d),
+              buttons: Array.from(d.querySelectorAll('.updatemenu-button')).map(r), layout: d.layout}; })"""
+INTERVAL_CELLS_JS = """() => Array.from(document.querySelectorAll('table.accuracy tbody tr td:nth-child(4)'))
+    .map(e => e.innerText)"""
+ERROR_BARS_JS = """() => Array.from(document.querySelectorAll('div.plot[data-kind=speed-quality]'))
+    .flatMap(d => d.data.filter(t => t.error_y).map(t => [t.y, t.error_y.array, t.error_y.arrayminus]))"""
+
+
+@pytest.fixture(scope="module")
+def task_pages(site, browser) -> dict:
+    """Each task page, opened once in a 1300 x 900 window: what the JS above reads on it, and the
+    console errors and requests of the whole walk (``"errors"``, ``"requests"``)."""
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    errors: list[str] = []
+    requests: list[str] = []
+    page.on("console", lambda m: errors.append(f"{page.url}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"{page.url}: {e}"))
+    page.on("request", lambda r: requests.append(r.url))
+    seen: dict = {}
+    for html_file in sorted(site.glob("task-*.html")):
+        page.goto(html_file.as_uri())
+        seen[html_file.name] = {"boards": page.evaluate(BOARDS_JS), "plots": page.evaluate(PLOTS_JS),
+                                "images": page.evaluate(IMAGES_JS), "buttons": page.evaluate(BUTTONS_JS),
+                                "interval_cells": page.evaluate(INTERVAL_CELLS_JS),
+                                "error_bars": page.evaluate(ERROR_BARS_JS)}
+    page.close()
+    return {"pages": seen, "errors": errors, "requests": requests}
+
+
 def expected_boards() -> dict[str, dict[str, set[str]]]:
     """Page file -> board label -> the methods the records give that board (what the site must show)."""
     rows = lb.aggregate(lb.load(RESULTS))
@@ -72,7 +115,8 @@ def expected_boards() -> dict[str, dict[str, set[str]]]:
     return out
 
 
-def test_the_site_renders_in_chromium_every_page_reachable_every_board_and_plot_filled(site, browser, tmp_path):
+def test_the_site_renders_in_chromium_every_page_reachable_every_board_and_plot_filled(site, browser, task_pages,
+                                                                                      tmp_path):
     expected = expected_boards()
     page = browser.new_page(viewport={"width": 1300, "height": 900})
     errors: list[str] = []
@@ -89,25 +133,20 @@ def test_the_site_renders_in_chromium_every_page_reachable_every_board_and_plot_
     plots_seen = {"speed-quality": 0, "learning-curve": 0, "privacy-utility": 0}
     images = 0
     for link in links:
-        page.goto((site / link).as_uri())
-        boards = page.eval_on_selector_all(
-            "section.board", """els => els.map(s => [s.dataset.board,
-                Array.from(s.querySelectorAll('table.accuracy tbody tr')).map(r => r.dataset.method),
-                Array.from(s.querySelectorAll('table.speed tbody tr')).map(r => r.dataset.method)])""")
-        got = {where: set(acc) for where, acc, _ in boards}
+        seen = task_pages["pages"][link]
+        got = {where: set(acc) for where, acc, _ in seen["boards"]}
         assert got == expected[link], link
-        for where, acc, speed in boards:
+        for where, acc, speed in seen["boards"]:
             assert sorted(acc) == sorted(speed), (link, where)
-        plots = page.evaluate("""() => Array.from(document.querySelectorAll('div.plot')).map(d => [d.dataset.kind,
-            d.classList.contains('js-plotly-plot') && Array.isArray(d.data)
-            && d.data.some(t => (t.x || []).length > 0 && (t.y || []).length > 0),
-            d.querySelectorAll('svg.main-svg').length])""")
-        assert plots, f"{link} has no plot"
-        for kind, has_data, svgs in plots:
+        assert seen["plots"], f"{link} has no plot"
+        for kind, has_data, svgs in seen["plots"]:
             assert has_data and svgs > 0, (link, kind)
             plots_seen[kind] += 1
-        images += page.evaluate("() => Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length")
-        assert page.evaluate("() => Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"), link
+        loaded, present = seen["images"]
+        assert loaded == present, link
+        images += loaded
+    errors += task_pages["errors"]
+    requests += task_pages["requests"]
     assert not errors, errors
     assert all(u.startswith(("file:", "data:", "about:")) for u in requests), "the site must not touch the network"
     assert plots_seen["speed-quality"] >= len(links) and plots_seen["learning-curve"] > 0
@@ -267,28 +306,20 @@ def test_superseded_versions_are_marked_de_emphasised_and_listed_after_the_curre
     page.close()
 
 
-def test_learning_curve_buttons_do_not_overlap_the_title(site, browser):
-    page = browser.new_page(viewport={"width": 1300, "height": 900})
+def test_learning_curve_buttons_do_not_overlap_the_title(task_pages):
     checked = 0
-    for html_file in sorted(site.glob("task-*.html")):
-        page.goto(html_file.as_uri())
-        boxes = page.evaluate("""() => Array.from(document.querySelectorAll('div.plot[data-kind=learning-curve]'))
-            .filter(d => d.querySelector('.updatemenu-button')).map(d => {
-              const r = e => { const b = e.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; };
-              return {title: r(d.querySelector('.gtitle')), plot: r(d.querySelector('.nsewdrag')), div: r(d),
-                      buttons: Array.from(d.querySelectorAll('.updatemenu-button')).map(r), layout: d.layout}; })""")
-        for b in boxes:
+    for name, seen in task_pages["pages"].items():
+        for b in seen["buttons"]:
             t = b["title"]
             for l, top, r, bottom in b["buttons"]:
                 overlap = min(r, t[2]) > max(l, t[0]) and min(bottom, t[3]) > max(top, t[1])
-                assert not overlap, (html_file.name, b["title"], b["buttons"])
+                assert not overlap, (name, b["title"], b["buttons"])
                 # Above the plot, inside the figure.
-                assert top >= b["div"][1] and bottom <= b["plot"][1] + 1, (html_file.name, b)
+                assert top >= b["div"][1] and bottom <= b["plot"][1] + 1, (name, b)
             menu = b["layout"]["updatemenus"][0]
             assert menu["yanchor"] == "bottom" and menu["y"] <= 1.05 and b["layout"]["margin"]["t"] >= 80, menu
             checked += 1
     assert checked >= 1, "automl's learning curves have the x-axis buttons"
-    page.close()
 
 
 def test_wide_tables_scroll_inside_the_page_instead_of_being_cut_off(site, browser):
@@ -347,7 +378,7 @@ def test_numbers_print_as_integers_where_integral_else_to_significant_digits(sit
     page.close()
 
 
-def test_confidence_intervals_are_clipped_to_the_metric_range_in_tables_and_figures(site, browser):
+def test_confidence_intervals_are_clipped_to_the_metric_range_in_tables_and_figures(task_pages):
     from advbench.leaderboard import _bounds, _interval
 
     sp = specs()
@@ -355,31 +386,25 @@ def test_confidence_intervals_are_clipped_to_the_metric_range_in_tables_and_figu
     assert _bounds(sp["nerf"].metric("psnr")) is None
     assert _interval(0.98, 0.05, (0.0, 1.0)) == (0.98 - 0.05, 1.0)
     unit_interval = {n for n, s in sp.items() if s.primary.unit in ("fraction", "accuracy")}
-    page = browser.new_page()
     clipped = bars = 0
-    for html_file in sorted(site.glob("task-*.html")):
-        task = html_file.name.removeprefix("task-").rsplit("-v", 1)[0]
+    for name, seen in task_pages["pages"].items():
+        task = name.removeprefix("task-").rsplit("-v", 1)[0]
         if task not in unit_interval:
             continue
-        page.goto(html_file.as_uri())
-        cells = page.eval_on_selector_all("table.accuracy tbody tr td:nth-child(4)", "els => els.map(e => e.innerText)")
-        for text in cells:
+        for text in seen["interval_cells"]:
             if "[" in text:
                 lo, hi = (float(x) for x in text.split("[")[1].rstrip("]").split(","))
-                assert 0 <= lo <= hi <= 1, (html_file.name, text)
+                assert 0 <= lo <= hi <= 1, (name, text)
                 clipped += 1
             elif "±" in text:
                 m, h = (float(x) for x in text.split("±"))
-                assert m + h <= 1 + 1e-3 and m - h >= -1e-3, (html_file.name, text)
-        traces = page.evaluate("""() => Array.from(document.querySelectorAll('div.plot[data-kind=speed-quality]'))
-            .flatMap(d => d.data.filter(t => t.error_y).map(t => [t.y, t.error_y.array, t.error_y.arrayminus]))""")
-        for ys, up, down in traces:
+                assert m + h <= 1 + 1e-3 and m - h >= -1e-3, (name, text)
+        for ys, up, down in seen["error_bars"]:
             for y, u, d in zip(ys, up, down or up):
-                assert y + u <= 1 + 1e-9 and y - d >= -1e-9, (html_file.name, y, u, d)
+                assert y + u <= 1 + 1e-9 and y - d >= -1e-9, (name, y, u, d)
                 bars += 1
     assert clipped > 0, "pc's skeleton F1, lora's and multimodal's accuracy reach past 1 unclipped"
     assert bars > 0
-    page.close()
 
 
 def html_accuracy_tables(page: Path) -> dict[str, list[list[str]]]:
