@@ -291,7 +291,11 @@ def test_a_killed_driver_takes_its_pool_workers_with_it(tmp_path):
 
     cmd = [sys.executable, "-m", "advbench.cli", "run", "--task", "pc", "--variant", "sachs-like", "--seeds", "4",
            "--jobs", "2", "--results", str(tmp_path)]
-    driver = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # A driver killed with -9 cannot remove its workers' folders: they go to this test's folder, not /tmp.
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    driver = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env=dict(os.environ, TMPDIR=str(scratch)))
     deadline = time.monotonic() + 120
     workers: list = []
     while time.monotonic() < deadline and len(workers) < 2:
