@@ -460,7 +460,8 @@ def run(task: str, method: str | None = None, *, profile: str | None = None, bud
 
         library_lines: list[str] = []  # warnings and log lines of the libraries the task uses here
         with library_output(library_lines):
-            hardware = prof.activate(seed, threads=threads)
+            hardware = prof.activate(seed, threads=threads,
+                                 import_torch=spec.harness_uses_torch or prof.torch_device != "cpu")
             t0 = time.perf_counter()
             try:
                 task_impl = load_object(spec.entry_point)()

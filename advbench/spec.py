@@ -135,6 +135,10 @@ class TaskSpec:
     # recorded value's magnitude (plus the same amount absolute). 1e-6: a seeded run on the same
     # machine and threads repeats itself; a task whose scores depend on timing says more.
     reproduce_tolerance: float = 1e-6
+    # Whether the harness's side of the task (building its data, scoring) uses torch, so that the
+    # harness imports and seeds it before the run. False (pc, qnn, automl) spares each run's harness
+    # process torch's import (about 1 s here); a test checks that such a task's runs never import it.
+    harness_uses_torch: bool = True
 
     def __post_init__(self) -> None:
         if self.seeds_per_replicate < 1:

@@ -297,3 +297,25 @@ def test_the_harness_scores_on_the_runs_threads_and_gives_its_own_back(toy_regis
     assert "openblas" in pools and set(pools.values()) == {3}, pools
     assert blas == omp == "3"
     assert os.environ.get("OPENBLAS_NUM_THREADS") == "1" and "OMP_NUM_THREADS" not in os.environ
+
+
+def test_tasks_whose_harness_side_needs_no_torch_run_without_importing_it():
+    """``TaskSpec.harness_uses_torch=False`` spares the harness torch's import (about 1 s a run): then
+    building such a task's data and scoring it must really need no torch. Each such task's floor,
+    through the jailed harness, in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    from advbench.registry import default_registry
+
+    reg = default_registry()
+    tasks = [name for name in sorted(reg.task_names()) if not reg.spec(name).harness_uses_torch]
+    assert tasks, "pc, qnn and automl at least"
+    code = ("import sys; from advbench.registry import default_registry; from advbench.runner import run; "
+            "reg = default_registry(); "
+            "recs = [run(t, reg.spec(t).floor_method, budget='quick', seed=0, results_dir=None, threads=1) "
+            "for t in sys.argv[1:]]; "
+            "print([r['status'] for r in recs], 'torch' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code, *tasks], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.strip().splitlines()[-1] == f"{['ok'] * len(tasks)} False", (tasks, res.stdout, res.stderr[-2000:])

@@ -119,5 +119,6 @@ SPEC = TaskSpec(
     data="generated under the seal: glyph digits, sets in the shape of breast_cancer and wine, make_classification; "
          "25% stratified outer hold-out (sealed); 5 fixed stratified folds on the rest",
     extras=("automl",),
+    harness_uses_torch=False,
     method_extras={"tpe-ray-tune": ("ray-tune", "ray")},
 )

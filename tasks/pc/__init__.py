@@ -115,4 +115,5 @@ SPEC = TaskSpec(
     data="discrete networks made under the seal in the shape of pgmpy's SACHS, CHILD, ALARM, forward-sampled; "
          "linear-Gaussian SEM on a sealed random DAG (gaussian)",
     extras=("causal",),
+    harness_uses_torch=False,
 )

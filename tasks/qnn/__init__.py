@@ -112,4 +112,5 @@ SPEC = TaskSpec(
     data="generated under the seal: per class a log-normal with the log-feature mean and covariance of an iris class; "
          "70 training and 200 held-out rows; features min-max to [0, pi]",
     extras=("quantum",),
+    harness_uses_torch=False,
 )
