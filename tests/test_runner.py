@@ -272,31 +272,47 @@ def test_work_a_solution_defers_to_scoring_is_charged_to_its_training_time(toy_r
     assert refused["status"] == "error" and "work belongs in training" in refused["error"]
 
 
-def test_the_harness_scores_on_the_runs_threads_and_gives_its_own_back(toy_registry, monkeypatch):
+def test_the_harness_scores_on_the_runs_threads_and_gives_its_own_back():
     """The task's ``evaluate`` runs in the harness process: its BLAS and OpenMP pools take the run's
-    thread count (here 3, neither this process's 1 nor the machine's core count), and afterwards the
-    environment is what it was."""
-    from threadpoolctl import threadpool_info
+    thread count, and afterwards the environment is what it was. In a fresh interpreter whose
+    libraries start with 2 threads each (pools cannot grow past the count they started with, so
+    this test's own process, started with 1, could not show it), a run with one thread."""
+    import subprocess
+    import sys
+    from pathlib import Path
 
-    import toy.heldout
-
-    seen = []
-    scored = toy.heldout.ToyTask.evaluate
-
-    def evaluate(self, solution, problem, profile):
-        seen.append(({p["internal_api"]: p["num_threads"] for p in threadpool_info()},
-                     os.environ.get("OPENBLAS_NUM_THREADS"), os.environ.get("OMP_NUM_THREADS")))
-        return scored(self, solution, problem, profile)
-
-    monkeypatch.setattr(toy.heldout.ToyTask, "evaluate", evaluate)
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    rec = run("toy", "estimate", budget="quick", seed=0, results_dir=None, registry=toy_registry, threads=3)
-    assert rec["status"] == "ok" and seen, rec.get("error")
-    pools, blas, omp = seen[-1]
-    assert "openblas" in pools and set(pools.values()) == {3}, pools
-    assert blas == omp == "3"
-    assert os.environ.get("OPENBLAS_NUM_THREADS") == "1" and "OMP_NUM_THREADS" not in os.environ
+    code = """
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+from threadpoolctl import threadpool_info
+import numpy
+import toy, toy.heldout
+from advbench.registry import Registry
+from advbench.runner import run
+reg = Registry()
+reg.register_task(toy.SPEC)
+reg.register_method("toy", "estimate", "toy_methods:estimate")
+seen = []
+scored = toy.heldout.ToyTask.evaluate
+def evaluate(self, solution, problem, profile):
+    seen.append([{p["internal_api"]: p["num_threads"] for p in threadpool_info()},
+                 os.environ.get("OPENBLAS_NUM_THREADS"), os.environ.get("OMP_NUM_THREADS")])
+    return scored(self, solution, problem, profile)
+toy.heldout.ToyTask.evaluate = evaluate
+before = {p["internal_api"]: p["num_threads"] for p in threadpool_info()}
+rec = run("toy", "estimate", budget="quick", seed=0, results_dir=None, registry=reg, threads=1)
+after = {p["internal_api"]: p["num_threads"] for p in threadpool_info()}
+print(json.dumps([rec["status"], before, seen[-1] if seen else None, after,
+                  os.environ.get("OPENBLAS_NUM_THREADS"), os.environ.get("OMP_NUM_THREADS")]))
+"""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
+    res = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert res.returncode == 0, res.stderr[-3000:]
+    status, before, (inside, blas, omp), after, blas_after, omp_after = json.loads(res.stdout.strip().splitlines()[-1])
+    assert status == "ok" and before["openblas"] == 2, (status, before)
+    assert set(inside.values()) == {1} and blas == omp == "1", inside
+    assert after["openblas"] == 2 and blas_after == omp_after == "2", (after, blas_after, omp_after)
 
 
 def test_tasks_whose_harness_side_needs_no_torch_run_without_importing_it():
