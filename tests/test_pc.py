@@ -482,9 +482,9 @@ def test_a_sealed_network_keeps_the_shape_and_nothing_else_of_the_bundled_one(na
     pytest.importorskip("pgmpy")
     from collections import Counter
 
-    from advbench.tasks.pc.heldout import bundled_network_shape, network_shape, sealed_network
+    from advbench.tasks.pc.heldout import NETWORK_SHAPES, bundled_network_shape, sealed_network
 
-    assert network_shape(name) == bundled_network_shape(name)  # the pinned shape is the one in pgmpy's file
+    assert NETWORK_SHAPES[name] == bundled_network_shape(name)  # the pinned shape is the one in pgmpy's file
     data, dag = sealed_network(name, 2000, Seal(4, key=SECRET))
     again, dag_again = sealed_network(name, 2000, Seal(4, key=SECRET))
     other, dag_other = sealed_network(name, 2000, Seal(4, key=b"another key, sixteen+"))

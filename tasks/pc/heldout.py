@@ -104,12 +104,6 @@ def bundled_network_shape(name: str) -> tuple[tuple[int, int], ...]:
     return tuple((len(reader.variable_parents[v]), len(reader.variable_states[v])) for v in reader.variable_names)
 
 
-def network_shape(name: str) -> tuple[tuple[int, int], ...]:
-    """The shape a sealed network copies (:data:`NETWORK_SHAPES`): its structure, names and tables
-    are not copied."""
-    return NETWORK_SHAPES[name]
-
-
 def sealed_network(shape_of: str, n: int, seal: Seal) -> tuple[Dataset, Graph]:
     """A discrete Bayesian network made under the seal in the shape of a bundled one, and ``n`` rows
     forward-sampled from it.
@@ -122,7 +116,7 @@ def sealed_network(shape_of: str, n: int, seal: Seal) -> tuple[Dataset, Graph]:
     tables are never used, so looking it up gives nothing.
     """
     rng = seal.rng(12, NETWORKS.index(shape_of))
-    shape = list(network_shape(shape_of))
+    shape = list(NETWORK_SHAPES[shape_of])
     p = len(shape)
     # A topological order: at each position, any remaining node that has enough predecessors.
     left, order = list(rng.permutation(p)), []
