@@ -65,6 +65,7 @@ class ChiSquare:
         # Re-code each column as 0..k-1 over the values actually seen: unseen states add nothing.
         codes = [np.unique(col, return_inverse=True)[1] for col in np.asarray(data).T]
         self.codes = np.ascontiguousarray(np.stack(codes).astype(np.int64))  # (p, n): one row per variable
+        self.codes32 = self.codes.astype(np.int32)  # for the batched tables' cell codes
         self.card = self.codes.max(axis=1) + 1
         self._configs: dict[tuple[int, ...], np.ndarray] = {}
         self._config_bytes = 0
@@ -110,66 +111,95 @@ class ChiSquare:
         return 1.0 if dof == 0 else float(chdtrc(dof, stat))
 
     # Cells of one chunk's tables (tests x configurations x |X| x |Y|) counted by one bincount.
-    BATCH_CELLS = 500_000
+    BATCH_CELLS = 250_000
 
     def batch(self, keys: list[tuple[int, int, tuple[int, ...]]]) -> np.ndarray:
         """The p-values of many tests at once, the same numbers as calling the test on each.
 
         A level of PC-stable knows every test it will run before it runs any, and one test alone
-        spends most of its time starting small numpy operations. Tests with the same numbers of
-        states of X and of Y and a similar number of configurations of S share a chunk: their tables
-        are laid out side by side, padded to the chunk's largest number of configurations, and one
-        ``bincount`` over all the chunk's samples fills them. Padded configurations are never seen,
-        so they drop out exactly as the configurations that do not occur do above."""
+        spends most of its time starting small numpy operations. Tests with tables of similar size
+        share a chunk: their tables are laid out side by side, padded to the chunk's largest number
+        of configurations of S and of states of X and of Y, and one ``bincount`` over all the
+        chunk's samples fills them. Padded configurations and states are never seen, so they drop
+        out exactly as the configurations and states that do not occur do above. The test is
+        symmetric in X and Y, so each pair is laid out with the variable of fewer states as X."""
         p = np.ones(len(keys))
         n = self.codes.shape[1]
-        card = [int(c) for c in self.card]
-        n_conf = np.array([math.prod(card[v] for v in S) for _, _, S in keys], dtype=np.int64)
-        cx = self.card[[x for x, _, _ in keys]].astype(np.int64)
-        cy = self.card[[y for _, y, _ in keys]].astype(np.int64)
-        dense = np.flatnonzero(n_conf * cx * cy <= self.DENSE_CELLS)
-        for i in np.setdiff1d(np.arange(len(keys)), dense):  # huge tables: count only the configurations seen
-            p[i] = self(*keys[i])
-        order = dense[np.lexsort((n_conf[dense], cy[dense], cx[dense]))]
+        card = self.card.tolist()
+        tests = []  # (cells, configurations, |X|, |Y|, index, X, Y, S) of each dense table
+        configurations_of: dict[tuple[int, ...], int] = {}  # a level asks about each S many times
+        for i, (x, y, S) in enumerate(keys):
+            if card[x] > card[y]:
+                x, y = y, x
+            n_conf = configurations_of.get(S)
+            if n_conf is None:
+                n_conf = configurations_of[S] = math.prod(card[v] for v in S)
+            cells = n_conf * card[x] * card[y]
+            if cells > self.DENSE_CELLS:  # huge tables: count only the configurations seen
+                p[i] = self(x, y, S)
+            else:
+                tests.append((cells, n_conf, card[x], card[y], i, x, y, S))
+        tests.sort()
+        cap = max(1, self.BATCH_CELLS // n)  # tests per chunk: the (tests, samples) cell codes, too
         start = 0
-        while start < len(order):
-            first = order[start]
-            end = start + 1
-            cap = max(1, self.BATCH_CELLS // n)  # the (tests, samples) cell codes, too
-            while (end < len(order) and end - start < cap and cx[order[end]] == cx[first]
-                   and cy[order[end]] == cy[first] and n_conf[order[end]] <= 2 * n_conf[first]
-                   and (end - start + 1) * n_conf[order[end]] * cx[first] * cy[first] <= self.BATCH_CELLS):
+        while start < len(tests):
+            c, kx, ky, actual = 0, 0, 0, 0
+            end = start
+            while end < len(tests) and end - start < cap:
+                cells, n_conf, cx, cy = tests[end][:4]
+                padded = (end - start + 1) * max(c, n_conf) * max(kx, cx) * max(ky, cy)
+                # A chunk grows while padding at most doubles its cells.
+                if end > start and (padded > self.BATCH_CELLS or padded > 2 * (actual + cells)):
+                    break
+                c, kx, ky, actual = max(c, n_conf), max(kx, cx), max(ky, cy), actual + cells
                 end += 1
-            chunk = order[start:end]
-            p[chunk] = self._dense_chunk([keys[i] for i in chunk], int(n_conf[chunk].max()), int(cx[first]),
-                                         int(cy[first]))
+            chunk = tests[start:end]
+            p[[t[4] for t in chunk]] = self._dense_chunk([t[5:] for t in chunk], c, kx, ky)
             start = end
         return p
 
     def _dense_chunk(self, keys, c: int, kx: int, ky: int) -> np.ndarray:
-        # One configuration code per distinct S, shared by the pairs tested given it.
-        s_of = {S: i for i, S in enumerate(dict.fromkeys(S for _, _, S in keys))}
-        s_rows = [self.configurations(S) for S in s_of]
-        t = len(keys)
+        t, n = len(keys), self.codes.shape[1]
         stride = c * kx * ky
+        # Test i's samples fall in cells i*stride + (s*kx + x)*ky + y. The chunk has fewer than
+        # BATCH_CELLS cells, so 32-bit codes hold them and every pass over the samples moves half
+        # the bytes; S's configuration and the pair's code are each made once per chunk.
+        s_of = {S: i for i, S in enumerate(dict.fromkeys(S for _, _, S in keys))}
+        s_codes = np.empty((len(s_of), n), np.int32)
+        for S, i in s_of.items():
+            np.multiply(self.configurations(S), kx * ky, out=s_codes[i], casting="unsafe")
         pair_of = {xy: i for i, xy in enumerate(dict.fromkeys((x, y) for x, y, _ in keys))}
-        xs, ys = (np.array(v, dtype=np.int64) for v in zip(*pair_of))
-        pairs = self.codes[xs] * ky + self.codes[ys]  # one (x, y) code per distinct pair of the chunk
-        s_codes = np.stack(s_rows) * (kx * ky)
-        cell = s_codes[[s_of[S] for _, _, S in keys]]
-        cell += pairs[[pair_of[(x, y)] for x, y, _ in keys]]
-        cell += (np.arange(t, dtype=np.int64) * stride)[:, None]
-        counts = np.bincount(cell.ravel(), minlength=t * stride).reshape(t, c, kx, ky).astype(np.float64)
-        nx = counts.sum(axis=3)  # (test, conf, x)
-        ny = counts.sum(axis=2)  # (test, conf, y)
-        ns = nx.sum(axis=2)
-        seen = ns > 0
-        margin = nx[:, :, :, None] * ny[:, :, None, :]
-        expected = np.divide(margin, ns[:, :, None, None], out=np.zeros_like(margin), where=seen[:, :, None, None])
-        nonzero = expected > 0
-        stat = np.divide((counts - expected) ** 2, expected, out=np.zeros_like(expected), where=nonzero)
-        stat = stat.sum(axis=(1, 2, 3))
-        dof = (seen * (kx - 1 - (nx == 0).sum(axis=2)) * (ky - 1 - (ny == 0).sum(axis=2))).sum(axis=1)
+        xs, ys = (np.array(v, dtype=np.intp) for v in zip(*pair_of))
+        pairs = self.codes32[xs] * ky + self.codes32[ys]
+        cell = np.take(s_codes, np.array([s_of[S] for _, _, S in keys], np.intp), axis=0)
+        cell += np.take(pairs, np.array([pair_of[(x, y)] for x, y, _ in keys], np.intp), axis=0)
+        cell += (np.arange(t, dtype=np.int32) * stride)[:, None]
+        counts = np.bincount(cell.ravel(), minlength=t * stride).reshape(t * c, kx, ky).astype(np.float64)
+        return self._p_values(counts, t, c, kx, ky)
+
+    @staticmethod
+    def _p_values(o: np.ndarray, t: int, c: int, kx: int, ky: int) -> np.ndarray:
+        """Chi-square p-values of t tests from their tables o, (t * c, |X|, |Y|) counts, row i*c + j
+        test i's table under configuration j (consumed).
+
+        Pearson's statistic over the cells whose expected count E = nx ny / ns is positive is
+        sum O^2 / E - N, so one configuration's share is ns (sum_ab O_ab^2 / (nx_a ny_b) - 1): no
+        expected-count tables are made, and the reductions over the small |X| and |Y| axes are
+        einsums (numpy's sum loops slowly over an axis of 2 to 6)."""
+        nx = np.einsum("iab->ia", o)
+        ny = np.einsum("iab->ib", o)
+        ns = np.einsum("ia->i", nx)
+        # Where a margin is 0 its row or column of counts is 0 as well: any finite inverse will do.
+        inv_nx = 1.0 / np.maximum(nx, 1.0)
+        inv_ny = 1.0 / np.maximum(ny, 1.0)
+        o *= o
+        o *= inv_ny[:, None, :]
+        share = (np.einsum("iab,ia->i", o, inv_nx) - 1.0) * ns
+        stat = np.maximum(np.einsum("ij->i", share.reshape(t, c)), 0.0)  # rounding can leave -1e-13
+        # Degrees of freedom: (values of X seen - 1)(values of Y seen - 1) per configuration seen.
+        seen_x = np.einsum("ia->i", (nx > 0).view(np.int8), dtype=np.int64)
+        seen_y = np.einsum("ib->i", (ny > 0).view(np.int8), dtype=np.int64)
+        dof = ((seen_x - 1) * (seen_y - 1) * (ns > 0)).reshape(t, c).sum(axis=1)
         return np.where(dof == 0, 1.0, chdtrc(np.maximum(dof, 1), stat))
 
 
@@ -192,6 +222,22 @@ class FisherZ:
         z = np.sqrt(self.n - len(S) - 3) * abs(np.arctanh(r))
         return float(2 * ndtr(-z))
 
+    def batch(self, keys: list[tuple[int, int, tuple[int, ...]]]) -> np.ndarray:
+        """The p-values of many tests at once: the tests with conditioning sets of one size invert
+        their correlation blocks as one stack, the same numbers as calling the test on each."""
+        p = np.empty(len(keys))
+        by_size: dict[int, list[int]] = defaultdict(list)
+        for i, (_, _, S) in enumerate(keys):
+            by_size[len(S)].append(i)
+        for k, rows in by_size.items():
+            idx = np.array([[keys[i][0], keys[i][1], *keys[i][2]] for i in rows], dtype=np.intp)
+            prec = np.linalg.inv(self.corr[idx[:, :, None], idx[:, None, :]])
+            r = -prec[:, 0, 1] / np.sqrt(np.abs(prec[:, 0, 0] * prec[:, 1, 1]))
+            r = np.clip(r, -1 + 1e-15, 1 - 1e-15)
+            z = np.sqrt(self.n - k - 3) * np.abs(np.arctanh(r))
+            p[rows] = 2 * ndtr(-z)
+        return p
+
 
 class CachedTest:
     """Remembers p-values: stable PC asks about (x, y | S) from x's side and again from y's."""
@@ -211,13 +257,22 @@ class CachedTest:
 
     def prefetch(self, tests: list[tuple[int, int, tuple[int, ...]]]) -> None:
         """Compute the p-values of ``tests`` not yet known in one batch, where the test can batch."""
+        self._prefetch_keys(list(dict.fromkeys((min(x, y), max(x, y), tuple(sorted(S))) for x, y, S in tests)))
+
+    def p_values(self, keys: list[tuple[int, int, tuple[int, ...]]]) -> list[float]:
+        """The p-values of ``keys``, each already in the cache's form (x < y, S sorted), in order;
+        the unknown ones computed in one batch where the test can batch."""
+        self._prefetch_keys(list(dict.fromkeys(keys)))
+        cache = self.cache
+        return [cache[key] if key in cache else self(*key) for key in keys]
+
+    def _prefetch_keys(self, keys: list[tuple[int, int, tuple[int, ...]]]) -> None:
         batch = getattr(self.test, "batch", None)
         if batch is None:
             return
-        keys = list(dict.fromkeys((min(x, y), max(x, y), tuple(sorted(S))) for x, y, S in tests))
         keys = [key for key in keys if key not in self.cache]
         if keys:
-            self.cache.update(zip(keys, (float(v) for v in batch(keys))))
+            self.cache.update(zip(keys, batch(keys).tolist()))
             self.n_tests += len(keys)
 
 
@@ -243,36 +298,51 @@ def skeleton(ci: CachedTest, p: int, cfg: Config, max_k: int | None,
         # on the fly (original PC) makes the result depend on the order of the variables.
         neighbours = [np.flatnonzero(adj[x]) for x in range(p)]
         if cfg.stable:  # every test of the level is known now: compute them together
-            ci.prefetch([(x, int(y), S) for x in range(p) for y in neighbours[x]
-                         for S in combinations([int(v) for v in neighbours[x] if v != y], depth)])
-        to_remove: set[tuple[int, int]] = set()
-        for x in range(p):
-            for y in neighbours[x]:
-                if not cfg.stable:
+            separated = stable_level(ci, neighbours, depth, cfg.alpha)
+            for (a, b), found in separated.items():  # only now, after every pair at this level was tested
+                sepsets.setdefault((a, b), set()).update(found)
+                adj[a, b] = adj[b, a] = False
+        else:  # original PC: an edge goes as soon as a test separates its ends
+            for x in range(p):
+                for y in neighbours[x]:
                     if not adj[x, y]:
                         continue
                     neighbours[x] = np.flatnonzero(adj[x])
-                others = [int(v) for v in neighbours[x] if v != y]
-                separated, found = False, set()
-                for S in combinations(others, depth):
-                    if ci(x, int(y), S) > cfg.alpha:
-                        separated = True
-                        found.update(S)
-                        if not cfg.stable:
+                    for S in combinations([int(v) for v in neighbours[x] if v != y], depth):
+                        if ci(x, int(y), S) > cfg.alpha:
+                            sepsets.setdefault((min(x, int(y)), max(x, int(y))), set()).update(S)
+                            adj[x, y] = adj[y, x] = False
                             break
-                if separated:
-                    pair = (min(x, int(y)), max(x, int(y)))
-                    sepsets.setdefault(pair, set()).update(found)
-                    if cfg.stable:
-                        to_remove.add(pair)
-                    else:
-                        adj[x, y] = adj[y, x] = False
-        for a, b in to_remove:  # only now, after every pair at this level was tested
-            adj[a, b] = adj[b, a] = False
         depth += 1
         if after_level is not None and not after_level(depth):
             break
     return adj, sepsets, depth
+
+
+def stable_level(ci: CachedTest, neighbours: list[np.ndarray], depth: int,
+                 alpha: float) -> dict[tuple[int, int], set[int]]:
+    """One level of PC-stable: every ordered pair x, y of neighbours is tested given each set S of
+    ``depth`` other neighbours of x. Returns the pairs (x < y) found independent given some S, each
+    with the union of all such S from both sides. Every test of the level is listed before any
+    runs, so they are computed in one batch and judged together."""
+    keys: list[tuple[int, int, tuple[int, ...]]] = []
+    segments: list[tuple[int, int, int]] = []  # (x, y, end of its tests in keys)
+    for x, nb in enumerate(neighbours):
+        nb = nb.tolist()
+        for y in nb:  # neighbours are sorted, so each S comes out sorted, as the cache keys them
+            keys.extend((x, y, S) if x < y else (y, x, S) for S in combinations([v for v in nb if v != y], depth))
+            segments.append((x, y, len(keys)))
+    independent = np.array(ci.p_values(keys)) > alpha
+    found_before = np.concatenate([[0], np.cumsum(independent)])
+    separated: dict[tuple[int, int], set[int]] = {}
+    start = 0
+    for x, y, end in segments:
+        if found_before[end] > found_before[start]:
+            found = separated.setdefault((min(x, y), max(x, y)), set())
+            for i in np.flatnonzero(independent[start:end]):
+                found.update(keys[start + i][2])
+        start = end
+    return separated
 
 
 # ---------------------------------------------------------------------------------------------

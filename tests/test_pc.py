@@ -190,17 +190,22 @@ def test_chisq_pvalues_match_causallearn():
         assert ours(x, y, tuple(S)) == pytest.approx(theirs(x, y, S), rel=1e-9, abs=1e-12)
 
 
+def random_test_keys(p: int, count: int, max_k: int, seed: int) -> list[tuple[int, int, tuple[int, ...]]]:
+    """``count`` tests (x < y, S sorted, as the cache keys them) over p variables, |S| up to max_k."""
+    rng = np.random.default_rng(seed)
+    keys = []
+    for _ in range(count):
+        x, y, *S = (int(v) for v in rng.choice(p, 2 + int(rng.integers(0, max_k + 1)), replace=False))
+        keys.append((min(x, y), max(x, y), tuple(sorted(S))))
+    return keys
+
+
 def test_batched_chisq_gives_the_p_values_of_one_test_at_a_time():
     """``ChiSquare.batch`` (a level's tests side by side) against ``ChiSquare.__call__``, including
     conditioning sets large enough for the path that counts only the configurations seen."""
     data, _ = network("child", 2000, 3)
     test = B.ChiSquare(data.data)
-    rng = np.random.default_rng(2)
-    keys = []
-    for _ in range(300):
-        k = int(rng.integers(0, 11))
-        x, y, *S = (int(v) for v in rng.choice(data.data.shape[1], 2 + k, replace=False))
-        keys.append((min(x, y), max(x, y), tuple(sorted(S))))
+    keys = random_test_keys(data.data.shape[1], 300, 10, seed=2)
     n_conf = [int(np.prod(test.card[list(S)])) * int(test.card[x] * test.card[y]) for x, y, S in keys]
     assert min(n_conf) < 100 and max(n_conf) > B.ChiSquare.DENSE_CELLS  # both paths are exercised
     batched = test.batch(keys)
@@ -208,12 +213,12 @@ def test_batched_chisq_gives_the_p_values_of_one_test_at_a_time():
     np.testing.assert_allclose(batched, one_by_one, rtol=1e-9, atol=1e-14)
 
 
-@pytest.mark.parametrize("name,seed", [("child", 0), ("insurance", 1)])
+@pytest.mark.parametrize("name,seed", [("child", 0), ("insurance", 1), ("gaussian", 0)])
 def test_the_skeleton_is_the_same_with_and_without_batching(name, seed):
-    train, _ = network(name, 5000, seed)
-    one_by_one = B.make_test(train.data, "chisq")
-    one_by_one.prefetch = lambda tests: None
-    batched = B.make_test(train.data, "chisq")
+    train, _ = gaussian_sem(5000, seed) if name == "gaussian" else network(name, 5000, seed)
+    test = "fisherz" if name == "gaussian" else "chisq"
+    one_by_one = B.CachedTest(B.make_test(train.data, test).test.__call__)  # a bound method has no batch
+    batched = B.make_test(train.data, test)
     a = B.skeleton(one_by_one, train.data.shape[1], B.Config(), None)
     b = B.skeleton(batched, train.data.shape[1], B.Config(), None)
     assert np.array_equal(a[0], b[0]) and a[1] == b[1] and a[2] == b[2]
@@ -231,6 +236,15 @@ def test_fisherz_pvalues_match_causallearn():
         k = int(rng.integers(0, 5))
         x, y, *S = (int(v) for v in rng.choice(data.data.shape[1], 2 + k, replace=False))
         assert ours(x, y, tuple(S)) == pytest.approx(theirs(x, y, S), rel=1e-6, abs=1e-12)
+
+
+def test_batched_fisherz_gives_the_p_values_of_one_test_at_a_time():
+    """``FisherZ.batch`` (one stack of correlation blocks per size of S) against ``FisherZ.__call__``."""
+    data, _ = gaussian_sem(3000, 4)
+    test = B.FisherZ(data.data)
+    keys = random_test_keys(data.data.shape[1], 200, 6, seed=3)
+    assert len({len(S) for _, _, S in keys}) == 7  # every size, mixed in one batch
+    np.testing.assert_allclose(test.batch(keys), [test(*key) for key in keys], rtol=1e-9, atol=1e-14)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -544,6 +558,30 @@ def test_spec_import_is_light():
 
 
 # ---- pytest-benchmark micro-benchmarks (disabled by default: `pytest --benchmark-enable -k bench`) ----
+def bench_case(case: str) -> tuple[Dataset, str]:
+    if case == "gaussian-50":  # the gaussian variant's SEM at 50 nodes: Fisher's z
+        return gaussian_sem(5000, 0, p=50)[0], "fisherz"
+    return network(case, 5000, 0)[0], "chisq"
+
+
+@pytest.mark.parametrize("impl", ["advbench", "causal-learn"])
+@pytest.mark.parametrize("case", ["sachs", "child", "alarm", "gaussian-50"])
+def test_bench_pc(benchmark, case, impl):
+    """The whole of PC (skeleton, v-structures, Meek's rules) to the CPDAG, n = 5000, alpha 0.01,
+    stable, one pair per network; both give the same CPDAG, checked here on the benchmark's data."""
+    train, test = bench_case(case)
+    benchmark.group = f"PC to the CPDAG, {case} n=5000"
+    ours = lambda: B.pc(train.data, test, B.Config(alpha=0.01, stable=True))[0]  # noqa: E731
+    if impl == "advbench":
+        benchmark(ours)
+        return
+    pytest.importorskip("causallearn")
+    from causallearn.search.ConstraintBased.PC import pc as cl_pc
+
+    cg = benchmark(lambda: cl_pc(train.data, 0.01, test, stable=True, show_progress=False))
+    assert from_causallearn(cg.G.graph, train.nodes) == Graph(train.nodes, ours())
+
+
 @pytest.mark.parametrize("impl", ["advbench", "causal-learn"])
 def test_bench_skeleton_phase_child(benchmark, impl):
     """PC's skeleton phase (the CI tests) on CHILD, n = 5000, chi-square, alpha 0.01, stable."""
