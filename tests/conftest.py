@@ -12,6 +12,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 import json  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
+import tempfile  # noqa: E402
 import uuid  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -77,3 +78,13 @@ def loopback_namespace():
         yield prefix
     finally:
         subprocess.run([ip, "netns", "del", name], capture_output=True)
+
+
+@pytest.fixture
+def short_tmp():
+    """A short TMPDIR, removed afterwards with whatever was left in it: Ray puts its session and
+    sockets under it (e.g. the harness's advbench-method-XXXXXXXX/ray/session_<date>_<time>_<us>_<pid>/
+    sockets/plasma_store), and a socket's path has at most 107 bytes."""
+    path = tempfile.mkdtemp(prefix="", dir="/tmp")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

@@ -227,18 +227,6 @@ def _in_namespace(prefix, args, tmp):
     return subprocess.run([*prefix, sys.executable, *args], capture_output=True, text=True, timeout=600, env=env)
 
 
-@pytest.fixture
-def short_tmp():
-    """A short TMPDIR: Ray puts its sockets under it (the harness's advbench-method-XXXXXXXX/ray/
-    session_<date>_<time>_<us>_<pid>/sockets/plasma_store), and a socket's path has at most 107 bytes."""
-    import shutil
-    import tempfile
-
-    path = tempfile.mkdtemp(prefix="", dir="/tmp")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def test_tpe_on_ray_tune_runs_the_references_trials_and_leaves_nothing_behind(loopback_namespace, short_tmp,
                                                                               tmp_path):
     """With one thread, Ray Tune asks optuna's TPE the same questions in the same order and tells it
