@@ -169,6 +169,32 @@ def test_the_harness_builds_what_peft_builds_from_peft_s_own_adapter(base):
     assert C.count_adapter(data)["changed"] == 73_728 + 770
 
 
+def test_scoring_pads_each_batch_to_its_longest_with_the_logits_of_full_padding(base):
+    """score_adapter sorts the sentences by length and pads each batch to its longest: the same
+    predictions as padding every sentence to MAX_TOKENS, from logits equal within rounding (a
+    random adapter and head, so that many margins are small)."""
+    model, tok = base
+    rng = np.random.default_rng(0)
+    weights = {"head.weight": rng.normal(0, 0.5, (2, 384)).astype(np.float32), "head.bias": np.zeros(2, np.float32)}
+    for layer in range(6):
+        for linear in ("attention.self.query", "attention.self.value"):
+            weights[f"encoder.layer.{layer}.{linear}.lora_A.weight"] = rng.normal(0, 0.05, (8, 384)).astype(np.float32)
+            weights[f"encoder.layer.{layer}.{linear}.lora_B.weight"] = rng.normal(0, 0.05, (384, 8)).astype(np.float32)
+    data = {"r": 8, "lora_alpha": 16.0, "weights": weights}
+    test = H.make_sentences(Seal(0, key=b"k" * 32).rng(3), H.split_adjectives(Seal(0, key=b"k" * 32).rng(1))[1], 300)
+    texts = list(test.texts)
+    lengths = {len(ids) for ids in tok(texts)["input_ids"]}
+    assert len(lengths) > 3 and max(lengths) < C.MAX_TOKENS  # batches of several lengths, all padded before
+    net = C.classifier_from_adapter(data)
+    with torch.no_grad():
+        full = net(*C.encode(tok, texts))
+        longest = torch.cat([net(*C.encode(tok, texts[i: i + 7], padding="longest")) for i in range(0, len(texts), 7)])
+    assert (full - longest).abs().max() < 1e-4, float((full - longest).abs().max())
+    scored = C.score_adapter(data, texts, batch=64)
+    assert np.array_equal(scored["pred"], full.argmax(-1).numpy())
+    assert scored["changed"] == C.count_adapter(data)["changed"]
+
+
 @pytest.mark.parametrize("bad", [
     {"r": 8, "lora_alpha": 16.0, "weights": {}},  # no head
     {"r": 0, "lora_alpha": 16.0, "weights": {}},

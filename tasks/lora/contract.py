@@ -72,9 +72,11 @@ def load_base_model() -> tuple[Any, Any]:
     return AutoModel.from_pretrained(path), AutoTokenizer.from_pretrained(path)
 
 
-def encode(tokenizer: Any, texts: list[str] | tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(input_ids, attention_mask), int64[n, MAX_TOKENS], padded and truncated."""
-    enc = tokenizer(list(texts), padding="max_length", truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
+def encode(tokenizer: Any, texts: list[str] | tuple[str, ...],
+           padding: str = "max_length") -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask), int64[n, MAX_TOKENS] padded and truncated (``padding="longest"``:
+    padded to the longest of ``texts`` instead)."""
+    enc = tokenizer(list(texts), padding=padding, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
     return enc["input_ids"], enc["attention_mask"]
 
 
@@ -195,12 +197,18 @@ def score_adapter(data: Any, texts: list[str], batch: int = 256) -> dict[str, An
     tokenizer, model, state = _base()
     checked = _checked_adapter(data, state)
     net = _classifier(checked, model, state)
-    out = []
+    # Shortest first, each batch padded to its longest: attention and pooling mask the padding, so a
+    # sentence's logits do not depend on it (equal within float rounding, tested), and the test
+    # sentences' 9 real tokens on average no longer pay for MAX_TOKENS (2.0 s instead of 4.9 s).
+    lengths = [len(ids) for ids in tokenizer(list(texts), truncation=True, max_length=MAX_TOKENS)["input_ids"]]
+    order = np.argsort(lengths, kind="stable")
+    pred = np.empty(len(texts), np.int64)
     with torch.no_grad():
         for start in range(0, len(texts), batch):
-            ids, mask = encode(tokenizer, texts[start: start + batch])
-            out.append(net(ids, mask).argmax(-1).numpy())
-    return {"pred": np.concatenate(out).astype(np.int64), **_counts(checked, state)}
+            rows = order[start: start + batch]
+            ids, mask = encode(tokenizer, [texts[i] for i in rows], padding="longest")
+            pred[rows] = net(ids, mask).argmax(-1).numpy()
+    return {"pred": pred, **_counts(checked, state)}
 
 
 def _counts(checked: tuple, state: dict[str, torch.Tensor]) -> dict[str, int]:
