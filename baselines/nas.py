@@ -56,8 +56,14 @@ class Config:
     # 0.05 keeps it proposing new architectures.
     entropy_weight: float = 0.05
     reward_scale: float = 10.0  # R = scale * validation accuracy: differences of a point matter
-    max_samples: int = 20_000  # samples (cached ones included) before a collapsed controller gives up
+    # Samples (cached ones included) before a collapsed controller gives up; None: 200 per evaluation
+    # of the budget (full: 20 000). A fixed 20 000 made quick's collapsed runs spin for 35 s.
+    max_samples: int | None = None
     checkpoint_every: int = 10  # evaluations between scored checkpoints (the learning curve)
+
+    def __post_init__(self) -> None:
+        if self.max_samples is None:
+            self.max_samples = 200 * self.evaluations
 
 
 # ---------------------------------------------------------------------------------------------

@@ -69,7 +69,8 @@ Methods: ``reference`` = REINFORCE (Williams 1992) with an LSTM controller (Zoph
 exponential-moving-average baseline and an entropy bonus (0.05), reward = 10 x validation accuracy;
 ``floor`` = random search (distinct architectures in a random order). Both cache answers, so
 resampling costs nothing; a controller that has collapsed onto cached architectures stops after
-20 000 samples with part of its budget unused. Budgets: evaluations, quick 50, full 100.
+200 samples per evaluation of the budget (20 000 on full) with part of its budget unused. Budgets:
+evaluations, quick 50, full 100.
 
 The public table (v4, sha256 ``e05a3702...``, pinned in ``heldout.TABLE_SHA256``): the optimum by
 validation is row 169 (depth 3, width 128, relu, dropout 0.2; CV 0.9652, test 0.9600); the best
