@@ -34,6 +34,19 @@ def test_the_images_are_pinned_bit_for_bit():
     assert digest(glyph_digits(Seal(0), 200, size=28)) == "7951aac19e97b357"
 
 
+@pytest.mark.parametrize("size", [8, 28])
+def test_images_made_a_few_at_a_time_are_those_made_all_at_once(monkeypatch, size):
+    """The images are warped and noised WARP_CHUNK at a time (memory): the pixels are the same bit
+    for bit whatever the chunk, the noise drawn chunk after chunk included."""
+    import advbench.glyphs as G
+
+    monkeypatch.setattr(G, "WARP_CHUNK", 10_000)
+    whole = glyph_digits(Seal(2, key=KEY), 61, size=size)
+    monkeypatch.setattr(G, "WARP_CHUNK", 7)
+    chunked = glyph_digits(Seal(2, key=KEY), 61, size=size)
+    assert np.array_equal(whole.x, chunked.x) and np.array_equal(whole.y, chunked.y)
+
+
 def test_shapes_ranges_and_a_stratified_split():
     train, test = glyph_split(Seal(0))
     assert train.x.shape == (1350, 64) and test.x.shape == (450, 64)
