@@ -88,7 +88,7 @@ def hypergradient_errors(data, dtype, seed, epsilon=0.01):
 def test_finite_difference_hypergradient_equals_the_exact_unrolled_one_on_a_smooth_supernet(data, dtype, monkeypatch):
     # ReLU and max pooling made smooth, so that a central difference has a derivative to converge to
     monkeypatch.setattr(torch.nn, "ReLU", torch.nn.GELU)
-    monkeypatch.setattr(torch.nn, "MaxPool2d", SmoothMaxPool)
+    monkeypatch.setattr(dc, "MaxPool3", SmoothMaxPool)
     rel, without_mixed = hypergradient_errors(data, dtype, seed=0)
     assert rel < 1e-3, rel  # measured: under 1e-4 in float32 and float64
     assert rel < without_mixed / 4, (rel, without_mixed)  # the mixed term is there, and right
@@ -168,6 +168,28 @@ def test_random_cells_cover_the_space_and_are_valid():
     ops = {op for c in cells for n in c for op in (n[1], n[3])}
     assert ops == set(dc.CHOSEN_OPS)
     assert {n[0] for c in cells for n in c[2:]} == {0, 1, 2, 3}
+
+
+def test_max_pooling_in_channels_last_trains_the_networks_nn_maxpool2d_trains(data, monkeypatch):
+    """``max3`` pools in channels-last memory for speed: values and gradients equal to
+    ``nn.MaxPool2d(3, 1, 1)``'s with many ties, and a retraining of a cell with max3 edges gives
+    the same network bit for bit (the backward pass's order of sums included)."""
+    g = torch.Generator().manual_seed(0)
+    x = ((torch.randn(9, 16, 8, 8, generator=g) * 2).round() / 2).requires_grad_()  # ties everywhere
+    x_ref = x.detach().clone().requires_grad_()
+    y, y_ref = dc.MaxPool3()(x), torch.nn.MaxPool2d(3, stride=1, padding=1)(x_ref)
+    w = torch.randn(y.shape, generator=g)
+    (y * w).sum().backward()
+    (y_ref * w).sum().backward()
+    assert torch.equal(y, y_ref) and y.is_contiguous() and torch.equal(x.grad, x_ref.grad)
+
+    cell = ((0, "max3", 1, "conv3"), (2, "max3", 0, "skip"), (3, "max3", 1, "avg3"))
+    train = data.heldout["train"]
+    recipe = dc.RetrainRecipe(epochs=2)
+    ours = dc.retrain(cell, train.x[:256], train.y[:256], 3, recipe).state_dict()
+    monkeypatch.setattr(dc, "MaxPool3", lambda: torch.nn.MaxPool2d(3, stride=1, padding=1))
+    theirs = dc.retrain(cell, train.x[:256], train.y[:256], 3, recipe).state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
 
 
 def test_the_harness_retrains_from_its_own_sealed_seeds_and_repeats(data):

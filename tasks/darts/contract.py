@@ -114,6 +114,38 @@ class Zero(nn.Module):
         return x * 0.0
 
 
+class _MaxPool3ChannelsLast(torch.autograd.Function):
+    """``F.max_pool2d(x, 3, 1, 1)`` computed in channels-last memory, one node in the autograd graph
+    as the pooling itself is (extra copy nodes would reorder the backward pass's sums)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        x_cl = x.contiguous(memory_format=torch.channels_last)
+        out, indices = torch.ops.aten.max_pool2d_with_indices(x_cl, [3, 3], [1, 1], [1, 1])
+        ctx.save_for_backward(x_cl, indices)
+        return out.contiguous()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        x_cl, indices = ctx.saved_tensors
+        grad_in = torch.ops.aten.max_pool2d_with_indices_backward(
+            grad.contiguous(memory_format=torch.channels_last), x_cl, [3, 3], [1, 1], [1, 1], [1, 1], False, indices)
+        return grad_in.contiguous()
+
+
+class MaxPool3(nn.Module):
+    """The ``max3`` operation: 3x3 max pooling, stride 1, padding 1, as ``nn.MaxPool2d(3, 1, 1)``.
+
+    Pooled in channels-last memory and handed back contiguous: the same values and gradients, ties
+    included, and the same trained networks bit for bit (tested), but torch's CPU kernel for
+    contiguous inputs that need gradients took 1.7 ms on 64 x 16 x 8 x 8 against 0.3 ms."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.is_grad_enabled() or not x.requires_grad:
+            return F.max_pool2d(x, 3, stride=1, padding=1)
+        return _MaxPool3ChannelsLast.apply(x)
+
+
 class Preprocess(nn.Sequential):
     """ReLU-1x1 conv-BN: brings a cell input to C channels."""
 
@@ -141,7 +173,7 @@ def make_op(name: str, c: int, affine: bool = True) -> nn.Module:
     if name == "dil3":
         return conv(3, dilation=2)
     if name == "max3":
-        return nn.MaxPool2d(3, stride=1, padding=1)
+        return MaxPool3()
     if name == "avg3":
         return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
     raise ValueError(f"unknown operation {name!r}; valid: {', '.join(OPS)}")
