@@ -213,6 +213,21 @@ def test_batched_chisq_gives_the_p_values_of_one_test_at_a_time():
     np.testing.assert_allclose(batched, one_by_one, rtol=1e-9, atol=1e-14)
 
 
+def test_batched_chisq_on_odd_data_gives_the_p_values_of_one_test_at_a_time():
+    """Edge cases of the batch's index arithmetic: one-state variables, one to 2000 rows, states that
+    never occur, and chunk limits small enough to put one table in a chunk or a test on the path for
+    huge tables."""
+    rng = np.random.default_rng(0)
+    for _ in range(120):
+        p, n = int(rng.integers(3, 9)), int(rng.choice([1, 2, 7, 50, 300, 2000]))
+        data = np.stack([rng.integers(0, c, n) * 3 + 1 for c in rng.integers(1, 6, p)], axis=1)
+        test = B.ChiSquare(data)
+        test.DENSE_CELLS = int(rng.choice([10, 200, B.ChiSquare.DENSE_CELLS]))
+        test.BATCH_CELLS = int(rng.choice([30, 5000, B.ChiSquare.BATCH_CELLS]))
+        keys = list(dict.fromkeys(random_test_keys(p, int(rng.integers(1, 40)), p - 2, seed=int(rng.integers(1 << 30)))))
+        np.testing.assert_allclose(test.batch(keys), [test(*key) for key in keys], rtol=1e-9, atol=1e-14)
+
+
 @pytest.mark.parametrize("name,seed", [("child", 0), ("insurance", 1), ("gaussian", 0)])
 def test_the_skeleton_is_the_same_with_and_without_batching(name, seed):
     train, _ = gaussian_sem(5000, seed) if name == "gaussian" else network(name, 5000, seed)
