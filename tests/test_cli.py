@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -210,24 +211,28 @@ def test_kill_9_midway_then_rerun_leaves_every_seed_once(tmp_path):
 
     import psutil
 
+    results, scratch = tmp_path / "results", tmp_path / "tmp"
+    scratch.mkdir()
     args = [*ADVBENCH, "run", "--task", "pc", "--method", "floor", "--variant", "sachs-like", "--seeds", "5",
-            "--results", str(tmp_path)]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            "--results", str(results)]
+    # The killed harness cannot remove its run's folders: they go to a TMPDIR inside the test's own.
+    env = dict(os.environ, TMPDIR=str(scratch))
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + 240
-    while len(list(tmp_path.rglob("*.json"))) < 2 and time.monotonic() < deadline:
+    while len(list(results.rglob("*.json"))) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     children = psutil.Process(proc.pid).children(recursive=True)
     proc.send_signal(signal.SIGKILL)  # at whatever moment the sweep is in
     proc.wait()
     gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive  # method and scoring processes die with the harness
-    before = sorted(p.name for p in tmp_path.rglob("*.json"))
+    before = sorted(p.name for p in results.rglob("*.json"))
     assert 2 <= len(before) < 5
-    for path in tmp_path.rglob("*.json"):
+    for path in results.rglob("*.json"):
         json.loads(path.read_text())  # every record on disk is whole
-    res = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0, res.stderr
-    recs = [json.loads(p.read_text()) for p in tmp_path.rglob("*.json")]
+    recs = [json.loads(p.read_text()) for p in results.rglob("*.json")]
     assert sorted(r["seed"] for r in recs) == [0, 1, 2, 3, 4]
     assert f"skipped {len(before)} run(s)" in res.stderr
 

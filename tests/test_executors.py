@@ -93,8 +93,10 @@ def test_a_pool_of_worker_processes_writes_the_records_a_sequential_sweep_writes
 
 
 def test_a_pool_worker_killed_by_its_method_is_retried_once_then_recorded_as_crashed(host_killer_env, tmp_path):
+    scratch = tmp_path / "tmp"  # the killed worker's run cannot remove its folders: they go here
+    scratch.mkdir()
     res = advbench("run", "--task", "pc", "--all-methods", "--variant", "sachs-like", "--jobs", "2", "--results",
-                   str(tmp_path), env=host_killer_env)
+                   str(tmp_path), env=dict(host_killer_env, TMPDIR=str(scratch)))
     assert res.returncode == 1, res.stderr  # a failed run, and the sweep went on
     by_method = {r["method"]: r for r in records.iter_records(tmp_path)}
     assert set(by_method) == {"reference", "floor", "kills-its-host"}
