@@ -97,17 +97,8 @@ class ChiSquare:
             n_conf = int(s.max()) + 1
         # ...so one bincount fills every table at once: counts[s, x, y].
         cell = (s * cx + self.codes[x]) * cy + self.codes[y]
-        counts = np.bincount(cell, minlength=n_conf * cx * cy).reshape(n_conf, cx, cy)
-        nx = counts.sum(axis=2)  # (conf, x) margins
-        ny = counts.sum(axis=1)  # (conf, y) margins
-        ns = nx.sum(axis=1)
-        seen = ns > 0
-        counts, nx, ny, ns = counts[seen], nx[seen], ny[seen], ns[seen]
-        expected = nx[:, :, None] * ny[:, None, :] / ns[:, None, None]
-        nonzero = expected > 0  # where expected is 0 the count is 0 too
-        stat = float((((counts - expected) ** 2)[nonzero] / expected[nonzero]).sum())
-        dof = int(((cx - 1 - (nx == 0).sum(axis=1)) * (cy - 1 - (ny == 0).sum(axis=1))).sum())
-        return 1.0 if dof == 0 else float(chdtrc(dof, stat))
+        counts = np.bincount(cell, minlength=n_conf * cx * cy).reshape(n_conf, cx, cy).astype(np.float64)
+        return float(self._p_values(counts, 1, n_conf, cx, cy)[0])
 
     # Cells of one chunk: the joint tables counted by one bincount (and its sets x samples cell
     # codes), or the tests' tables whose statistics are computed together.
@@ -155,21 +146,16 @@ class ChiSquare:
         counts, table_start = self._joint_tables(sets)
         zero = len(counts) - 1
         # Each test variable's stride in its set's table (C order over the set's sorted variables).
-        k_sets = self.card[sets]
-        strides = np.ones_like(k_sets)
-        strides[:, :-1] = np.cumprod(k_sets[:, :0:-1], axis=1)[:, ::-1]
         place = np.argsort(np.argsort(tests, axis=1), axis=1)  # where each test variable sits in its set
-        stride = np.take_along_axis(strides[set_of], place, axis=1)
+        stride = np.take_along_axis(_c_order_strides(self.card[sets])[set_of], place, axis=1)
         n_conf = k[:, 2:].prod(axis=1)
         p = np.empty(len(tests))
         for chunk, c, kx, ky in self._chunks_by_size(n_conf, k[:, 0], k[:, 1]):
             t = len(chunk)
             # Configuration j of S, digit by digit (mixed radix over S's states), and where it sits.
             k_s = k[chunk, 2:]
-            radix = np.ones_like(k_s)
-            radix[:, :-1] = np.cumprod(k_s[:, :0:-1], axis=1)[:, ::-1]
             j = np.arange(c)
-            digits = j[None, :, None] // radix[:, None, :] % k_s[:, None, :]
+            digits = j[None, :, None] // _c_order_strides(k_s)[:, None, :] % k_s[:, None, :]
             at_s = np.einsum("tjd,td->tj", digits, stride[chunk, 2:]) + table_start[set_of[chunk], None]
             at_s[j >= n_conf[chunk, None]] = zero
             at_x = np.arange(kx) * stride[chunk, 0, None]
@@ -250,6 +236,14 @@ class ChiSquare:
         return np.where(dof == 0, 1.0, chdtrc(np.maximum(dof, 1), stat))
 
 
+def _c_order_strides(states: np.ndarray) -> np.ndarray:
+    """Row by row, the strides of a C-order table with ``states[i]`` values along its axes: each
+    axis's step is the product of the axes after it."""
+    strides = np.ones_like(states)
+    strides[:, :-1] = np.cumprod(states[:, :0:-1], axis=1)[:, ::-1]
+    return strides
+
+
 class FisherZ:
     """Fisher's z test of zero partial correlation, for linear-Gaussian data.
 
@@ -262,12 +256,7 @@ class FisherZ:
         self.corr = np.corrcoef(data.T)
 
     def __call__(self, x: int, y: int, S: tuple[int, ...]) -> float:
-        idx = [x, y, *S]
-        prec = np.linalg.inv(self.corr[np.ix_(idx, idx)])
-        r = -prec[0, 1] / np.sqrt(abs(prec[0, 0] * prec[1, 1]))
-        r = float(np.clip(r, -1 + 1e-15, 1 - 1e-15))  # |r| = 1 for deterministic relations
-        z = np.sqrt(self.n - len(S) - 3) * abs(np.arctanh(r))
-        return float(2 * ndtr(-z))
+        return float(self.batch([(x, y, tuple(S))])[0])
 
     def batch(self, keys: list[tuple[int, int, tuple[int, ...]]]) -> np.ndarray:
         """The p-values of many tests at once: the tests with conditioning sets of one size invert
@@ -280,7 +269,7 @@ class FisherZ:
             idx = np.array([[keys[i][0], keys[i][1], *keys[i][2]] for i in rows], dtype=np.intp)
             prec = np.linalg.inv(self.corr[idx[:, :, None], idx[:, None, :]])
             r = -prec[:, 0, 1] / np.sqrt(np.abs(prec[:, 0, 0] * prec[:, 1, 1]))
-            r = np.clip(r, -1 + 1e-15, 1 - 1e-15)
+            r = np.clip(r, -1 + 1e-15, 1 - 1e-15)  # |r| = 1 for deterministic relations
             z = np.sqrt(self.n - k - 3) * np.abs(np.arctanh(r))
             p[rows] = 2 * ndtr(-z)
         return p
@@ -302,25 +291,15 @@ class CachedTest:
             self.n_tests += 1
         return p
 
-    def prefetch(self, tests: list[tuple[int, int, tuple[int, ...]]]) -> None:
-        """Compute the p-values of ``tests`` not yet known in one batch, where the test can batch."""
-        self._prefetch_keys(list(dict.fromkeys((min(x, y), max(x, y), tuple(sorted(S))) for x, y, S in tests)))
-
     def p_values(self, keys: list[tuple[int, int, tuple[int, ...]]]) -> list[float]:
         """The p-values of ``keys``, each already in the cache's form (x < y, S sorted), in order;
         the unknown ones computed in one batch where the test can batch."""
-        self._prefetch_keys(list(dict.fromkeys(keys)))
-        cache = self.cache
-        return [cache[key] if key in cache else self(*key) for key in keys]
-
-    def _prefetch_keys(self, keys: list[tuple[int, int, tuple[int, ...]]]) -> None:
         batch = getattr(self.test, "batch", None)
-        if batch is None:
-            return
-        keys = [key for key in keys if key not in self.cache]
-        if keys:
-            self.cache.update(zip(keys, batch(keys).tolist()))
-            self.n_tests += len(keys)
+        unknown = [key for key in dict.fromkeys(keys) if key not in self.cache]
+        if batch is not None and unknown:
+            self.cache.update(zip(unknown, batch(unknown).tolist()))
+            self.n_tests += len(unknown)
+        return [self.cache[key] if key in self.cache else self(*key) for key in keys]
 
 
 # ---------------------------------------------------------------------------------------------
