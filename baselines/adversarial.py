@@ -105,7 +105,7 @@ def _fit(train, ctx, *, adversarial: bool) -> Classifier:
     solution = Classifier(model)
     rng = np.random.default_rng([ctx.seed, 7])
     alpha = cfg.eps * cfg.pgd_alpha_over_eps
-    eval_every = max(1, cfg.epochs // cfg.checkpoints)
+    eval_every = max(1, -(-cfg.epochs // cfg.checkpoints))  # ceil: at most `checkpoints` checkpoints
     n = len(y_all)
     with torch_threads(cfg.threads, device):
         for epoch in range(1, cfg.epochs + 1):

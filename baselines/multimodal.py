@@ -301,7 +301,7 @@ def _fit(data: dict, ctx, model_cls: type[nn.Module], modalities: tuple[str, ...
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     gen = torch.Generator().manual_seed(ctx.seed)
-    every = max(1, cfg.epochs // cfg.checkpoints)
+    every = max(1, -(-cfg.epochs // cfg.checkpoints))  # ceil: at most `checkpoints` checkpoints
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         order = torch.randperm(n, generator=gen).to(ctx.device)

@@ -206,6 +206,14 @@ def test_the_harness_retrains_from_its_own_sealed_seeds_and_repeats(data):
     assert a["parameter_free_ops"] == 3 and a["parameters"] > 10_000
 
 
+def test_quick_retrains_once_with_the_full_budgets_first_seed():
+    quick, full = (DARTSTask().build(variant="glyphs", seed=2, budget=SPEC.budgets[b], seal=Seal(2, b"k" * 32))
+                   for b in ("quick", "full"))
+    assert len(full.heldout["retrain_seeds"]) == 3 == full.description["retrain"]["seeds"]
+    assert quick.heldout["retrain_seeds"] == full.heldout["retrain_seeds"][:1]
+    assert quick.description["retrain"]["seeds"] == 1
+
+
 def test_bad_variant_is_a_usage_error_naming_the_choices(tmp_path):
     import subprocess
     import sys

@@ -16,7 +16,7 @@ earlier node (2, 3 and 4 candidate inputs: 9 edges), and each edge applies one o
 A method returns a :class:`Genotype` (or anything with ``genotype()`` returning the same nested
 tuples). The **harness** then builds :func:`build_network` of that genotype and trains it from
 scratch on all the search data with one fixed recipe (:data:`RETRAIN`), three times with three
-seeds of its own, and scores the test accuracy of each: so what is scored is the architecture,
+seeds of its own (once on the quick budget), and scores the test accuracy of each: so what is scored is the architecture,
 not how well a method trained its weights, and no method can win by training longer.
 """
 

@@ -23,7 +23,8 @@ Metrics: ``accuracy`` (primary), on the negated and plain test sentences apart, 
 Methods: ``reference`` = LoRA (r 8, α 16, query and value, from scratch in
 ``baselines/lora.py``; outputs equal to peft's: tested), ``full`` = full fine-tuning (every weight
 of the encoder at AdamW 2e-5, the head at 1e-3), ``floor`` = frozen encoder + logistic regression. Budgets: optimiser ``steps`` of 32 sentences,
-quick 90, full 150. Targets (version 2): quick ``accuracy`` ≥ 0.95, full ≥ 0.97 on every seed;
+quick 75 (90 until 2026-12-06: seed 0 passed 0.95 at step 54; 75 steps, seeds 0-2: 0.996, 0.984,
+0.998), full 150. Targets (version 2): quick ``accuracy`` ≥ 0.95, full ≥ 0.97 on every seed;
 the seed mean ≥ 0.99 and within 1 point of full fine-tuning's are a test on the committed records.
 
 Why version 2 (same data, method and budgets; the full bar 0.99 -> 0.97): TASKS.md's 0.99 is a
@@ -81,7 +82,7 @@ SPEC = TaskSpec(
         Target("accuracy", 0.97, "full", "negation"),
     ),
     budgets={
-        "quick": Budget("quick", max_seconds=240, limits={"steps": 90}, variants=("negation",)),
+        "quick": Budget("quick", max_seconds=240, limits={"steps": 75}, variants=("negation",)),
         "full": Budget("full", max_seconds=600, limits={"steps": 150}, variants=("negation",)),
     },
     profiles=("cpu", "cuda"),

@@ -26,7 +26,8 @@ initialisation meta-trained for one step of 0.01 can be sharp enough that ten st
 rare task (support points bunched at one end of [-5, 5]): one full-budget seed scored mse_10step
 562 over 600 sealed tasks, from a single task at 3e5, before the check.
 
-Budgets: ``meta_iterations`` of 25 tasks, quick 2000 (k10), full 20 000 (both variants). Targets (TASKS.md): quick 10-shot ``mse_1step`` ≤ 1.5 (and below the
+Budgets: ``meta_iterations`` of 25 tasks, quick 1500 (k10; 2000 until 2026-12-06: 1500
+iterations end at 1.02-1.07 on seeds 0-2, past the bar by 900-1050), full 20 000 (both variants). Targets (TASKS.md): quick 10-shot ``mse_1step`` ≤ 1.5 (and below the
 floor: a test), full 10-shot ``mse_1step`` ≤ 0.8 and ``mse_10step`` ≤ 0.6 (Meta-SGD's table reports
 MAML at about 0.77).
 
@@ -77,7 +78,7 @@ SPEC = TaskSpec(
         Target("mse_10step", 0.6, "full", "k10"),
     ),
     budgets={
-        "quick": Budget("quick", max_seconds=240, limits={"meta_iterations": 2000}, variants=("k10",)),
+        "quick": Budget("quick", max_seconds=240, limits={"meta_iterations": 1500}, variants=("k10",)),
         "full": Budget("full", max_seconds=600, limits={"meta_iterations": 20_000}, variants=("k5", "k10")),
     },
     profiles=("cpu", "cuda"),
