@@ -465,7 +465,9 @@ def run(task: str, method: str | None = None, *, profile: str | None = None, bud
             t0 = time.perf_counter()
             try:
                 task_impl = load_object(spec.entry_point)()
-                problem = task_impl.build(variant=variant, seed=seed, budget=bud, seal=Seal(seed, material))
+                on_device = {"device": prof.torch_device} if spec.harness_device else {}
+                problem = task_impl.build(variant=variant, seed=seed, budget=bud, seal=Seal(seed, material),
+                                          **on_device)
             except ModuleNotFoundError as exc:  # an extra that is not installed: say which
                 extras = ",".join(spec.extras) or "all"
                 raise UsageError(f"task {spec.name!r} needs the package {exc.name!r}, which is not installed: "

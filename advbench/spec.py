@@ -139,6 +139,10 @@ class TaskSpec:
     # harness imports and seeds it before the run. False (pc, qnn, automl) spares each run's harness
     # process torch's import (about 1 s here); a test checks that such a task's runs never import it.
     harness_uses_torch: bool = True
+    # Whether the harness's own computing for the task runs on the profile's device: its ``build``
+    # then takes ``device`` (``"cpu"`` or ``"cuda"``), as dp-fedavg's, whose mechanism trains every
+    # client in the harness. Otherwise the harness's side runs on the CPU whatever the profile.
+    harness_device: bool = False
 
     def __post_init__(self) -> None:
         if self.seeds_per_replicate < 1:

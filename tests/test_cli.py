@@ -56,6 +56,7 @@ def test_info_describes_a_task():
     (["run", "--task", "transformer", "--profile", "gpu"], "Valid profiles: aer-noisy"),
     (["run", "--task", "transformer", "--profile", "aer-shots"], "does not support profile 'aer-shots'"),
     (["run", "--task", "transformer", "--profile", "cuda"], "not available here"),
+    (["run", "--task", "dp-fedavg", "--profile", "cuda"], "not available here"),
     (["run", "--task", "transformer", "--variant", "rev"], "did you mean 'reverse'?"),
     (["run", "--task", "transformer-v9"], "not v9"),
     (["run"], "name a task with --task or use --all"),

@@ -256,6 +256,31 @@ def test_malformed_questions_are_refused_and_not_counted():
     assert mech.calls == 0 and umech.calls == 0
 
 
+def test_the_runner_builds_the_mechanism_on_the_profiles_device(monkeypatch):
+    """dp-fedavg's arithmetic is the harness's: the runner hands ``build`` the profile's device
+    (``SPEC.harness_device``), which the mechanism's records and computing go to; a task without
+    the flag is built as before, without a device."""
+    from advbench.registry import default_registry
+    from advbench.runner import run
+
+    assert SPEC.harness_device and "cuda" in SPEC.profiles
+    assert not any(default_registry().spec(n).harness_device for n in default_registry().task_names()
+                   if n != "dp-fedavg")
+    H = _h()
+    built = []
+    original = H.DPFedAvgTask.build
+
+    def spy(self, **kwargs):
+        problem = original(self, **kwargs)
+        built.append((kwargs.get("device"), problem.oracle.device.type, problem.oracle.xs[0].device.type))
+        return problem
+
+    monkeypatch.setattr(H.DPFedAvgTask, "build", spy)
+    rec = run("dp-fedavg", "floor", budget="quick", seed=0, results_dir=None)
+    assert rec["status"] == "ok", rec["error"]
+    assert built == [("cpu", "cpu", "cpu")]
+
+
 def test_the_training_view_holds_no_records():
     """What a method receives: public facts and the mechanism's parameters, no array, nothing of the data."""
     import dataclasses

@@ -47,6 +47,15 @@ rotation from the seal. A model of the public digits scores at the floor (``test
 The rotation keeps norms, so clipping and noise act as on the centred pixels. Unsealed runs, like
 every unsealed run, are reproducible from their seed, images and rotation included.
 
+Profiles: ``cpu`` and ``cuda``. All of the task's arithmetic is the harness's (the mechanism);
+on ``cuda`` the harness builds it on the GPU (``SPEC.harness_device``: the runner hands ``build``
+the profile's device), where it takes per-record gradients and trains the sampled clients. Its
+random numbers (Poisson sampling, local shuffles, noise) are drawn on the CPU whatever the device,
+so a seed's samples and noise are the same on both; the sums are the GPU's, so a cuda record's
+accuracy may differ from the cpu record's in its last digits. CPU runs are bit for bit what they
+were before the device was passed (quick runs of record-eps8 and user-eps3, seed 1: the same
+metrics and curves).
+
 Budgets: record level 100 DP-SGD steps per client (q = 0.2, expected batch 27), user level 300
 rounds at q = 0.1 (quick: 100 rounds; quick covers record-eps8 only). The reference
 (``baselines/dp_fedavg.py``) is a server loop: at record level each round it asks every client
@@ -146,7 +155,10 @@ SPEC = TaskSpec(
         "full": Budget("full", max_seconds=600, limits={"record_steps": 100, "user_rounds": 300},
                        variants=tuple(VARIANTS)),
     },
-    profiles=("cpu",),
+    # cuda: the harness's mechanism (per-record gradients, every sampled client's local training)
+    # runs on the GPU; the method, a server loop over NumPy arrays, has nothing to put there.
+    profiles=("cpu", "cuda"),
+    harness_device=True,
     throughput_unit="mechanism calls/s",
     entry_point="advbench.tasks.dp_fedavg.heldout:DPFedAvgTask",
     solution="the contract architecture's parameters: dict of float32 numpy arrays, names and shapes of "

@@ -102,19 +102,23 @@ class PrivateMechanism:
     Record level: one call is one DP-SGD step of one client; every client has its own count (a
     record's ε is its own client's) and its own limit. User level: one call is one round.
     Noise and sampling are drawn from ``rng`` (the seal's); local shuffles from a torch generator
-    seeded from it.
+    seeded from it, on the CPU. The gradients and the clients' local training run on ``device``
+    (the run's profile: ``cuda`` puts the records there); random numbers are drawn on the CPU and
+    moved, so a seed draws the same samples, shuffles and noise on any device, and answers come
+    back as CPU arrays.
     """
 
     def __init__(self, level: str, xs: list[np.ndarray], ys: list[np.ndarray], public: Mechanism,
-                 n_features: int, n_classes: int, rng: np.random.Generator) -> None:
+                 n_features: int, n_classes: int, rng: np.random.Generator, device: str = "cpu") -> None:
         import torch
 
         self.level, self.public = level, public
         self.n_features, self.n_classes = n_features, n_classes
         self.rng = rng
+        self.device = torch.device(device)
         self.torch_gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        self.xs = [torch.from_numpy(np.ascontiguousarray(x)) for x in xs]
-        self.ys = [torch.from_numpy(np.ascontiguousarray(y)) for y in ys]
+        self.xs = [torch.from_numpy(np.ascontiguousarray(x)).to(self.device) for x in xs]
+        self.ys = [torch.from_numpy(np.ascontiguousarray(y)).to(self.device) for y in ys]
         if level == "user":
             self.x_all, self.y_all = torch.stack(self.xs), torch.stack(self.ys)  # [N, 60, d], [N, 60]
         self.client_steps = np.zeros(len(xs), dtype=np.int64)  # record level
@@ -165,7 +169,8 @@ class PrivateMechanism:
         q, clip, sigma = self.public.sample_rate, self.public.clip, self.public.noise_multiplier
         take = np.flatnonzero(self.rng.random(len(y)) < q)  # Poisson: every record in with probability q
         self.batch_sizes.append(len(take))
-        total = clipped_gradient_sum(params, x[take], y[take], clip)
+        rows = torch_index(take, self.device)
+        total = clipped_gradient_sum(params, x[rows], y[rows], clip)
         if sigma > 0:
             total = total + (sigma * clip) * self.rng.standard_normal(total.shape[0]).astype(np.float32)
         mean = total / np.float32(q * len(y))  # the expected batch, never the realised one
@@ -195,18 +200,25 @@ class PrivateMechanism:
         self.batch_sizes.append(len(sampled))
         dim = sum(v.size for v in params.values())
         if len(sampled):
-            idx = torch.from_numpy(sampled)
-            start = {k: torch.from_numpy(v) for k, v in params.items()}
+            idx = torch_index(sampled, self.device)
+            start = {k: torch.from_numpy(v).to(self.device) for k, v in params.items()}
             local = local_training(start, self.x_all[idx], self.y_all[idx], int(epochs), int(batch), float(lr),
                                    self.torch_gen)
             updates = torch.cat([(local[k] - start[k]).reshape(len(sampled), -1) for k in params], dim=1)
-            total = clip_rows(updates, clip).sum(0).numpy()  # each client's whole update as one vector
+            total = clip_rows(updates, clip).sum(0).cpu().numpy()  # each client's whole update as one vector
         else:
             total = np.zeros(dim, dtype=np.float32)  # nobody sampled: the noise alone is released
         if sigma > 0:
             total = total + (sigma * clip) * self.rng.standard_normal(dim).astype(np.float32)
         mean = total / np.float32(q * n_clients)  # the expected count qN, never the realised one
         return {"update": unflatten(mean, params), "rounds_left": int(self.public.max_calls - self.rounds)}
+
+
+def torch_index(rows: np.ndarray, device: Any) -> Any:
+    """NumPy row numbers as a torch index on ``device``."""
+    import torch
+
+    return torch.from_numpy(rows).to(device)
 
 
 def clip_rows(rows: Any, clip: float) -> Any:
@@ -221,26 +233,26 @@ def clip_rows(rows: Any, clip: float) -> Any:
 
 def clipped_gradient_sum(params: dict[str, np.ndarray], x: Any, y: Any, clip: float) -> np.ndarray:
     """Σ over the rows of (x, y) of each row's cross-entropy gradient at ``params``, clipped to ``clip``
-    (flattened in ``params``' order, float32). Per-sample gradients through ``torch.func``; with no
-    clipping (``clip`` = inf) the summed loss's gradient, which is the same sum."""
+    (flattened in ``params``' order, float32). Per-sample gradients through ``torch.func`` on the
+    device of ``x``; with no clipping (``clip`` = inf) the summed loss's gradient, which is the same sum."""
     import torch
     import torch.nn.functional as F
     from torch.func import grad, vmap
 
-    p = {k: torch.from_numpy(v) for k, v in params.items()}
+    p = {k: torch.from_numpy(v).to(x.device) for k, v in params.items()}
     dim = sum(v.numel() for v in p.values())
     if len(y) == 0:
         return np.zeros(dim, dtype=np.float32)
     if not math.isfinite(clip):
         g = grad(lambda q: F.cross_entropy(logits(q, x), y, reduction="sum"))(p)
-        return torch.cat([g[k].reshape(-1) for k in p]).numpy()
+        return torch.cat([g[k].reshape(-1) for k in p]).cpu().numpy()
 
     def one(q, xi, yi):
         return F.cross_entropy(logits(q, xi[None]), yi[None])
 
     g = vmap(grad(one), in_dims=(None, 0, 0))(p, x, y)
     rows = torch.cat([g[k].reshape(len(y), -1) for k in p], dim=1)
-    return clip_rows(rows, clip).sum(0).numpy()
+    return clip_rows(rows, clip).sum(0).cpu().numpy()
 
 
 def local_training(params: dict[str, Any], x: Any, y: Any, epochs: int, batch: int, lr: float, gen: Any) -> dict:
@@ -260,7 +272,8 @@ def local_training(params: dict[str, Any], x: Any, y: Any, epochs: int, batch: i
 
     step = vmap(grad(loss))
     for _ in range(epochs):
-        order = torch.argsort(torch.rand(m, n, generator=gen), dim=1)  # each client its own shuffle
+        # Each client its own shuffle, drawn on the CPU (``gen``'s device) and moved to the records'.
+        order = torch.argsort(torch.rand(m, n, generator=gen), dim=1).to(x.device)
         for start in range(0, n, batch):
             idx = order[:, start: start + batch]
             xb = torch.gather(x, 1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
@@ -291,7 +304,8 @@ def max_calls(level: str, budget: Any) -> int:
 
 
 class DPFedAvgTask:
-    def build(self, *, variant: str, seed: int, budget: Any, seal: Seal) -> Problem:
+    def build(self, *, variant: str, seed: int, budget: Any, seal: Seal, device: str = "cpu") -> Problem:
+        """``device``: where the mechanism computes (the run's profile; ``SPEC.harness_device``)."""
         level, epsilon = parse_variant(variant)
         if level == "record":
             train, test = glyph_split(seal)
@@ -314,7 +328,7 @@ class DPFedAvgTask:
                            noise_multiplier=calibrate(epsilon, q, calls), max_calls=calls)
         n_features = int(x_tr.shape[1])
         mechanism = PrivateMechanism(level, [x_tr[p] for p in parts], [y_tr[p] for p in parts], public, n_features,
-                                     N_CLASSES, seal.rng(STREAM_MECHANISM))
+                                     N_CLASSES, seal.rng(STREAM_MECHANISM), device)
         view = PrivateFederatedTask(level=level, epsilon=epsilon, delta=DELTA, n_features=n_features,
                                     n_classes=N_CLASSES, n_clients=len(parts), mechanism=public,
                                     local_batch_max=SYNTHETIC_PER_CLIENT if level == "user" else 0)
