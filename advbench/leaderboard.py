@@ -66,9 +66,14 @@ def frame(recs, problems: list[str] | None = None):
     import pandas as pd
 
     rows, in_process = [], 0
+    budget_check, other_budget = records.BudgetCheck(), {}
     for rec in recs:
         if rec.get("isolation") in ("in-process", "no-jail") and rec["schema_version"] > 1:
             in_process += 1
+            continue
+        why = budget_check.why(rec)
+        if why is not None:
+            other_budget[why] = other_budget.get(why, 0) + 1
             continue
         timings, throughput, memory = rec["timings"], rec.get("throughput") or {}, rec.get("memory") or {}
         run = plan.Run.from_record(rec)
@@ -96,6 +101,10 @@ def frame(recs, problems: list[str] | None = None):
     if in_process and problems is not None:
         problems.append(f"left out {in_process} record(s) of --in-process or --no-jail runs (debugging only, "
                         "never ranked)")
+    for why, n in sorted(other_budget.items()):
+        if problems is not None:
+            problems.append(f"left out {n} record(s) made under a budget the task has since changed ({why}): "
+                            "run them again (resume does) to put them on the board")
     df = pd.DataFrame(rows)
     if df.empty:
         return df

@@ -163,8 +163,61 @@ def run_key(rec: dict[str, Any]) -> tuple:
 
 
 def completed(results_dir: Path) -> set[tuple]:
-    """Keys of the runs that already have an ``ok`` record (see :func:`run_key`)."""
-    return {run_key(r) for r in iter_records(results_dir) if r["status"] == "ok"}
+    """Keys of the runs that already have an ``ok`` record (see :func:`run_key`) made under the
+    budget their task defines today (:class:`BudgetCheck`): a run whose record ran under other
+    limits is run again."""
+    check = BudgetCheck()
+    return {run_key(r) for r in iter_records(results_dir) if r["status"] == "ok" and check.why(r) is None}
+
+
+class BudgetCheck:
+    """Whether a record ran under the budget its task defines now.
+
+    A budget's limits can change without a new task version (a quick budget cut to what its target
+    needs): a record made before says so in ``config.budget.limits``. Such a record is not a run of
+    today's budget, so boards and the gate leave it out (saying so) and resume runs it again; its
+    file stays where it is. Only records of the installed task version are judged: a task unknown
+    here, another version, or a record without limits (older schemas) passes.
+    """
+
+    def __init__(self, registry: Any = None) -> None:
+        self.registry = registry
+        self._limits: dict[tuple[str, int, str], dict[str, float] | None] = {}
+
+    def _current(self, task: str, version: int, budget: str) -> dict[str, float] | None:
+        key = (task, version, budget)
+        if key not in self._limits:
+            from advbench.registry import default_registry
+
+            self.registry = self.registry or default_registry()
+            try:
+                spec = self.registry.spec(task)
+            except UsageError:
+                spec = None
+            b = spec.budgets.get(budget) if spec is not None and spec.version == version else None
+            self._limits[key] = None if b is None else {k: float(v) for k, v in b.limits.items()}
+        return self._limits[key]
+
+    def why(self, rec: dict[str, Any]) -> str | None:
+        """None where ``rec`` ran under today's budget (or cannot be judged); else a short reason."""
+        ran = ((rec.get("config") or {}).get("budget") or {}).get("limits")
+        if not isinstance(ran, dict):
+            return None
+        now = self._current(str(rec.get("task")), int(rec.get("task_version") or 0), str(rec.get("budget")))
+        if now is None:
+            return None
+        try:
+            then = {k: float(v) for k, v in ran.items()}
+        except (TypeError, ValueError):
+            return "its budget's limits are not numbers"
+        if then == now:
+            return None
+        def value(limits: dict[str, float], k: str) -> str:
+            return f"{limits[k]:g}" if k in limits else "none"
+
+        changed = ", ".join(f"{k} {value(then, k)} (now {value(now, k)})"
+                            for k in sorted(set(then) | set(now)) if then.get(k) != now.get(k))
+        return f"{rec.get('task')}-v{rec.get('task_version')} {rec.get('budget')}: {changed}"
 
 
 class Claims:

@@ -206,6 +206,30 @@ def test_sweeps_resume_and_force_runs_again(tmp_path):
     assert forced.returncode == 0 and len(list((tmp_path / "runs").rglob("*.json"))) == 4
 
 
+def test_a_record_of_a_budget_since_changed_is_run_again_and_left_off_the_board(tmp_path):
+    """A quick budget cut without a new task version (maml 2000 -> 1500 meta-iterations) leaves
+    records of the old limits behind: they are no runs of today's budget, so resume runs them again
+    and the board leaves them out, saying which and why; the old file stays."""
+    args = [*ADVBENCH, "run", "--task", "pc", "--method", "floor", "--variant", "sachs-like", "--results", str(tmp_path)]
+    assert subprocess.run(args, capture_output=True, text=True, timeout=300).returncode == 0
+    (old,) = (tmp_path / "runs").rglob("*.json")
+    rec = json.loads(old.read_text())
+    assert rec["config"]["budget"]["limits"]["samples"] == 5000
+    rec["config"]["budget"]["limits"]["samples"] = 4000  # as if made before the budget changed
+    old.write_text(json.dumps(rec))
+    board = subprocess.run([*ADVBENCH, "leaderboard", "--results", str(tmp_path), "--no-write"],
+                           capture_output=True, text=True, timeout=300)
+    assert "left out 1 record(s) made under a budget the task has since changed" in board.stderr.replace("\n", " ")
+    assert "samples 4000 (now 5000)" in board.stderr.replace("\n", " ")
+    again = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "skipped" not in again.stderr
+    assert old.exists() and len(list((tmp_path / "runs").rglob("*.json"))) == 2
+    board = subprocess.run([*ADVBENCH, "leaderboard", "--results", str(tmp_path), "--no-write", "--format", "json"],
+                           capture_output=True, text=True, timeout=300)
+    rows = json.loads(board.stdout)
+    assert [(r["method"], r["seeds"]) for r in rows] == [("floor", 1)]
+
+
 def test_kill_9_midway_then_rerun_leaves_every_seed_once(tmp_path):
     import signal
     import time
