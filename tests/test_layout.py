@@ -111,6 +111,19 @@ def test_every_built_in_method_has_committed_full_budget_records():
     assert not missing, "no committed full-budget record: " + ", ".join(missing)
 
 
+def test_every_committed_record_ran_under_its_tasks_current_budget():
+    """A budget changed without a new task version drops the records made before from the boards
+    (records.BudgetCheck): the reference leaderboard must not lose any that way."""
+    import json
+
+    from advbench.records import BudgetCheck
+
+    check = BudgetCheck(Registry())
+    files = sorted((Path(__file__).resolve().parents[1] / "results" / "runs").rglob("*.json"))
+    stale = [f"{f.name}: {why}" for f in files if (why := check.why(json.loads(f.read_text()))) is not None]
+    assert len(files) > 1000 and not stale, stale[:5]
+
+
 def test_reading_every_spec_imports_no_numpy():
     code = ("import sys; from advbench.registry import Registry; r = Registry()\n"
             "[r.spec(t) for t in r.task_names()]\n"
