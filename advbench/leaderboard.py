@@ -101,8 +101,8 @@ def frame(recs, problems: list[str] | None = None):
     if in_process and problems is not None:
         problems.append(f"left out {in_process} record(s) of --in-process or --no-jail runs (debugging only, "
                         "never ranked)")
-    for why, n in sorted(other_budget.items()):
-        if problems is not None:
+    if problems is not None:
+        for why, n in sorted(other_budget.items()):
             problems.append(f"left out {n} record(s) made under a budget the task has since changed ({why}): "
                             "run them again (resume does) to put them on the board")
     df = pd.DataFrame(rows)

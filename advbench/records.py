@@ -206,18 +206,20 @@ class BudgetCheck:
         now = self._current(str(rec.get("task")), int(rec.get("task_version") or 0), str(rec.get("budget")))
         if now is None:
             return None
+        which = f"{rec.get('task')}-v{rec.get('task_version')} {rec.get('budget')}"
         try:
             then = {k: float(v) for k, v in ran.items()}
         except (TypeError, ValueError):
-            return "its budget's limits are not numbers"
+            return f"{which}: limits {ran} (now {now})"
         if then == now:
             return None
+
         def value(limits: dict[str, float], k: str) -> str:
             return f"{limits[k]:g}" if k in limits else "none"
 
         changed = ", ".join(f"{k} {value(then, k)} (now {value(now, k)})"
                             for k in sorted(set(then) | set(now)) if then.get(k) != now.get(k))
-        return f"{rec.get('task')}-v{rec.get('task_version')} {rec.get('budget')}: {changed}"
+        return f"{which}: {changed}"
 
 
 class Claims:
