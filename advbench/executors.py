@@ -8,8 +8,10 @@ never write the same file, and resuming (the driver skips runs that already have
 works across executors.
 
 * ``local`` with ``jobs=1``: in the driver's process, with live progress (the default).
-* ``local`` with ``jobs=N``: N worker processes at a time (``python -m advbench.executors``), each
-  running one run and returning its record through a file.
+* ``local`` with ``jobs=N``: N worker processes at a time, each running one run and returning its
+  record through a file. Each worker is forked from a fork server (``multiprocessing``'s) that has
+  imported what every run's harness imports (torch, numpy, the runner, the registry) once, before
+  any run: a worker starts with nothing of another run in it, without paying for those imports.
 * ``ray``: each run is a Ray task that declares its resources (``num_cpus`` = the run's threads, a
   GPU for the ``cuda`` profile, the memory cap) on an existing cluster (``address``) or a local one.
 
@@ -24,8 +26,6 @@ import json
 import os
 import pickle
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -71,7 +71,7 @@ def failed(request: Run, status: str, why: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 def run_local_pool(requests: Iterable[Run], jobs: int, on_record: Callable[[dict[str, Any]], None]) -> None:
-    """Each run in a fresh ``python -m advbench.executors`` process, ``jobs`` at a time.
+    """Each run in a fresh worker process (forked from the pool's fork server), ``jobs`` at a time.
 
     Workers run in sessions of their own (Ctrl-C reaches the driver only). When the driver is
     interrupted (Ctrl-C, or any error), queued runs are cancelled and running workers killed at once,
@@ -80,7 +80,7 @@ def run_local_pool(requests: Iterable[Run], jobs: int, on_record: Callable[[dict
     """
     lock = threading.Lock()
     stopping = threading.Event()
-    live: set[subprocess.Popen] = set()
+    live: set[Any] = set()
 
     def one(request: Run) -> None:
         for _ in range(RETRIES + 1):
@@ -98,6 +98,7 @@ def run_local_pool(requests: Iterable[Run], jobs: int, on_record: Callable[[dict
                 on_record(rec)
 
     requests = list(requests)
+    _fork_server()  # settled here, before the pool's threads use the temporary folder
     at_once = min(jobs, len(requests))  # what each record says ran at a time: the pool's width, at most
     pool = ThreadPoolExecutor(max_workers=jobs)
     futures = [pool.submit(one, r) for r in requests]
@@ -109,51 +110,105 @@ def run_local_pool(requests: Iterable[Run], jobs: int, on_record: Callable[[dict
         pool.shutdown(wait=False, cancel_futures=True)
         with lock:
             for proc in list(live):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+                kill_worker(proc)
         pool.shutdown(wait=True)
         raise
     pool.shutdown(wait=True)
+
+
+# What the fork server imports once, before any run (a name not installed here is left out).
+PRELOAD = ("advbench.pool_preload",)
+
+
+SOCKET_PATH_MAX = 107  # bytes in a Unix socket's path (Linux's sun_path, less its terminating NUL)
+_fork_server_lock = threading.Lock()
+
+
+def _fork_server():
+    """``multiprocessing``'s fork server, preloading :data:`PRELOAD`. It is started by the first
+    worker, serves every later one of this process, and exits with this process (its pipe to it
+    closes); a worker dies with it (PR_SET_PDEATHSIG), so a driver killed with -9 takes its workers
+    along. Call it once before starting threads: the first call settles where its socket lives."""
+    import multiprocessing
+    from multiprocessing import util
+
+    with _fork_server_lock:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(list(PRELOAD))
+        # The server listens on a socket in a folder multiprocessing makes under the temporary folder
+        # (pymp-XXXXXXXX/listener-XXXXXXXX, removed when this process exits). Under a TMPDIR too deep
+        # for a socket's path, that folder goes to /tmp instead of failing every run.
+        # Made here, by the first call, and kept for this process's life.
+        saved = tempfile.tempdir
+        if len(os.path.join(tempfile.gettempdir(), "pymp-12345678", "listener-12345678")) > SOCKET_PATH_MAX:
+            tempfile.tempdir = "/tmp"
+        try:
+            util.get_temp_dir()
+        finally:
+            tempfile.tempdir = saved
+    return context
 
 
 def _in_worker_process(request: Run, live: set | None = None, lock: threading.Lock | None = None, *,
                        runs_at_once: int = 1) -> tuple[dict[str, Any] | None, str]:
     seal = seal_of(request)
     with tempfile.TemporaryDirectory(prefix="advbench-worker-") as tmp:
-        job, out = Path(tmp) / "request.json", Path(tmp) / "record.pickle"
+        job, out, log = Path(tmp) / "request.json", Path(tmp) / "record.pickle", Path(tmp) / "worker.log"
         job.write_text(json.dumps(asdict(request)))
-        # A sealed run's material goes through the worker's stdin: never a file, never the environment.
-        material = json.dumps(None if seal is None else [seal[0].hex(), seal[1]])
+        # A sealed run's material goes to the worker over the fork server's pipe: never a file, never
+        # the environment.
+        material = None if seal is None else [seal[0].hex(), seal[1]]
         # The worker's temporary files (its run's logs and scratch folders) go inside this folder, which
         # this thread removes: a worker killed mid-run (Ctrl-C kills running workers) leaves nothing in /tmp.
         worker_tmp = Path(tmp) / "tmp"
         worker_tmp.mkdir()
-        proc = subprocess.Popen([sys.executable, "-m", "advbench.executors", str(job), str(out)],
-                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                start_new_session=True, env={**os.environ, "TMPDIR": str(worker_tmp),
-                                                             RUNS_AT_ONCE_VARIABLE: str(runs_at_once)})
+        proc = _fork_server().Process(target=_worker_main, name=f"advbench-worker-{request.task}",
+                                      args=(str(job), str(out), str(log), str(worker_tmp), runs_at_once, material))
+        proc.start()
         if live is not None and lock is not None:
             with lock:
                 live.add(proc)
         try:
-            _, stderr = proc.communicate(material.encode())
+            proc.join()
         finally:
             if live is not None and lock is not None:
                 with lock:
                     live.discard(proc)
-        if proc.returncode == 0 and out.exists():
+        code = proc.exitcode
+        proc.close()
+        if out.exists():
             return pickle.loads(out.read_bytes()), ""  # written by our own worker, never by method code
-        tail = stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
-        return None, f"exit code {proc.returncode} {tail[0]}".strip()
+        tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
+        return None, f"exit code {code} {(tail or [''])[0]}".strip()
 
 
-def _worker_main(job: str, out: str) -> None:
+def kill_worker(proc: Any) -> None:
+    """SIGKILL to a worker's process group (the worker and whatever of the harness's it started),
+    or to the worker itself if it has not made its group yet."""
+    for kill in (os.killpg, os.kill):
+        with contextlib.suppress(ProcessLookupError, PermissionError, TypeError):
+            kill(proc.pid, signal.SIGKILL)
+
+
+def _worker_main(job: str, out: str, log: str, tmp: str, runs_at_once: int, material: list[str] | None) -> None:
+    """One run in a worker forked from the fork server; its record goes to ``out``."""
     from advbench.jail import die_with_parent
     from advbench.records import write_atomic
 
-    die_with_parent()  # a worker whose driver is gone (kill -9) stops, and its jails with it
+    os.setsid()  # a group of its own: Ctrl-C reaches the driver only, and the driver kills the group
+    die_with_parent()  # a worker whose fork server is gone (its driver killed) stops, and its jails with it
+    if os.getppid() == 1:
+        os._exit(1)
+    # Its output to its own log (the driver reports the last line if it fails); nothing from the terminal.
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.dup2(fd, 2)
+    os.environ["TMPDIR"] = tmp
+    os.environ[RUNS_AT_ONCE_VARIABLE] = str(runs_at_once)
+    tempfile.tempdir = None  # gettempdir() reads TMPDIR again
     request = Run(**json.loads(Path(job).read_text()))
-    material = json.loads(sys.stdin.read() or "null")
     seal = None if material is None else (bytes.fromhex(material[0]), material[1])
     write_atomic(Path(out), pickle.dumps(execute(request, seal), protocol=5))
 
@@ -237,6 +292,3 @@ def _ray_execute(request: dict[str, Any], material: list[str] | None = None) -> 
     os.environ[RUNS_AT_ONCE_VARIABLE] = "0"  # the record says the cluster decided what ran beside it
     return execute(Run(**request), None if material is None else (bytes.fromhex(material[0]), material[1]))
 
-
-if __name__ == "__main__":
-    _worker_main(sys.argv[1], sys.argv[2])
