@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from advbench.baselines.common import by_budget
 from advbench.tasks.adversarial.contract import Classifier
 
 
@@ -42,6 +43,7 @@ class Config:
     pgd_alpha_over_eps: float = 0.25
     random_start: bool = True  # Madry et al.: a uniform start in the ball avoids a degenerate x + grad path
     checkpoints: int = 3  # how many times to hand the model to the harness (time-to-target curve)
+    quick_checkpoints: int = 2  # the quick budget's: the harness's attacks on one checkpoint take about 6 s
     # Tiny matmuls (batch 64, width 256): intra-op threading costs more than it gains, and on a
     # shared 2-core machine two threads contend (measured 10-20x slower per step than one thread).
     threads: int = 1
@@ -105,7 +107,8 @@ def _fit(train, ctx, *, adversarial: bool) -> Classifier:
     solution = Classifier(model)
     rng = np.random.default_rng([ctx.seed, 7])
     alpha = cfg.eps * cfg.pgd_alpha_over_eps
-    eval_every = max(1, -(-cfg.epochs // cfg.checkpoints))  # ceil: at most `checkpoints` checkpoints
+    checkpoints = by_budget(ctx, cfg.checkpoints, cfg.quick_checkpoints)
+    eval_every = max(1, -(-cfg.epochs // checkpoints))  # ceil: at most `checkpoints` checkpoints
     n = len(y_all)
     with torch_threads(cfg.threads, device):
         for epoch in range(1, cfg.epochs + 1):

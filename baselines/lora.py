@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from advbench.baselines.common import by_budget
 from advbench.tasks.lora.contract import AdaptedClassifier, SentenceModel, SentimentData, encode, load_base_model
 
 
@@ -54,6 +55,7 @@ class Config:
     lr_head: float = 1e-3  # the new head, in both modes
     weight_decay: float = 0.0
     checkpoints: int = 5
+    quick_checkpoints: int = 3  # the quick budget's: scoring one (MiniLM over the test sentences) takes about 2.5 s
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,7 +167,7 @@ def fine_tune(data: SentimentData, ctx, mode: str) -> AdaptedClassifier:
     warmup = max(1, cfg.steps // 10)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda i: min((i + 1) / warmup, max(0.0, (cfg.steps - i) / (cfg.steps - warmup))))
-    every = max(1, cfg.steps // cfg.checkpoints)
+    every = max(1, cfg.steps // by_budget(ctx, cfg.checkpoints, cfg.quick_checkpoints))
     net.train()
     for step in range(1, cfg.steps + 1):
         if pos + cfg.batch > len(order):

@@ -59,6 +59,7 @@ class _Ctx:
 
     def __init__(self, seed: int, epochs: int) -> None:
         self.seed, self.limits, self.device = seed, {"epochs": epochs, "batch_size": 64}, "cpu"
+        self.budget = SPEC.budgets["full"]  # its checkpoints (none are scored here)
 
     def record_config(self, **config):
         pass

@@ -325,6 +325,7 @@ class TrueScene:
 class FakeContext:
     seed = 0
     limits = {"iterations": 2, "rays_per_iteration": 64}
+    budget = SPEC.budgets["quick"]
 
     def record_config(self, **config):
         self.config = config
