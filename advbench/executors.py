@@ -73,6 +73,10 @@ def failed(request: Run, status: str, why: str) -> dict[str, Any]:
 def run_local_pool(requests: Iterable[Run], jobs: int, on_record: Callable[[dict[str, Any]], None]) -> None:
     """Each run in a fresh worker process (forked from the pool's fork server), ``jobs`` at a time.
 
+    Called from a script of one's own, that script needs multiprocessing's ``if __name__ ==
+    "__main__":`` guard: a worker imports the driver's main module, as every multiprocessing child
+    does (the ``advbench`` command's is only ``from advbench.cli import main``).
+
     Workers run in sessions of their own (Ctrl-C reaches the driver only). When the driver is
     interrupted (Ctrl-C, or any error), queued runs are cancelled and running workers killed at once,
     and the interruption goes on up: nothing half-done is recorded, and a rerun resumes. A worker
