@@ -92,6 +92,27 @@ def test_a_pool_of_worker_processes_writes_the_records_a_sequential_sweep_writes
     assert any("ran beside others (2 at a time)" in p.read_text() for p in (tmp_path / "site").rglob("*.html"))
 
 
+def test_a_sealed_sweep_on_the_pool_writes_the_records_a_sequential_sealed_sweep_writes(tmp_path):
+    """The workers get each run's sealed material from the driver (over the fork server's pipe), never
+    the key: the same held-out data, the same metrics and the key's fingerprint as run in the driver."""
+    import hashlib
+
+    args = ["run", "--task", "pc", "--variant", "sachs-like", "--seeds", "2", "--sealed", "--threads", "1"]
+    env = dict(os.environ, ADVBENCH_SEAL_KEY=SEAL_KEY)
+    seq = advbench(*args, "--results", str(tmp_path / "seq"), env=env)
+    pool = advbench(*args, "--jobs", "2", "--results", str(tmp_path / "pool"), env=env)
+    assert seq.returncode == 0 and pool.returncode == 0, pool.stderr
+    a = {key(r): r for r in records.iter_records(tmp_path / "seq")}
+    b = {key(r): r for r in records.iter_records(tmp_path / "pool")}
+    assert set(a) == set(b) and len(a) == 2
+    fingerprint = hashlib.sha256(SEAL_KEY.encode()).hexdigest()
+    for k in a:
+        assert a[k]["sealed"] and b[k]["sealed"] and b[k]["status"] == "ok", k
+        assert a[k]["seal_key_sha256"] == b[k]["seal_key_sha256"] == fingerprint, k
+        assert a[k]["metrics"] == b[k]["metrics"], k
+    assert SEAL_KEY not in "".join(p.read_text() for p in (tmp_path / "pool").rglob("*") if p.is_file())
+
+
 def test_a_pool_worker_killed_by_its_method_is_retried_once_then_recorded_as_crashed(host_killer_env, tmp_path):
     scratch = tmp_path / "tmp"  # the killed worker's run cannot remove its folders: they go here
     scratch.mkdir()
