@@ -319,17 +319,21 @@ def test_a_worker_killed_mid_run_leaves_nothing_in_the_temporary_folder(tmp_path
     assert not list(tmp_path.iterdir()), sorted(p.name for p in tmp_path.iterdir())
 
 
-def test_a_killed_driver_takes_its_pool_workers_with_it(tmp_path):
+def test_a_killed_driver_takes_its_pool_workers_with_it(tmp_path, request):
+    import shutil
     import signal
+    import tempfile
     import time
 
     import psutil
 
     cmd = [sys.executable, "-m", "advbench.cli", "run", "--task", "pc", "--variant", "sachs-like", "--seeds", "4",
            "--jobs", "2", "--results", str(tmp_path)]
-    # A driver killed with -9 cannot remove its workers' folders: they go to this test's folder, not /tmp.
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
+    # A driver killed with -9 cannot remove its workers' folders nor its fork server's socket folder:
+    # they go to a folder of this test's own, removed after. A short one: under a temporary folder
+    # too deep for a socket's path (this test's own, under pytest-xdist), the socket's would go to /tmp.
+    scratch = Path(tempfile.mkdtemp(prefix="advbench-test-"))
+    request.addfinalizer(lambda: shutil.rmtree(scratch, ignore_errors=True))
     driver = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env=dict(os.environ, TMPDIR=str(scratch)))
     deadline = time.monotonic() + 120
