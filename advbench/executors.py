@@ -120,37 +120,41 @@ def run_local_pool(requests: Iterable[Run], jobs: int, on_record: Callable[[dict
     pool.shutdown(wait=True)
 
 
-# What the fork server imports once, before any run (a name not installed here is left out).
+# What the fork server imports once, before any run (it imports only what is installed here).
 PRELOAD = ("advbench.pool_preload",)
 
 
 SOCKET_PATH_MAX = 107  # bytes in a Unix socket's path (Linux's sun_path, less its terminating NUL)
 _fork_server_lock = threading.Lock()
+_fork_server_context: Any = None
 
 
 def _fork_server():
     """``multiprocessing``'s fork server, preloading :data:`PRELOAD`. It is started by the first
     worker, serves every later one of this process, and exits with this process (its pipe to it
     closes); a worker dies with it (PR_SET_PDEATHSIG), so a driver killed with -9 takes its workers
-    along. Call it once before starting threads: the first call settles where its socket lives."""
+    along. Call it once before starting threads: the first call settles where its socket lives,
+    later calls only return it."""
+    global _fork_server_context
     import multiprocessing
     from multiprocessing import util
 
     with _fork_server_lock:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(list(PRELOAD))
-        # The server listens on a socket in a folder multiprocessing makes under the temporary folder
-        # (pymp-XXXXXXXX/listener-XXXXXXXX, removed when this process exits). Under a TMPDIR too deep
-        # for a socket's path, that folder goes to /tmp instead of failing every run.
-        # Made here, by the first call, and kept for this process's life.
-        saved = tempfile.tempdir
-        if len(os.path.join(tempfile.gettempdir(), "pymp-12345678", "listener-12345678")) > SOCKET_PATH_MAX:
-            tempfile.tempdir = "/tmp"
-        try:
-            util.get_temp_dir()
-        finally:
-            tempfile.tempdir = saved
-    return context
+        if _fork_server_context is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(list(PRELOAD))
+            # The server listens on a socket in a folder multiprocessing makes under the temporary
+            # folder (pymp-XXXXXXXX/listener-XXXXXXXX, removed when this process exits). Under a TMPDIR
+            # too deep for a socket's path, that folder goes to /tmp instead of failing every run.
+            saved = tempfile.tempdir
+            if len(os.path.join(tempfile.gettempdir(), "pymp-12345678", "listener-12345678")) > SOCKET_PATH_MAX:
+                tempfile.tempdir = "/tmp"
+            try:
+                util.get_temp_dir()
+            finally:
+                tempfile.tempdir = saved
+            _fork_server_context = context
+        return _fork_server_context
 
 
 def _in_worker_process(request: Run, live: set | None = None, lock: threading.Lock | None = None, *,
@@ -190,7 +194,7 @@ def kill_worker(proc: Any) -> None:
     """SIGKILL to a worker's process group (the worker and whatever of the harness's it started),
     or to the worker itself if it has not made its group yet."""
     for kill in (os.killpg, os.kill):
-        with contextlib.suppress(ProcessLookupError, PermissionError, TypeError):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             kill(proc.pid, signal.SIGKILL)
 
 

@@ -9,8 +9,9 @@ from torch import nn
 
 def by_budget(ctx, full: int, quick: int) -> int:
     """``quick`` on the quick budget (CI's and the README's main job), ``full`` otherwise: how many
-    checkpoints a reference hands in, where the harness's scoring of one costs a second or more.
-    The quick run's curve is coarser; its training and its target are the budget's either way."""
+    checkpoints a reference hands in (or how many steps apart), where the harness's scoring of one
+    costs a second or more. The quick run's curve is coarser; its training and its target are the
+    budget's either way."""
     return quick if ctx.budget.name == "quick" else full
 
 
