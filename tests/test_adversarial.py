@@ -370,12 +370,16 @@ def test_square_equals_a_digit_at_a_time_reimplementation_and_its_trace_holds(fl
     lo, hi = (x - eps).clamp(0, 1), (x + eps).clamp(0, 1)
     assert ((best == lo) | (best == hi)).all()  # a vertex of the ball (clipped to [0, 1]) in every pixel
     assert int(queries.max()) <= n_queries and (queries[~fooled] == n_queries).all()  # survivors used the budget
-    # Pinned (seed 7): digit 0's first accepted windows as (step, top, left, +eps?), and the count.
+    # Pinned (seed 7): digit 0's first accepted windows as (step, top, left, +eps?), and the digits fooled.
+    # The floor is trained here, and its float32 weights differ in the last bits from one CPU's vector
+    # kernels to another's, so the later windows, taken or not on near-ties, differ too: read off an
+    # Intel Xeon, then an AMD EPYC, the first five agree (the sixth: step 11 against 14), 39 digits
+    # fooled on both, 314 windows accepted in all against 307.
     accepted = [(i, int(step["alive"][j]), int(step["top"][j]), int(step["left"][j]), bool(step["up"][j]))
                 for i, step in enumerate(trace) for j in step["accept"].nonzero().flatten().tolist()]
-    assert [(i, t, l, up) for i, k, t, l, up in accepted if k == 0][:6] == [
-        (0, 1, 1, True), (1, 2, 1, False), (3, 1, 4, True), (5, 0, 2, False), (7, 2, 4, True), (11, 5, 5, False)]
-    assert len(accepted) == 314 and int(fooled.sum()) == 39
+    assert [(i, t, l, up) for i, k, t, l, up in accepted if k == 0][:5] == [
+        (0, 1, 1, True), (1, 2, 1, False), (3, 1, 4, True), (5, 0, 2, False), (7, 2, 4, True)]
+    assert int(fooled.sum()) == 39 and 290 <= len(accepted) <= 330
 
 
 @pytest.fixture(scope="module")

@@ -143,15 +143,27 @@ def test_a_missing_or_broken_cache_is_rebuilt_and_written_atomically(monkeypatch
 
 def test_the_table_is_the_pinned_one_and_a_rebuilt_slice_equals_its_rows():
     """Version 1's numbers changed under its name once (the split under it moved): a cache that is not
-    the table this code pins, or a rebuild that differs from the cache, fails here, not on the board."""
+    the table this code pins, or a rebuild that differs from it, fails here, not on the board.
+
+    On one machine a rebuild is bit for bit (two worker processes and this one agree). The shipped
+    table was built on another CPU (an Intel Xeon; this one may be an AMD EPYC without AVX-512), and
+    float32 sums round differently with other vector kernels: measured, groups 0 and 6 rebuilt on
+    the EPYC against the Xeon's rows, 8 and 10 of 12 validation losses differ by at most 6e-4, and one
+    architecture's accuracies by one prediction: 1/1350 (validation: 450 a fold; test: 450 images,
+    the mean of three networks) and 1/2700 (train: 900 a fold). Up to three predictions in at most
+    two rows pass here; a changed recipe or a tampered table moves far more."""
     table = H.load_table()  # the user's cache (built here first if missing: about 85 s)
     assert table.sha256() == H.TABLE_SHA256, "the table's numbers changed: bump TABLE_VERSION and re-pin"
     groups = [0, 6]  # depth 1 width 8, depth 2 width 16: 24 rows, a few seconds
     cached = np.stack([getattr(table, c) for c in H.COLUMNS], axis=1)
-    # Side by side in two worker processes, and in this one: the same rows bit for bit.
-    for workers, rows in ((2, H.build_table(groups, workers=2)), (1, H.build_table(groups[1:], workers=1))):
-        for k, g in enumerate(groups if workers == 2 else groups[1:]):
-            assert np.array_equal(rows[k * 12:(k + 1) * 12], cached[g * 12:(g + 1) * 12]), (workers, g)
+    two, one = H.build_table(groups, workers=2), H.build_table(groups[1:], workers=1)
+    assert np.array_equal(two[12:], one)  # side by side in two worker processes, and in this one
+    rebuilt, shipped = two, np.concatenate([cached[g * 12:(g + 1) * 12] for g in groups])
+    accuracy = [0, 2, 3]  # validation, test and train accuracy: one prediction is 1/1350, 1/1350, 1/2700
+    moved = np.abs(rebuilt[:, accuracy] - shipped[:, accuracy]).max(axis=0)
+    assert (moved <= np.array([3 / 1350, 3 / 1350, 3 / 2700]) + 1e-12).all(), moved
+    assert (rebuilt[:, accuracy] != shipped[:, accuracy]).any(axis=1).sum() <= 2  # rows whose accuracies moved
+    assert np.allclose(rebuilt[:, 1], shipped[:, 1], rtol=0, atol=2e-3)  # validation loss
 
 
 def test_each_key_has_its_own_table_of_its_own_glyphs(monkeypatch, tmp_path):

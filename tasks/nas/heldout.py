@@ -295,7 +295,8 @@ _LOADED: dict[Path, Table] = {}
 # The public table as built by :func:`build_table` (``advbench.tasks.nas.heldout.build_table()``,
 # about 85 s on two cores), shipped so that an unsealed run does not build it first: it is
 # used only when its SHA-256 is :data:`TABLE_SHA256`, and tests/test_nas.py rebuilds groups of it
-# and compares them bit for bit. It holds nothing sealed: every unsealed run scores on this table.
+# and compares them (bit for bit on one machine; on another CPU float32 sums round otherwise and a
+# prediction or two may move). It holds nothing sealed: every unsealed run scores on this table.
 PUBLIC_TABLE_FILE = Path(__file__).with_name(f"public_table_v{TABLE_VERSION}.npz")
 
 
