@@ -36,9 +36,16 @@ images, so the test images were the rest of scikit-learn's copy, and an encoder 
 (and its label) up there whatever the seal. No glyph image exists before the harness makes it, and a
 nearest-public-digit lookup scores at chance on them (``tests/test_glyphs.py``).
 
-Targets (v2, from the reference on the glyphs, one thread, unsealed seeds): quick (40 epochs) probe
->= 0.95 (measured 0.956-0.965, seeds 0-4) and 10 per class >= 0.74 (0.750-0.835; raw pixels
-0.700-0.737); full (200 epochs) probe >= 0.96 and 10 per class >= 0.82 (seed 0: 0.980 and 0.869).
+Targets (v2, from the reference on the glyphs, one thread, unsealed seeds): quick (60 epochs) probe
+>= 0.94 and 10 per class >= 0.74; full (200 epochs) probe >= 0.96 and 10 per class >= 0.82 (seed 0:
+0.980 and 0.869). The quick budget was 40 epochs with a probe bar of 0.95, set on an Intel Xeon
+(probe 0.956-0.965, 10 per class 0.750-0.835, seeds 0-4). On an AMD EPYC, whose vector kernels
+round float32 sums otherwise, the same seeds gave 0.943-0.970 and 0.724-0.841: seed 0 under the
+few-label bar and below raw pixels (0.739 sealed, unsealed 0.700-0.737), seed 1 under the probe
+bar. Both bars sat at the edge of one machine's spread. At 60 epochs (the EPYC, seeds 0-4): probe
+0.943-0.976, 10 per class 0.772-0.870. The all-labels bar is 0.94: raw pixels reach 0.93-0.96 with
+every label, so that bar only guards against a broken encoder; the few-label bar is the one that
+separates a representation from pixels (and a test asks seed 0 to beat raw pixels by 0.03 there).
 v1's bars (0.96 / 0.92 quick, 0.96 / 0.93 full) were set on digits, where raw pixels already gave
 0.97 / 0.89; the glyphs' writers vary far more (fonts, slants, strokes), so ten labels per class
 cover them less. The reference's augmentations add shear, width and stroke jitter for that variation
@@ -70,13 +77,13 @@ SPEC = TaskSpec(
     ),
     primary_metric="probe_acc_10_per_class",
     targets=(
-        Target("probe_acc", 0.95, "quick", "glyphs"),
+        Target("probe_acc", 0.94, "quick", "glyphs"),
         Target("probe_acc_10_per_class", 0.74, "quick", "glyphs"),
         Target("probe_acc", 0.96, "full", "glyphs"),
         Target("probe_acc_10_per_class", 0.82, "full", "glyphs"),
     ),
     budgets={
-        "quick": Budget("quick", max_seconds=240, limits={"epochs": 40}, variants=("glyphs",)),
+        "quick": Budget("quick", max_seconds=240, limits={"epochs": 60}, variants=("glyphs",)),
         "full": Budget("full", max_seconds=600, limits={"epochs": 200}, variants=("glyphs",)),
     },
     profiles=("cpu", "cuda"),
