@@ -332,7 +332,9 @@ def _provenance(recs: list[dict[str, Any]]) -> str:
     if not recs:
         return ""
     hws = [((r.get("environment") or {}).get("hardware") or {}) for r in recs]
-    cpus = Counter(str(hw.get("cpu") or "CPU not recorded") for hw in hws)
+    # The vector instruction set beside the model: one seed's float32 numbers differ between them.
+    cpus = Counter(str(hw.get("cpu") or "CPU not recorded") + (f", {hw['vector_isa']}" if hw.get("vector_isa") else "")
+                   for hw in hws)
     cpu_text = "; ".join(f"{c} ({n} record{'s' if n != 1 else ''})" for c, n in cpus.most_common())
     cores = sorted({str(hw["cores"]) for hw in hws if hw.get("cores") is not None})
     threads = sorted({int(t) for r, hw in zip(recs, hws) if (t := r.get("threads") or hw.get("threads"))})

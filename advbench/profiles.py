@@ -26,6 +26,20 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def vector_isa() -> str:
+    """The widest x86 vector instruction set this CPU offers (``avx512``, ``avx2``, ``avx``, ``sse4_2``),
+    else the machine name. torch's and MKL's kernels pick their code path by it, and float32 sums
+    round differently from one path to another: a chaotic training (SimCLR, a trained attack floor)
+    ends in other numbers, and a record says which path made its own."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return next((isa for isa, flag in (("avx512", "avx512f"), ("avx2", "avx2"), ("avx", "avx"),
+                                                   ("sse4_2", "sse4_2")) if flag in flags), platform.machine())
+    return platform.machine()
+
+
 def available_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -122,7 +136,8 @@ class Profile:
         if not ok:
             raise UsageError(f"profile {self.name!r} is not available here: {why}")
         threads = default_threads() if threads is None else threads
-        info: dict[str, Any] = {"profile": self.name, "cpu": cpu_model(), "cores": os.cpu_count(), "threads": threads,
+        info: dict[str, Any] = {"profile": self.name, "cpu": cpu_model(), "vector_isa": vector_isa(),
+                                "cores": os.cpu_count(), "threads": threads,
                                 "machine": platform.machine(), "system": platform.system()}
         if ("torch" in sys.modules) if not import_torch else importlib.util.find_spec("torch") is not None:
             import torch

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import stat
 
 import pytest
@@ -19,6 +20,8 @@ def test_record_has_everything_a_leaderboard_needs(toy_registry, tmp_path):
     assert rec["method_role"] == "reference" and rec["seed"] == 1
     assert rec["isolation"] == "process" and rec["sealed"] is False and rec["seal_key_sha256"] is None
     assert rec["threads"] == 1 == rec["environment"]["hardware"]["threads"]
+    # The vector instruction set: float32 results of one seed differ from one to another.
+    assert rec["environment"]["hardware"]["vector_isa"] in ("avx512", "avx2", "avx", "sse4_2", platform.machine())
     assert set(rec["metrics"]) == {"abs_error", "hit"}
     (target,) = rec["targets"]
     assert target["metric"] == "abs_error" and target["direction"] == "at most"
