@@ -18,12 +18,18 @@ from typing import Any, Mapping
 from advbench.errors import UsageError, unknown
 
 
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):  # not Linux: fall back to what platform knows
+def _cpuinfo(field: str) -> str | None:
+    """The first ``field : value`` of /proc/cpuinfo (the first core's), or None where there is none."""
+    with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(field):
                 return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_model() -> str:
+    # Not Linux: fall back to what platform knows.
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def vector_isa() -> str:
@@ -31,13 +37,9 @@ def vector_isa() -> str:
     else the machine name. torch's and MKL's kernels pick their code path by it, and float32 sums
     round differently from one path to another: a chaotic training (SimCLR, a trained attack floor)
     ends in other numbers, and a record says which path made its own."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return next((isa for isa, flag in (("avx512", "avx512f"), ("avx2", "avx2"), ("avx", "avx"),
-                                                   ("sse4_2", "sse4_2")) if flag in flags), platform.machine())
-    return platform.machine()
+    flags = set((_cpuinfo("flags") or "").split())
+    return next((isa for isa, flag in (("avx512", "avx512f"), ("avx2", "avx2"), ("avx", "avx"), ("sse4_2", "sse4_2"))
+                 if flag in flags), platform.machine())
 
 
 def available_cores() -> int:

@@ -30,8 +30,9 @@ thread per group, groups side by side in one process per core), cached in ``$ADV
 and whose table it is (``public``, or the first 16 hex digits of the SHA-256 of the run's seal
 material; a sealed table's test column is held-out data, and the jail keeps the harness's cache out
 of a method's view). A sealed run spends that time in the harness's set-up on its seed's first run
-(``config.data.table_seconds``); a table is rebuilt bit for bit when missing on the same machine (a test rebuilds two
-groups and compares; on another CPU a prediction or two may differ, float32 sums rounding otherwise). Records store the table's sha256 (``config.data.table_sha256``). The public
+(``config.data.table_seconds``); a table is rebuilt bit for bit when missing on the same machine
+(a test rebuilds two groups and compares; on another CPU a prediction or two may differ, float32
+sums rounding otherwise). Records store the table's sha256 (``config.data.table_sha256``). The public
 table ships with the package (``tasks/nas/public_table_v4.npz``, 9 kB), used only when its SHA-256
 is the pinned one, so an unsealed run (the README's main job, CI) does not build it first; where it
 is missing or differs it is built as any other.
