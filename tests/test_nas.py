@@ -179,11 +179,53 @@ def test_each_key_has_its_own_table_of_its_own_glyphs(monkeypatch, tmp_path):
     assert np.array_equal(rows, H.build_table([0], workers=1, key=key))
     assert not np.array_equal(rows, H.build_table([0], workers=1))
     asked = []
-    monkeypatch.setattr(H, "load_table", lambda *, key=None: asked.append(key) or H._as_table(
+    monkeypatch.setattr(H, "load_table", lambda *, key=None, device="cpu": asked.append((key, device)) or H._as_table(
         np.tile([0.9, 0.3, 0.9, 0.95], (C.N_ARCHITECTURES, 1))))
     H.NASTask().build(variant="glyphs-mlp", seed=3, budget=None, seal=Seal(3, key))
-    H.NASTask().build(variant="glyphs-mlp", seed=3, budget=None, seal=Seal(3))
-    assert asked == [key, None]
+    prob = H.NASTask().build(variant="glyphs-mlp", seed=3, budget=None, seal=Seal(3), device="cuda")
+    assert asked == [(key, "cpu"), (None, "cuda")] and prob.description["table_device"] == "cuda"
+
+
+def test_on_cuda_the_table_is_trained_on_the_gpu_with_the_cpu_tables_draws(monkeypatch, tmp_path):
+    """The ``cuda`` profile: the runner hands ``build`` the profile's device (``SPEC.harness_device``),
+    the table is trained there and cached under a name of its own, and the shipped public table (the
+    CPU's) is not used for it. Every random number is drawn on the CPU, so a GPU trains the same
+    networks: its rows are the CPU's within float rounding (checked where torch sees a GPU; here the
+    device plumbing runs on the CPU and must give the default path's rows bit for bit)."""
+    import torch
+
+    from advbench.runner import run
+
+    assert "cuda" in SPEC.profiles and SPEC.harness_device
+    monkeypatch.setenv("ADVBENCH_CACHE", str(tmp_path))
+    assert H.cache_path(None, "cuda").name == f"nas-glyphs-mlp-table-v{H.TABLE_VERSION}-cuda-public.npz"
+    assert H.cache_path(b"k" * 32, "cpu") == H.cache_path(b"k" * 32)  # the CPU's names are unchanged
+    fake = np.random.default_rng(1).uniform(size=(C.N_ARCHITECTURES, len(H.COLUMNS)))
+    built = []
+    monkeypatch.setattr(H, "build_table", lambda *a, **k: built.append(k.get("device")) or fake.copy())
+    H._LOADED.clear()
+    try:
+        assert np.array_equal(H.load_table(device="cuda").test_accuracy, fake[:, 2]) and built == ["cuda"]
+        assert H.load_table().sha256() == H.TABLE_SHA256 and built == ["cuda"]  # the CPU: the shipped table
+        assert [p.name for p in tmp_path.iterdir()] == [H.cache_path(None, "cuda").name]
+    finally:
+        H._LOADED.clear()
+        monkeypatch.undo()
+    # Through the runner on the cpu profile: build gets "cpu", and the record says so.
+    seen = []
+    original = H.NASTask.build
+    monkeypatch.setattr(H.NASTask, "build", lambda self, **kw: seen.append(kw.get("device")) or original(self, **kw))
+    rec = run("nas", "floor", budget="quick", seed=0, results_dir=None)
+    assert rec["status"] == "ok" and seen == ["cpu"] and rec["config"]["data"]["table_device"] == "cpu", rec["error"]
+    # The device path: the CPU through .to("cpu") is the default path; a GPU, where there is one, the
+    # same draws with its own sums (a prediction or two, as another CPU's vector kernels).
+    folds = H.table_folds(None)
+    rows = H.train_group(6, 0, folds[0])
+    assert np.array_equal(H.train_group(6, 0, folds[0], "cpu"), rows)
+    if torch.cuda.is_available():
+        gpu = H.train_group(6, 0, folds[0], "cuda")
+        assert np.abs(gpu[:, [0, 2, 3]] - rows[:, [0, 2, 3]]).max() <= 3 / 450 + 1e-12
+        assert np.allclose(gpu[:, 1], rows[:, 1], rtol=0, atol=5e-3)
 
 
 def test_the_table_has_the_space_and_a_spread_of_accuracies():

@@ -92,11 +92,13 @@ def key_name(key: bytes | None) -> str:
     return "public" if key is None else "key-" + hashlib.sha256(key).hexdigest()[:16]
 
 
-def cache_path(key: bytes | None = None) -> Path:
-    """The cached table of ``key``'s glyphs. A sealed table holds held-out numbers (every architecture's
-    test accuracy in that run): it lives in the harness's cache, which the jail keeps out of a
-    method's view, as it keeps out the key file."""
-    return cache_dir() / f"nas-glyphs-mlp-table-v{TABLE_VERSION}-{key_name(key)}.npz"
+def cache_path(key: bytes | None = None, device: str = "cpu") -> Path:
+    """The cached table of ``key``'s glyphs, trained on ``device``. A sealed table holds held-out
+    numbers (every architecture's test accuracy in that run): it lives in the harness's cache, which
+    the jail keeps out of a method's view, as it keeps out the key file. A table trained on a GPU has
+    the CPU table's draws but the GPU's float sums, so other last bits: a file of its own."""
+    where = "" if device == "cpu" else f"{device}-"
+    return cache_dir() / f"nas-glyphs-mlp-table-v{TABLE_VERSION}-{where}{key_name(key)}.npz"
 
 
 def table_folds(key: bytes | None = None) -> list[tuple[Any, Any, Any]]:
@@ -126,7 +128,7 @@ def table_folds(key: bytes | None = None) -> list[tuple[Any, Any, Any]]:
 DROP_THRESHOLDS = np.array([round(p * 65536) for p in SPACE["dropout"]])
 
 
-def train_group(group: int, fold: int, data: tuple[Any, Any, Any]) -> np.ndarray:
+def train_group(group: int, fold: int, data: tuple[Any, Any, Any], device: str = "cpu") -> np.ndarray:
     """Train the 12 architectures of one (depth, width) group on one fold; ``float64[12, 4]`` of :data:`COLUMNS`.
 
     The 12 networks are independent (separate weights; Adam is per element, so summing their losses
@@ -135,6 +137,8 @@ def train_group(group: int, fold: int, data: tuple[Any, Any, Any]) -> np.ndarray
     batched all 12 and sliced each activation's networks out of the batch: in backward every slice
     cost a zero fill and a copy of the whole batch, a fifth of the build. Seeds depend on the group
     and fold only, so any group can be rebuilt alone. Rows are activation-major, as the table's.
+    Every random number is drawn on the CPU (initial weights from torch's CPU generator, dropout
+    from NumPy) and moved to ``device``, so a GPU trains the same networks on the same draws.
     """
     import torch
 
@@ -150,8 +154,8 @@ def train_group(group: int, fold: int, data: tuple[Any, Any, Any]) -> np.ndarray
         params = []
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
             bound = 1.0 / fan_in ** 0.5  # nn.Linear's default initialisation
-            w = ((torch.rand(k, fan_in, fan_out, generator=gen) * 2 - 1) * bound).requires_grad_(True)
-            b = ((torch.rand(k, 1, fan_out, generator=gen) * 2 - 1) * bound).requires_grad_(True)
+            w = ((torch.rand(k, fan_in, fan_out, generator=gen) * 2 - 1) * bound).to(device).requires_grad_(True)
+            b = ((torch.rand(k, 1, fan_out, generator=gen) * 2 - 1) * bound).to(device).requires_grad_(True)
             params += [w, b]
         stacks.append(params)
     # In place on the matmul's fresh output (its backward does not need it): no new batch-sized tensor.
@@ -164,7 +168,7 @@ def train_group(group: int, fold: int, data: tuple[Any, Any, Any]) -> np.ndarray
         """``float32[k, n, width]``: each network's inverted-dropout mask (all ones at rate 0)."""
         keep = np.ones((k, n, width), dtype=bool)
         keep[dropping] = masks.integers(0, 65536, (int(dropping.sum()), n, width), dtype=np.uint16) >= thresholds
-        return torch.from_numpy(keep * scale)  # NumPy's product: a third of the time of torch's here
+        return torch.from_numpy(keep * scale).to(device)  # NumPy's product: a third of the time of torch's here
 
     def forward(x: Any, train: bool) -> Any:
         logits = []
@@ -184,7 +188,10 @@ def train_group(group: int, fold: int, data: tuple[Any, Any, Any]) -> np.ndarray
     def per_model_loss(logits: Any, y: Any) -> Any:
         return torch.nn.functional.cross_entropy(logits.reshape(-1, 10), y.repeat(m), reduction="none").view(m, -1).mean(1)
 
-    x_fit, y_fit = torch.from_numpy(fit.x), torch.from_numpy(fit.y)
+    def on_device(a: np.ndarray) -> Any:
+        return torch.from_numpy(a).to(device)
+
+    x_fit, y_fit = on_device(fit.x), on_device(fit.y)
     opt = torch.optim.Adam([p for params in stacks for p in params], lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
     for _ in range(EPOCHS):
         opt.zero_grad(set_to_none=True)
@@ -193,23 +200,23 @@ def train_group(group: int, fold: int, data: tuple[Any, Any, Any]) -> np.ndarray
     out = np.zeros((m, len(COLUMNS)))
     with torch.no_grad():
         def acc(d: Any) -> np.ndarray:
-            return (forward(torch.from_numpy(d.x), False).argmax(-1) == torch.from_numpy(d.y)).double().mean(1).numpy()
+            return (forward(on_device(d.x), False).argmax(-1) == on_device(d.y)).double().mean(1).cpu().numpy()
 
         out[:, 0] = acc(val)
-        out[:, 1] = per_model_loss(forward(torch.from_numpy(val.x), False), torch.from_numpy(val.y)).double().numpy()
+        out[:, 1] = per_model_loss(forward(on_device(val.x), False), on_device(val.y)).double().cpu().numpy()
         out[:, 2] = acc(test)
         out[:, 3] = acc(fit)
     return out
 
 
-def _group_rows(group: int, key: bytes | None = None) -> np.ndarray:
+def _group_rows(group: int, key: bytes | None = None, device: str = "cpu") -> np.ndarray:
     """``float64[12, 4]``: one group trained on every fold, one thread, the mean over the folds."""
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the same sums in the same order whoever builds it: the rows repeat exactly
     try:
-        return np.mean([train_group(group, f, data) for f, data in enumerate(_folds(key))], axis=0)
+        return np.mean([train_group(group, f, data, device) for f, data in enumerate(_folds(key))], axis=0)
     finally:
         torch.set_num_threads(threads)
 
@@ -227,7 +234,7 @@ def _group_cost(group: int) -> int:
 
 def build_table(groups: "range | list[int] | None" = None,
                 progress: Callable[[int, int], None] | None = None, workers: int | None = None,
-                key: bytes | None = None) -> np.ndarray:
+                key: bytes | None = None, device: str = "cpu") -> np.ndarray:
     """``float64[rows, 4]`` for the rows of ``groups`` (all by default), in table order, on ``key``'s
     glyphs: each column the mean over the folds (validation: the 3-fold cross-validation accuracy, on
     all 1350 training images; test: the mean test accuracy of the three trained networks).
@@ -236,6 +243,7 @@ def build_table(groups: "range | list[int] | None" = None,
     machine's cores, at most 4) build them side by side with the same numbers as one process (a test
     compares). Half the work is the matmuls, half the element-wise passes over each layer's
     activations (activation, dropout, their gradients); the deepest, widest group alone is a fifth.
+    On ``device="cuda"`` the workers share the GPU (each draws its random numbers on its CPU core).
     """
     groups = list(range(N_GROUPS) if groups is None else groups)
     if workers is None:
@@ -246,7 +254,7 @@ def build_table(groups: "range | list[int] | None" = None,
     rows: dict[int, np.ndarray] = {}
     if workers == 1:
         for g in groups:
-            rows[g] = _group_rows(g, key)
+            rows[g] = _group_rows(g, key, device)
             if progress is not None:
                 progress(len(rows), len(groups))
     else:
@@ -255,7 +263,8 @@ def build_table(groups: "range | list[int] | None" = None,
 
         # Each worker trains on one thread (_group_rows sets it before any work).
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_group_rows, g, key): g for g in sorted(groups, key=_group_cost, reverse=True)}
+            futures = {pool.submit(_group_rows, g, key, device): g
+                       for g in sorted(groups, key=_group_cost, reverse=True)}
             for done in as_completed(futures):
                 rows[futures[done]] = done.result()
                 if progress is not None:
@@ -305,18 +314,18 @@ def _shipped_public_rows() -> np.ndarray | None:
     return rows if rows is not None and _as_table(rows).sha256() == TABLE_SHA256 else None
 
 
-def load_table(*, rebuild: bool = False, key: bytes | None = None) -> Table:
-    """``key``'s table (the public one by default) from the cache, built (about 85 s on two
-    cores) and cached first when missing or unreadable. The public table comes from the copy shipped
-    with the package when the cache has none."""
-    path = cache_path(key)
+def load_table(*, rebuild: bool = False, key: bytes | None = None, device: str = "cpu") -> Table:
+    """``key``'s table (the public one by default) from the cache, built on ``device`` (about 85 s on
+    two CPU cores) and cached first when missing or unreadable. The public CPU table comes from the
+    copy shipped with the package when the cache has none; a GPU builds its own."""
+    path = cache_path(key, device)
     if not rebuild and path in _LOADED:
         return _LOADED[path]
     rows = None if rebuild else _read(path)
-    if rows is None and not rebuild and key is None:
+    if rows is None and not rebuild and key is None and device == "cpu":
         rows = _shipped_public_rows()
     if rows is None:
-        rows = build_table(key=key)
+        rows = build_table(key=key, device=device)
         _write_atomic(path, rows)
     _LOADED[path] = table = _as_table(rows)
     return table
@@ -332,12 +341,13 @@ REGRET_AT = (10, 25, 50, 100, 200)
 
 
 class NASTask:
-    def build(self, *, variant: str, seed: int, budget: Any, seal: Seal) -> Problem:
+    def build(self, *, variant: str, seed: int, budget: Any, seal: Seal, device: str = "cpu") -> Problem:
+        """``device``: where the harness trains the table when it must (the run's profile; ``SPEC.harness_device``)."""
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
         limit = int(budget.limits["evaluations"]) if budget is not None else DEFAULT_EVALUATIONS
         t0 = time.perf_counter()
-        table = load_table(key=seal.key)
+        table = load_table(key=seal.key, device=device)
         load_seconds = time.perf_counter() - t0
         log: list[int] = []
         opt = table.best_by_validation()
@@ -347,7 +357,7 @@ class NASTask:
             oracle=make_oracle(table, log, limit),
             heldout_description=frozenset({"optimum", "best_so_far"}),
             description={"variant": variant, "architectures": N_ARCHITECTURES, "evaluations": limit,
-                         "table_version": TABLE_VERSION, "table_sha256": table.sha256(),
+                         "table_version": TABLE_VERSION, "table_sha256": table.sha256(), "table_device": device,
                          "table_seconds": round(load_seconds, 3),
                          "optimum": {"row": opt, "choices": list(choices_of(opt)),
                                      "validation_accuracy": float(table.validation_accuracy[opt]),
