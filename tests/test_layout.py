@@ -157,3 +157,50 @@ def test_the_contracts_can_be_checked_by_hand():
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "Contracts: 4 kept, 0 broken." in res.stdout
+
+
+def test_the_locked_test_environment_covers_every_extra_and_is_what_is_installed():
+    """``constraints.txt`` (made by ``scripts/lock-test-env``: pip's resolution, frozen) is what
+    the README's commands install, with uv. Every requirement of the ``test`` extra, advbench's own
+    extras expanded, is pinned there at a version its specifier allows (an added or raised
+    requirement fails here until the file is re-made), and every pinned package is installed here
+    at its pinned version (the tests ran on the locked set)."""
+    import tomllib
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, sep, version = line.partition("==")
+            assert sep and version.strip(), f"not a pin: {line!r}"
+            pins[canonicalize_name(name)] = version.strip()
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    todo, seen, unpinned = ["test"], set(), []
+    while todo:
+        extra = todo.pop()
+        if extra in seen:
+            continue
+        seen.add(extra)
+        for text in extras[extra]:
+            req = Requirement(text)
+            name = canonicalize_name(req.name)
+            if name == "advbench":
+                todo += sorted(req.extras)
+            elif name == "torch":  # installed first and on its own (the README says why): not in the file
+                assert req.specifier.contains(metadata.version("torch").split("+")[0]), text
+            elif name not in pins or not req.specifier.contains(pins[name], prereleases=True):
+                unpinned.append(f"{text} (pinned: {pins.get(name)})")
+    assert seen >= {"test", "tasks", "all", "ray", "mlflow"} and len(pins) > 150
+    assert not unpinned, f"re-make constraints.txt with scripts/lock-test-env: {unpinned}"
+    installed = {}
+    for name in pins:
+        try:
+            installed[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            installed[name] = None
+    wrong = {n: (pins[n], installed[n]) for n in pins if installed[n] != pins[n]}
+    assert not wrong, ("installed versions are not the locked ones (pinned, installed); install with the "
+                       f"README's test command: {wrong}")
