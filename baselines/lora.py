@@ -55,7 +55,9 @@ class Config:
     lr_head: float = 1e-3  # the new head, in both modes
     weight_decay: float = 0.0
     checkpoints: int = 5
-    quick_checkpoints: int = 3  # the quick budget's: scoring one (MiniLM over the test sentences) takes about 2.5 s
+    # The quick budget's: the end only. Scoring one (MiniLM over the test sentences) took 5 s in the
+    # README's main job, two cores busy: 15 of the run's 62 s with three.
+    quick_checkpoints: int = 1
 
 
 # ---------------------------------------------------------------------------------------------

@@ -74,7 +74,7 @@ class Config:
     view_dependent: bool = True  # colour head sees the view direction
     steps_per_budget_step: float = 1.0  # iterations = this x the budget's (equal wall time across methods)
     checkpoints: int = 10
-    quick_checkpoints: int = 5  # the quick budget's: rendering the held-out views costs about 1 s a checkpoint
+    quick_checkpoints: int = 2  # the quick budget's: rendering the held-out views costs about 1.3 s a checkpoint
     query_chunk: int = 65536  # points per forward pass when the harness queries the field
 
 
