@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -30,10 +31,15 @@ QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true"}  # MLflow sends nothing off this ma
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _no_telemetry():
+def _no_telemetry(tmp_path_factory):
+    """MLflow quiet, and its lock files (``db_init_lock-<hash>`` per SQLite store, in the temporary
+    folder, never removed) in this module's own folder instead of the machine's /tmp."""
+    own_tmp = str(tmp_path_factory.mktemp("mlflow-tmp"))
     with pytest.MonkeyPatch.context() as mp:
         for k, v in QUIET.items():
             mp.setenv(k, v)
+        mp.setenv("TMPDIR", own_tmp)  # the CLI's and the server's subprocesses
+        mp.setattr(tempfile, "tempdir", own_tmp)  # this process's MLflow client
         yield
 
 
