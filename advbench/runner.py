@@ -39,7 +39,7 @@ from advbench.errors import BudgetExhausted, UsageError, unknown
 from advbench.jail import (DEFAULT_MAX_PROCESSES, START_TIMEOUT, Child, JailSpec, MemoryWatch, PeakRSS, RunLimits,
                            describe_jail, hidden_paths, jail_on)
 from advbench.plan import Run
-from advbench.profiles import default_threads, get_profile, harness_threads
+from advbench.profiles import default_threads, get_profile, harness_threads, import_torch_lazies
 from advbench.registry import MethodEntry, Registry, default_registry, load_object
 from advbench.solution import (DataSolution, RemoteSolution, SolutionError, SolutionHandle, await_reply, loads_plain,
                                local_handle, recv_plain)
@@ -890,6 +890,7 @@ def _run_in_process(spec, entry, prof, bud, variant, seed, problem, task_impl, o
     """Debugging only: the method shares this process, and with it the held-out data."""
     out = Outcome()
     method_fn = entry.load()
+    import_torch_lazies()
     clock = _Clock()
     last: dict[str, Any] = {}
 

@@ -56,7 +56,7 @@ def _prepare(job: dict[str, Any]) -> None:
 def _run_method(conn: Any, job: dict[str, Any]) -> None:
     from advbench.context import RunContext, dump_solution
     from advbench.errors import BudgetExhausted
-    from advbench.profiles import get_profile
+    from advbench.profiles import get_profile, import_torch_lazies
     from advbench.registry import load_object
     from advbench.solution import send_plain
 
@@ -71,6 +71,7 @@ def _run_method(conn: Any, job: dict[str, Any]) -> None:
         train = pickle.loads(job["train"])
         profile = get_profile(job["profile"])
         profile.activate(job["seed"], threads=job["threads"], import_torch=False)
+        import_torch_lazies()  # before the training clock, as the method module's own imports
     except BaseException as exc:  # noqa: BLE001 - report anything, including SystemExit at import
         fail("could not start the method: " + _describe(exc))
         return

@@ -47,6 +47,17 @@ def test_records_are_written_with_the_umask_not_0600(toy_registry, tmp_path):
     assert stat.S_IMODE(os.stat(rec["path"]).st_mode) == 0o644
 
 
+def test_torchs_compiler_stack_is_imported_before_the_training_clock(toy_registry):
+    """The first optimiser a torch method builds makes torch import torch._dynamo and sympy (about
+    1.2 s): a library's import, paid before the clock as the method module's own imports are, not
+    inside every torch run's training. A method in a fresh jailed process sees it imported already."""
+    toy_registry.register_method("toy", "first-optimiser", "torch_toy_methods:first_optimiser")
+    rec = run("toy", "first-optimiser", seed=0, results_dir=None, registry=toy_registry)
+    assert rec["status"] == "ok", rec["error"]
+    assert rec["isolation"] in ("process", "no-jail")  # a fresh process of its own either way
+    assert rec["config"]["method"]["compiler_imported_before_the_clock"] is True
+
+
 def test_time_to_target_is_first_checkpoint_meeting_target(toy_registry):
     rec = run("toy", "estimate", budget="quick", seed=0, results_dir=None, registry=toy_registry)
     curve = rec["curve"]
