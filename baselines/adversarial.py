@@ -43,8 +43,8 @@ class Config:
     pgd_alpha_over_eps: float = 0.25
     random_start: bool = True  # Madry et al.: a uniform start in the ball avoids a degenerate x + grad path
     checkpoints: int = 3  # how many times to hand the model to the harness (time-to-target curve)
-    # The quick budget's: the end only. The harness's attacks on one checkpoint took 8.6 s of the
-    # README's main job (a quarter of the run); the quick run is a smoke test, its curve one point.
+    # The quick budget's: the end only. The harness's attacks on one checkpoint took 8.6 s in the
+    # README's main job (17 of the run's 23 s with two); the quick run's curve is one point.
     quick_checkpoints: int = 1
     # Tiny matmuls (batch 64, width 256): intra-op threading costs more than it gains, and on a
     # shared 2-core machine two threads contend (measured 10-20x slower per step than one thread).
