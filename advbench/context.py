@@ -64,7 +64,8 @@ class RunContext:
         return np.random.default_rng([self.seed, stream])
 
     def elapsed(self) -> float:
-        """Training seconds so far, as this process sees them (scoring pauses excluded)."""
+        """Training seconds so far, as this process sees them (the time ``checkpoint`` took excluded:
+        in-process, where checkpoints are scored at once, that is their scoring)."""
         return time.perf_counter() - self._start - self._paused
 
     def time_left(self) -> float:
@@ -98,10 +99,13 @@ class RunContext:
         return answer
 
     def checkpoint(self, solution: Any, step: float | None = None) -> None:
-        """Have ``solution`` scored on held-out data with the clock stopped; enforce the time cap.
+        """Hand ``solution`` in, to be scored on held-out data; enforce the time cap.
 
+        The harness keeps it and scores it once the method's process has ended (a method learns
+        nothing of its scoring, not even how long it takes), at the training time it was handed in.
         For a task whose solution is data (``spec.solution_data``), the data is taken here, on the
-        training clock; the clock stops only once it is sent."""
+        training clock. Past 1000 checkpoints, or 8 GiB of them in all, a checkpoint is refused
+        (``ValueError``)."""
         blob = dump_solution(solution, self.spec)
         pause = time.perf_counter()
         exhausted = self.__submit("checkpoint", (_plain_step(step), self.work, blob))

@@ -3,7 +3,8 @@
 The CLI, the asv suite and the tests all come through :func:`run`. The harness process builds the
 problem and keeps its held-out part; the method runs in a fresh *method process* that receives
 the training view only, and each solution it checkpoints is scored through a fresh *scoring
-process* that never receives an answer (see :mod:`advbench.sandbox` and :mod:`advbench.solution`).
+process* that never receives an answer (see :mod:`advbench.sandbox` and :mod:`advbench.solution`),
+once the method's process has ended: nothing of scoring reaches a method, not even how long it took.
 The harness owns the training clock and the caps: it kills a method that runs past the budget's
 wall-time cap (``time_cap``) or the memory cap (``out_of_memory``), records one that dies
 (``crashed``), raises or hands in something unscorable (``error``), and goes on with the next run.
@@ -417,7 +418,7 @@ class Outcome:
     metrics: dict[str, float] = field(default_factory=dict)
     curve: list[dict[str, Any]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
-    eval_seconds: float = 0.0  # scoring at checkpoints, clock stopped
+    eval_seconds: float = 0.0  # scoring the checkpoints (after the method's process ended; in-process: clock stopped)
     final_eval_seconds: float = 0.0
     peak_rss: int = 0
     timings: dict[str, float] = field(default_factory=dict)  # isolation overheads
@@ -734,9 +735,8 @@ def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, thr
                               "budget": bud, "variant": variant}, threads, jail, log_dir)
     logs["method"] = [worker.log_path]
     scorer.start()
-    last_blob: bytes | None = None
-    last_metrics: dict[str, float] | None = None
-    asks_scored = 0
+    handed = _Handed()
+    final: tuple[float, bytes | None] | None = None  # the method's "done": its work and solution
     try:
         with MemoryWatch(worker, memory_cap) as mem:
             try:
@@ -780,27 +780,17 @@ def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, thr
                     out.status, out.error = "error", f"the method's process broke the protocol: {_reason(exc)}"
                     break
                 if kind == "checkpoint":
+                    # Kept, not scored: the harness scores checkpoints once the method's process has
+                    # ended, so that a method can never time its scoring (adversarial's attacks stop at
+                    # the digits already broken, an episode ends at its goal: how long scoring takes
+                    # tells how well a solution scored).
                     _, step, work, blob = msg
-                    asks_scored = out.asks
-                    now = clock.seconds()
-                    cpu0 = worker.cpu_seconds()
-                    pause0 = time.perf_counter()
-                    point: dict[str, Any] = {"step": step, "train_seconds": now, "work": float(work)}
-                    try:
-                        point["metrics"] = last_metrics = scorer.score(blob)
-                        last_blob = blob
-                    except Exception as exc:  # noqa: BLE001 - the solution's fault: keep training
-                        point["metrics"], point["error"] = {}, _reason(exc)
-                    point["train_seconds"] += scorer.last_charge  # the solution's deferred work is its own
-                    out.curve.append(point)
-                    spent = time.perf_counter() - pause0
-                    out.eval_seconds += spent
-                    # Scoring time is not training time, unless the method kept computing meanwhile
-                    # or the solution's code computed in scoring beyond what evaluating it needs.
-                    clock.pause(max(0.0, spent - (worker.cpu_seconds() - cpu0)) - scorer.last_charge)
                     out.work = float(work)
+                    point = {"step": step, "train_seconds": clock.seconds(), "work": float(work)}
+                    refused = handed.add(point, blob, out.asks, _oracle_snapshot(problem))
                     with contextlib.suppress(OSError):
-                        worker.conn.send(("ack", clock.seconds() > bud.max_seconds))
+                        worker.conn.send(("refused", refused) if refused else
+                                         ("ack", clock.seconds() > bud.max_seconds))
                 elif kind == "ask":
                     reply = _answer(problem, msg[1] if len(msg) > 1 else None)
                     _count_ask(out, reply)
@@ -815,25 +805,7 @@ def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, thr
                 elif kind == "done":
                     _, work, blob = msg
                     out.work, out.train_seconds = float(work), clock.seconds()
-                    # The same solution as the last checkpoint is scored again when the task answered
-                    # questions since: what it scores (dp-fedavg's ε) may count them.
-                    if blob is not None and (blob != last_blob or out.asks != asks_scored):
-                        t1 = time.perf_counter()
-                        try:
-                            last_metrics = scorer.score(blob)
-                            out.train_seconds += scorer.last_charge
-                            out.curve.append({"step": "final", "train_seconds": out.train_seconds,
-                                              "work": out.work, "metrics": last_metrics})
-                        except Exception as exc:  # noqa: BLE001
-                            out.status, out.error = "error", "evaluation failed: " + _reason(exc)
-                        out.final_eval_seconds = time.perf_counter() - t1
-                    elif last_blob is None:
-                        out.status = "error"
-                        failed = [p["error"] for p in out.curve if p.get("error")]
-                        out.error = (f"no checkpoint could be scored; the last: {failed[-1]}" if failed else
-                                     "the method returned no solution and never called ctx.checkpoint")
-                    elif clock.seconds() > bud.max_seconds:
-                        out.status = "time_cap"
+                    final = (float(work), blob)
                     done = True
                 elif kind == "error":
                     out.status, out.error, out.work = "error", str(msg[1]), float(msg[2])
@@ -844,9 +816,12 @@ def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, thr
             if not out.train_seconds:
                 out.train_seconds = clock.seconds()
         out.peak_rss = mem.peak
+        worker.kill()  # before any scoring: nothing of it may reach the method
+        last_metrics = _score_handed(out, scorer, problem, handed, final, bud)
     finally:
         worker.kill()
         scorer.close()
+        handed.close()
     if out.status == "time_cap" and last_metrics is not None:
         out.metrics = dict(last_metrics)  # the last checkpoint is what the run is scored on
     elif out.status == "ok":
@@ -871,6 +846,101 @@ def _ended(out: Outcome, worker: Child, mem: MemoryWatch, memory_cap: int, jail:
         tail = worker.log_tail(3)
         if tail:
             out.error += f"; its last output: {tail}"
+
+
+MAX_CHECKPOINTS = 1000  # checkpoints a run may hand in (fedavg's reference: 100, one a round)
+MAX_CHECKPOINT_BYTES = 8 * 2**30  # what they may hold in all, kept on the harness's disk until scored
+
+
+class _Handed:
+    """The checkpoints a method handed in, kept until its process has ended: each one's curve point,
+    the asks answered by then and the oracle's snapshot in memory, its bytes in a file of a folder
+    only the harness can read (the jails have a /tmp of their own)."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[dict[str, Any], Path, int, Any]] = []
+        self.bytes = 0
+        self._dir: Path | None = None
+
+    def add(self, point: dict[str, Any], blob: bytes, asks: int, snapshot: Any) -> str | None:
+        """Keep one; or the reason it is refused (too many, too large: the method's ValueError)."""
+        if len(self.entries) >= MAX_CHECKPOINTS:
+            return f"a run hands in at most {MAX_CHECKPOINTS} checkpoints"
+        if self.bytes + len(blob) > MAX_CHECKPOINT_BYTES:
+            return (f"a run's checkpoints hold at most {MAX_CHECKPOINT_BYTES / 2**30:g} GiB in all "
+                    f"({self.bytes / 2**30:.2f} GiB so far, this one {len(blob) / 2**20:.1f} MiB)")
+        if self._dir is None:
+            self._dir = Path(tempfile.mkdtemp(prefix="advbench-checkpoints-"))  # mode 0700, the harness's
+        path = self._dir / f"{len(self.entries):05d}"
+        path.write_bytes(blob)
+        self.bytes += len(blob)
+        self.entries.append((point, path, asks, snapshot))
+        return None
+
+    def close(self) -> None:
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+
+def _oracle_snapshot(problem: Problem) -> Any:
+    snapshot = getattr(problem.oracle, "snapshot", None)
+    return snapshot() if callable(snapshot) else None
+
+
+def _as_of(problem: Problem, snapshot: Any) -> Any:
+    """The problem as ``evaluate`` read it when the checkpoint was handed in (the oracle's state then)."""
+    as_of = getattr(problem.oracle, "as_of", None)
+    return as_of(snapshot) if callable(as_of) and snapshot is not None else contextlib.nullcontext()
+
+
+def _score_handed(out: Outcome, scorer: Scorer, problem: Problem, handed: _Handed,
+                  final: tuple[float, bytes | None] | None, bud: Any) -> dict[str, float] | None:
+    """Score the checkpoints in the order they came, each as of the asks answered by then, then the
+    solution the method returned; the method's process has ended. Work a solution deferred to its
+    scoring is training time: each point's and the run's training seconds include what was charged
+    up to it. Returns the metrics the run is scored on (the last scored), None if none was."""
+    last_blob: bytes | None = None
+    last_metrics: dict[str, float] | None = None
+    asks_scored, charged = 0, 0.0
+    t0 = time.perf_counter()
+    for point, path, asks, snapshot in handed.entries:
+        blob = path.read_bytes()
+        asks_scored = asks
+        try:
+            with _as_of(problem, snapshot):
+                point["metrics"] = last_metrics = scorer.score(blob)
+            last_blob = blob
+        except Exception as exc:  # noqa: BLE001 - the solution's fault: the next checkpoint is scored
+            point["metrics"], point["error"] = {}, _reason(exc)
+        charged += scorer.last_charge
+        point["train_seconds"] += charged
+        out.curve.append(point)
+    out.eval_seconds = time.perf_counter() - t0
+    out.train_seconds += charged
+    if final is None:  # the method never said "done" (error, crash, caps): its checkpoints are all there is
+        return last_metrics
+    _, blob = final
+    # The same solution as the last checkpoint is scored again when the task answered questions
+    # since: what it scores (dp-fedavg's ε) may count them.
+    if blob is not None and (blob != last_blob or out.asks != asks_scored):
+        t1 = time.perf_counter()
+        try:
+            last_metrics = scorer.score(blob)
+            out.train_seconds += scorer.last_charge
+            out.curve.append({"step": "final", "train_seconds": out.train_seconds, "work": out.work,
+                              "metrics": last_metrics})
+        except Exception as exc:  # noqa: BLE001
+            out.status, out.error = "error", "evaluation failed: " + _reason(exc)
+        out.final_eval_seconds = time.perf_counter() - t1
+    elif last_blob is None:
+        out.status = "error"
+        failed = [p["error"] for p in out.curve if p.get("error")]
+        out.error = (f"no checkpoint could be scored; the last: {failed[-1]}" if failed else
+                     "the method returned no solution and never called ctx.checkpoint")
+    elif out.train_seconds > bud.max_seconds:
+        out.status = "time_cap"
+    return last_metrics
 
 
 class _Clock:

@@ -79,7 +79,9 @@ def _run_method(conn: Any, job: dict[str, Any]) -> None:
     def submit(kind: str, payload: tuple) -> Any:
         send_plain(conn, (kind, *payload))
         if kind == "checkpoint":
-            reply = conn.recv()  # from the harness: ("ack", exhausted)
+            reply = conn.recv()  # from the harness: ("ack", exhausted), or ("refused", why): too many, too large
+            if reply[0] == "refused":
+                raise ValueError(str(reply[1]))
             return bool(reply[1])
         if kind == "ask":
             return tuple(conn.recv())  # from the harness: ("answer", value) or ("refused", reason)

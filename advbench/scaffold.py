@@ -54,7 +54,7 @@ import {contract} as contract  # noqa: F401 - the task's data and solution types
 
 def train(data: Any, ctx: Any) -> Any:
     """Replace this body with your method. It must hand a solution to ``ctx.checkpoint`` (scored
-    on held-out data with the clock stopped) or return one (scored once at the end)."""
+    on held-out data once the method has ended, at the training time it was handed in) or return one."""
     ctx.record_config(note="scaffold: replace me")  # hyperparameters as actually used, in the record
     raise NotImplementedError("{task}:{name} is a scaffold: write the method in {package}/method.py")
 '''

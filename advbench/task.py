@@ -48,6 +48,10 @@ class Problem:
     # Answers a method's ``ctx.ask(question)`` in the harness process, so what it looks answers up
     # in never reaches the method (a tabular benchmark's validation column: nas). Plain data in and
     # out; a ValueError it raises is raised by ``ctx.ask`` in the method. Every ask is counted.
+    # Checkpoints are scored once the method's process has ended (so that it cannot time its scoring),
+    # each as of the moment it was handed in: an oracle whose answers change what ``evaluate`` reads
+    # (nas's log of asks, dp-fedavg's privacy ledger) also has ``snapshot()``, a cheap copy of that
+    # state, and ``as_of(snapshot)``, a context manager under which ``evaluate`` reads it as it was.
     oracle: Callable[[Any], Any] | None = None
     # Names of ``description`` items that tell something of the held-out data (evaluation episode
     # seeds, test accuracies of what a method asked about). Unsealed, they are in the record like

@@ -24,7 +24,7 @@ from advbench.registry import Registry
 pytest_plugins = ["ci_never_skips"]
 
 TOY_METHODS = ("estimate", "zero", "crash", "slow", "hang", "exit_3", "hard_exit", "segfault", "hog_memory",
-               "nan", "wrong_type", "no_solution", "unpicklable", "train_while_scored", "temp_files_then_hang")
+               "nan", "wrong_type", "no_solution", "unpicklable", "temp_files_then_hang")
 
 
 DURATIONS = Path(__file__).with_name("durations.json")

@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import sys
+import time
 import types
 from pathlib import Path
 from typing import Any, Iterable
@@ -169,6 +170,29 @@ class ScanningEstimate:
 
 def toy_scanning_solution(train, ctx):
     return ScanningEstimate()
+
+
+class SlowToScore:
+    """A solution whose scoring takes 1.5 s, as adversarial's attacks take longer the more digits
+    stand, or an episode the longer its goal is not reached: how long scoring took would be a score."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def estimate(self) -> float:
+        time.sleep(1.5)
+        return self.value
+
+
+def toy_time_the_scoring(train, ctx):
+    """Hands in two checkpoints and times each hand-in: were it scored meanwhile, the time would tell."""
+    waited = []
+    for value in (0.5, 1.5):
+        t0 = time.perf_counter()
+        ctx.checkpoint(SlowToScore(value))
+        waited.append(time.perf_counter() - t0)
+    _dump("method:scoring-time", set(waited), [], ["waited"])
+    return SlowToScore(1.5)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -94,6 +94,19 @@ def test_a_method_cannot_read_its_held_out_score(hostile):
     assert rec["curve"][0]["metrics"]  # the harness did score the checkpoint, and kept it
 
 
+def test_a_method_cannot_time_its_scoring(hostile):
+    """Scoring that takes longer for a better solution (adversarial's attacks stop at the digits already
+    broken; an episode ends at its goal) told the method its held-out score while it waited for each
+    checkpoint to be scored. Checkpoints are scored once its process has ended: each hand-in returns
+    at once, and every point of the curve is still scored."""
+    rec, (entry,) = hostile("toy_time_the_scoring")
+    assert rec["status"] == "ok", rec["error"]
+    assert len(entry["floats"]) == 2 and max(entry["floats"]) < 0.5, entry  # 1.5 s or more each, scored meanwhile
+    assert [p["metrics"]["abs_error"] for p in rec["curve"]] == [abs(answer(3) - 0.5), abs(answer(3) - 1.5)]
+    assert rec["timings"]["checkpoint_eval_seconds"] >= 3.0  # they were scored: after the method
+    assert rec["timings"]["train_seconds"] < 3.0
+
+
 def test_the_scoring_process_holds_no_held_out_answer(hostile):
     rec, (entry,) = hostile("toy_scanning_solution")
     assert entry["route"] == "solution:everything" and len(entry["floats"]) > 10

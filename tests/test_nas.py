@@ -358,6 +358,10 @@ def test_quick_reinforce_meets_its_target_and_random_search_runs():
         # A controller that collapses onto cached architectures may stop short (seed 0: 44 asks).
         assert ref["asks"] == ref["metrics"]["evaluations"] <= 50
         assert len(ref["config"]["data"]["best_so_far"]["regret"]) == ref["asks"]
+        # Scored after the method has ended, each checkpoint as of the asks made when it came in.
+        asked = [p["metrics"].get("evaluations") for p in ref["curve"]]
+        assert len(asked) > 1 and not any("error" in p for p in ref["curve"]), ref["curve"]
+        assert asked == sorted(asked) and len(set(asked)) == len(asked) and asked[-1] == ref["asks"]
     floor = run("nas", "floor", budget="quick", seed=0, results_dir=None)
     assert floor["status"] == "ok" and floor["metrics"]["distinct_evaluations"] == 50, floor["error"]
 

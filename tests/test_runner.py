@@ -140,14 +140,18 @@ def test_a_method_past_the_memory_cap_is_stopped(toy_registry, tmp_path):
         assert rec["memory"]["peak_rss_bytes"] > cap
 
 
-def test_training_while_the_harness_scores_is_counted_as_training(toy_registry):
-    """A thread that keeps training while checkpoints are scored gains no free time."""
-    rec = run("toy", "train-while-scored", seed=0, results_dir=None, registry=toy_registry)
-    assert rec["status"] == "ok"
-    # Counted is the CPU time the method burnt while being scored: alone on a core that is all of the
-    # scoring time; with another test process sharing the cores (pytest -n), a good part of it.
-    # Without the rule it would be none.
-    assert rec["timings"]["train_seconds"] >= 0.4 * rec["timings"]["checkpoint_eval_seconds"]
+def test_checkpoints_past_the_cap_are_refused_and_the_rest_scored(toy_registry):
+    """The harness keeps checkpoints until the method has ended (so that it cannot time their scoring):
+    past 1000 a checkpoint is refused with a ValueError in the method, and the 1000 are all scored."""
+    from advbench.runner import MAX_CHECKPOINTS
+
+    toy_registry.register_method("toy", "checkpoint-flood", "toy_methods:checkpoint_flood")
+    rec = run("toy", "checkpoint-flood", seed=0, results_dir=None, registry=toy_registry)
+    assert rec["status"] == "ok", rec["error"]
+    assert rec["config"]["method"]["handed"] == MAX_CHECKPOINTS == 1000
+    assert "at most 1000 checkpoints" in rec["config"]["method"]["refused"]
+    assert len(rec["curve"]) == MAX_CHECKPOINTS and all(p["metrics"] for p in rec["curve"])
+    assert [p["step"] for p in rec["curve"]] == list(range(MAX_CHECKPOINTS))
 
 
 def test_bad_names_are_usage_errors_with_suggestions(toy_registry):

@@ -117,24 +117,6 @@ def unpicklable(train, ctx):
     return lambda: 0.0
 
 
-def train_while_scored(train, ctx):
-    """Burns CPU in a thread while the harness scores its checkpoints: that time must count."""
-    import threading
-
-    stop = threading.Event()
-
-    def spin():
-        while not stop.is_set():
-            sum(range(10000))
-
-    threading.Thread(target=spin, daemon=True).start()
-    value = float(train.draw(1000).mean())
-    for _ in range(3):
-        ctx.checkpoint(value)
-    stop.set()
-    return value
-
-
 def bisect(train, ctx):
     """Finds the mean by asking the task 40 times whether it lies above a guess (ctx.ask)."""
     lo, hi = -5.0, 5.0
@@ -195,3 +177,16 @@ def lazy_five_seconds(train, ctx):
     solution = LazyEstimate(train.draw(2000), 5.0)
     ctx.checkpoint(solution, step=1)
     return solution
+
+
+def checkpoint_flood(train, ctx):
+    """Hands in checkpoints until the harness refuses one (past 1000: it keeps them until scoring)."""
+    value = float(train.draw(1000).mean())
+    handed = 0
+    try:
+        while handed < 2000:
+            ctx.checkpoint(value, step=handed)
+            handed += 1
+    except ValueError as exc:
+        ctx.record_config(handed=handed, refused=str(exc))
+    return value

@@ -3,8 +3,9 @@ its accounting, the scoring. Harness only: the clients' records never leave this
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
@@ -134,6 +135,20 @@ class PrivateMechanism:
     @property
     def calls(self) -> int:
         return int(self.client_steps.sum()) if self.level == "record" else self.rounds
+
+    # The harness scores a checkpoint after the method has ended, as of the calls answered when it
+    # was handed in: ``metrics`` reads the counts below.
+    def snapshot(self) -> tuple[np.ndarray, int]:
+        return self.client_steps.copy(), self.rounds
+
+    @contextlib.contextmanager
+    def as_of(self, snapshot: tuple[np.ndarray, int]) -> Iterator[None]:
+        now = self.snapshot()
+        self.client_steps, self.rounds = snapshot[0].copy(), snapshot[1]
+        try:
+            yield
+        finally:
+            self.client_steps, self.rounds = now
 
     def metrics(self) -> dict[str, float]:
         """What the mechanism did, as the record's privacy metrics (non-finite ones left out)."""

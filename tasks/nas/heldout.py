@@ -7,6 +7,7 @@ that does and does not protect.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
@@ -14,7 +15,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
@@ -354,7 +355,7 @@ class NASTask:
         return Problem(
             train=SearchSpace(evaluations=limit),
             heldout={"table": table, "log": log, "evaluations": limit},
-            oracle=make_oracle(table, log, limit),
+            oracle=Oracle(table, log, limit),
             heldout_description=frozenset({"optimum", "best_so_far"}),
             description={"variant": variant, "architectures": N_ARCHITECTURES, "evaluations": limit,
                          "table_version": TABLE_VERSION, "table_sha256": table.sha256(), "table_device": device,
@@ -382,19 +383,34 @@ class NASTask:
         return metrics
 
 
-def make_oracle(table: Table, log: list[int], limit: int) -> Callable[[Any], dict[str, Any]]:
-    """``ctx.ask``'s answer in the harness process: validation numbers only, each ask logged and counted."""
+class Oracle:
+    """``ctx.ask``'s answer in the harness process: validation numbers only, each ask logged and counted.
+    ``evaluate`` reads the log (the asks so far); the harness scores a checkpoint after the method has
+    ended, as of the asks it had made: ``snapshot()`` is the log's length, ``as_of(n)`` its first n."""
 
-    def oracle(question: Any) -> dict[str, Any]:
+    def __init__(self, table: Table, log: list[int], limit: int) -> None:
+        self.table, self.log, self.limit = table, log, limit
+
+    def __call__(self, question: Any) -> dict[str, Any]:
         i = index_of(question)  # ValueError on anything that is not an architecture: not counted
-        if len(log) >= limit:
-            raise ValueError(f"the budget of {limit} evaluations is spent")
-        log.append(i)
-        return {"validation_accuracy": float(table.validation_accuracy[i]),
-                "validation_loss": float(table.validation_loss[i]),
-                "evaluations_left": limit - len(log)}
+        if len(self.log) >= self.limit:
+            raise ValueError(f"the budget of {self.limit} evaluations is spent")
+        self.log.append(i)
+        return {"validation_accuracy": float(self.table.validation_accuracy[i]),
+                "validation_loss": float(self.table.validation_loss[i]),
+                "evaluations_left": self.limit - len(self.log)}
 
-    return oracle
+    def snapshot(self) -> int:
+        return len(self.log)
+
+    @contextlib.contextmanager
+    def as_of(self, asks: int) -> Iterator[None]:
+        later = self.log[asks:]
+        del self.log[asks:]  # the list the problem's heldout holds, shortened in place
+        try:
+            yield
+        finally:
+            self.log.extend(later)
 
 
 def incumbents(table: Table, log: list[int]) -> list[int]:
