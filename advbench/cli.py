@@ -375,11 +375,18 @@ def _run_here(pending, results, reg, as_json, recs) -> None:
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   TimeElapsedColumn(), console=err, transient=as_json) as progress:
         for planned in pending:
-            bar = progress.add_task(escape(planned.label()), total=1.0)
-            rec = runner.run_planned(planned, results_dir=None, keep_artifacts=True, registry=reg,
-                                     on_progress=lambda d, t, bar=bar: progress.update(bar, completed=d / max(t, 1)))
+            label = escape(planned.label())
+            bar = progress.add_task(label, total=1.0)
+
+            def update(done: float, total: float, phase: str | None = None, bar=bar, label=label) -> None:
+                if phase is None:  # the method's own progress
+                    progress.update(bar, completed=done / max(total, 1))
+                else:  # the method has ended; the harness scores what it handed in
+                    progress.update(bar, completed=1.0, description=f"{label} [dim]({escape(phase)})[/]")
+
+            rec = runner.run_planned(planned, results_dir=None, keep_artifacts=True, registry=reg, on_progress=update)
             rec = _store(rec, results)
-            progress.update(bar, completed=1.0)
+            progress.update(bar, completed=1.0, description=label)
             recs.append(rec)
             if rec["status"] != "ok":
                 first = (rec["error"] or "").splitlines()[0] if rec["error"] else ""

@@ -96,7 +96,8 @@ def check_writable(results_dir: Path) -> None:
         with tempfile.TemporaryFile(dir=probe, prefix=".advbench-probe-"):
             pass
     except OSError as exc:
-        raise UsageError(f"--results {path} is not writable ({probe}: {exc.strerror or exc})") from exc
+        raise UsageError(f"--results {path} is not writable (a file cannot be made in {probe}: "
+                         f"{exc.strerror or exc})") from exc
 
 
 def check_readable(results_dir: Path, option: str = "--results") -> None:

@@ -429,7 +429,7 @@ class Outcome:
 
 def run(task: str, method: str | None = None, *, profile: str | None = None, budget: str = "quick",
         seed: int = 0, variant: str | None = None, results_dir: Path | None = Path("results"),
-        registry: Registry | None = None, on_progress: Callable[[float, float], None] | None = None,
+        registry: Registry | None = None, on_progress: Callable[..., None] | None = None,
         sealed: bool = False, isolation: str = "process", threads: int | None = None,
         memory_cap: int | None = None, max_processes: int | None = None, keep_artifacts: bool = False,
         seal: tuple[bytes, str] | None = None) -> dict[str, Any]:
@@ -440,7 +440,8 @@ def run(task: str, method: str | None = None, *, profile: str | None = None, bud
     for :func:`store` to write where the record lands (a worker of a pool or of a Ray cluster
     returns its record to the driver this way). ``seal`` is a sealed run's per-run material and
     key fingerprint (:func:`seal_for_run`), for workers that never hold the key; without it a
-    sealed run derives them from :func:`seal_key`.
+    sealed run derives them from :func:`seal_key`. ``on_progress(done, total)`` hears the method's
+    progress, then, once it has ended, ``on_progress(i, n, phase)`` which checkpoint is being scored.
     """
     reg = registry or default_registry()
     spec, entry, prof = check_run_args(reg, task, method, profile, budget)
@@ -817,7 +818,7 @@ def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, thr
                 out.train_seconds = clock.seconds()
         out.peak_rss = mem.peak
         worker.kill()  # before any scoring: nothing of it may reach the method
-        last_metrics = _score_handed(out, scorer, problem, handed, final, bud)
+        last_metrics = _score_handed(out, scorer, problem, handed, final, bud, on_progress)
     finally:
         worker.kill()
         scorer.close()
@@ -895,16 +896,20 @@ def _as_of(problem: Problem, snapshot: Any) -> Any:
 
 
 def _score_handed(out: Outcome, scorer: Scorer, problem: Problem, handed: _Handed,
-                  final: tuple[float, bytes | None] | None, bud: Any) -> dict[str, float] | None:
+                  final: tuple[float, bytes | None] | None, bud: Any,
+                  on_progress: Callable[..., None] | None = None) -> dict[str, float] | None:
     """Score the checkpoints in the order they came, each as of the asks answered by then, then the
     solution the method returned; the method's process has ended. Work a solution deferred to its
     scoring is training time: each point's and the run's training seconds include what was charged
-    up to it. Returns the metrics the run is scored on (the last scored), None if none was."""
+    up to it. Returns the metrics the run is scored on (the last scored), None if none was.
+    ``on_progress(done, total, phase)`` hears which one is being scored."""
     last_blob: bytes | None = None
     last_metrics: dict[str, float] | None = None
     asks_scored, charged = 0, 0.0
     t0 = time.perf_counter()
-    for point, path, asks, snapshot in handed.entries:
+    for i, (point, path, asks, snapshot) in enumerate(handed.entries):
+        if on_progress is not None:
+            on_progress(i, len(handed.entries), f"scoring checkpoint {i + 1}/{len(handed.entries)}")
         blob = path.read_bytes()
         asks_scored = asks
         try:
@@ -924,6 +929,8 @@ def _score_handed(out: Outcome, scorer: Scorer, problem: Problem, handed: _Hande
     # The same solution as the last checkpoint is scored again when the task answered questions
     # since: what it scores (dp-fedavg's ε) may count them.
     if blob is not None and (blob != last_blob or out.asks != asks_scored):
+        if on_progress is not None:
+            on_progress(0, 1, "scoring the solution")
         t1 = time.perf_counter()
         try:
             last_metrics = scorer.score(blob)

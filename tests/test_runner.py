@@ -154,6 +154,14 @@ def test_checkpoints_past_the_cap_are_refused_and_the_rest_scored(toy_registry):
     assert [p["step"] for p in rec["curve"]] == list(range(MAX_CHECKPOINTS))
 
 
+def test_progress_names_each_checkpoint_as_it_is_scored_after_the_method(toy_registry):
+    """The live bar's last phase: once the method has ended, which of its checkpoints is being scored."""
+    heard = []
+    rec = run("toy", "estimate", seed=0, results_dir=None, registry=toy_registry, on_progress=lambda *a: heard.append(a))
+    n = len(rec["curve"])
+    assert n > 1 and [a[2] for a in heard if len(a) == 3] == [f"scoring checkpoint {i}/{n}" for i in range(1, n + 1)]
+
+
 def test_bad_names_are_usage_errors_with_suggestions(toy_registry):
     with pytest.raises(UsageError, match=r"did you mean 'estimate'"):
         run("toy", "estimat", results_dir=None, registry=toy_registry)
