@@ -453,8 +453,11 @@ class RunLimits:
                     time.sleep(0.02)
         self.dirs = {}
 
-    def rlimit_preexec(self) -> Any:
-        """Where no cgroup holds: address space and processes of the uid, set in the child."""
+    def rlimit_preexec(self, address_space: bool = True) -> Any:
+        """Where no cgroup holds: address space and processes of the uid, set in the child.
+        ``address_space=False`` (a jail with the GPU): CUDA reserves far more virtual address space
+        than it uses (one range over host and device memory), so a limit on it stops CUDA from
+        starting; the harness's watch of resident memory holds such a run instead."""
         if self.enforced:
             return None
         memory, processes = self.memory, self.processes
@@ -462,8 +465,9 @@ class RunLimits:
         def apply() -> None:
             import resource
 
-            with contextlib.suppress(ValueError, OSError):
-                resource.setrlimit(resource.RLIMIT_AS, (memory * 2, memory * 2))
+            if address_space:
+                with contextlib.suppress(ValueError, OSError):
+                    resource.setrlimit(resource.RLIMIT_AS, (memory * 2, memory * 2))
             with contextlib.suppress(ValueError, OSError):
                 resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
 
@@ -547,7 +551,9 @@ def _clean_env(threads_env: dict[str, str], gpu: bool) -> dict[str, str]:
            "XDG_CACHE_HOME": "/tmp/.cache", "PYTHONDONTWRITEBYTECODE": "1", "RAY_USAGE_STATS_ENABLED": "0",
            **threads_env}
     if gpu:
-        for k in ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES"):
+        # The host's own settings (trusted, not a method's): which GPUs, and where its driver's
+        # libcuda is when the loader's cache does not say (CUDA images put it on LD_LIBRARY_PATH).
+        for k in ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH"):
             if k in os.environ:
                 env[k] = os.environ[k]
     return env
@@ -613,7 +619,7 @@ class Child:
                 # Join the run's cgroup before bwrap starts: everything it starts is counted.
                 joins = "; ".join(f"echo $$ > {shlex.quote(f)}" for f in jail.limits.procs_files())
                 cmd = ["/bin/sh", "-c", f'{joins}; exec "$@"', "advbench-jail", *cmd]
-            preexec = jail.limits.rlimit_preexec()
+            preexec = jail.limits.rlimit_preexec(address_space=not jail.gpu)
         try:
             self.proc = subprocess.Popen(cmd, pass_fds=pass_fds, env=env if jail is None else {"PATH": env["PATH"]},
                                          start_new_session=True, stdin=subprocess.DEVNULL, stdout=self.log.write_fd,

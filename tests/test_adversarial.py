@@ -203,6 +203,17 @@ def test_jacobian_is_autograds_jacobian(trained, data):
         assert torch.equal(ac.logits_and_jacobian(trained, x.numpy())[1], jac)
 
 
+def test_questions_come_to_the_model_on_its_own_device_whatever_the_profile_says(trained, data):
+    """Under ``--profile cuda`` the harness passes ``device="cuda"``; a model its method moved to the
+    CPU before handing it in is still asked on the CPU (here, with no GPU, "cuda" would raise)."""
+    x, _ = heldout_tensors(data, 20)
+    solution = ab.Classifier(trained)
+    z = ac.logits(solution, x.numpy(), "cuda")
+    z_j, jac = ac.logits_and_jacobian(solution, x.numpy(), "cuda")
+    z_g, _ = ac.logits_and_grad_at_prediction(solution, x.numpy(), "ce", "cuda")
+    assert torch.equal(z, trained(x)) and torch.equal(z_j, z) and torch.equal(z_g, z) and jac.shape == (20, 10, 64)
+
+
 @pytest.mark.parametrize("loss", ["ce", "margin"])
 def test_gradient_at_the_prediction_is_autograds_row_wherever_the_prediction_is_the_label(trained, data, loss):
     """The strong check's one-backward oracle: where argmax z == y, bit for bit autograd's gradient

@@ -343,3 +343,31 @@ def test_a_harness_started_in_the_temporary_folder_shows_a_method_none_of_the_ho
     finally:
         canary.unlink(missing_ok=True)
         shutil.rmtree(inputs, ignore_errors=True)
+
+
+def test_a_gpu_jail_keeps_the_hosts_cuda_settings_and_sets_no_address_space_limit(monkeypatch):
+    """On the ``cuda`` profile the jail keeps where the host's libcuda is (CUDA images put it on
+    LD_LIBRARY_PATH) and which GPUs are visible; where no cgroup holds the run, it sets no limit on
+    address space, which CUDA reserves far beyond what it uses (it would not start under one)."""
+    import resource
+
+    from advbench.jail import RunLimits, _clean_env
+
+    monkeypatch.setenv("LD_LIBRARY_PATH", "/usr/local/nvidia/lib64")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert {k: _clean_env({}, gpu=True)[k] for k in ("LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES")} == {
+        "LD_LIBRARY_PATH": "/usr/local/nvidia/lib64", "CUDA_VISIBLE_DEVICES": "0"}
+    assert not {"LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES"} & set(_clean_env({}, gpu=False))
+
+    monkeypatch.setenv("ADVBENCH_JAIL", "0")  # so that no cgroup is made: rlimits hold the run
+    limits = RunLimits(2**30, 4096, 1)
+    assert not limits.enforced
+
+    def address_space_limit(**kw) -> int:
+        code = "import resource; print(resource.getrlimit(resource.RLIMIT_AS)[0])"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                             preexec_fn=limits.rlimit_preexec(**kw))
+        return int(out.stdout)
+
+    assert address_space_limit() == 2 * 2**30
+    assert address_space_limit(address_space=False) == resource.getrlimit(resource.RLIMIT_AS)[0]

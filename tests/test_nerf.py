@@ -443,6 +443,20 @@ def test_the_public_renderer_equals_the_harness_renderer():
     np.testing.assert_allclose(ours, public.numpy(), atol=2e-5)
 
 
+@pytest.mark.parametrize("jitter", [False, True])
+def test_the_public_renderer_works_on_the_rays_device(jitter):
+    """A method training on ``cuda`` with ``render_rays`` gets its samples (drawn on the CPU, the
+    generator's device) moved to its rays. torch's ``meta`` device stands in for the GPU here: like
+    cuda, it refuses to mix with CPU tensors (before the fix: "not on the expected device cpu")."""
+    o, d = torch.zeros(5, 3, device="meta"), torch.ones(5, 3, device="meta")
+
+    def field(points, dirs):
+        return points[:, 0], points
+
+    out = C.render_rays(field, o, d, n_samples=8, generator=torch.Generator().manual_seed(0), jitter=jitter)
+    assert out.device.type == "meta" and out.shape == (5, 3)
+
+
 def test_committed_full_runs_meet_the_target_on_every_seed_and_keep_the_views_private():
     from pathlib import Path
 

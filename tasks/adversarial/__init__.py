@@ -13,11 +13,13 @@ What the method sees (``Problem.train``): a :class:`~.contract.Digits` with ``x`
 [0, 1]) and ``y`` (int64 labels). The held-out rows stay in ``Problem.heldout``. A method that wants
 a validation split carves it out of ``train`` itself.
 
-Solution: any object with a ``model`` attribute that is a ``torch.nn.Module`` mapping float32
-``(batch, 64)`` inputs in [0, 1] to ``(batch, 10)`` logits (an ``nn.Module`` itself is accepted
-too). The reference architecture is an MLP 64-256-256-10 with ReLU. The model need not be
-differentiable: where autograd cannot see through it the white-box attacks get zero gradients and
-stall, and the gradient-free attacks are scored all the same.
+Solution: a :class:`~.contract.Classifier` whose ``model`` is a ``torch.nn.Module`` mapping float32
+``(batch, 64)`` inputs in [0, 1] to ``(batch, 10)`` logits, on any device (the harness's questions
+come to it on the model's own device). The scoring process asks the solution itself the three
+questions below, so a bare ``nn.Module`` is refused ("has no method 'logits'"). The reference
+architecture is an MLP 64-256-256-10 with ReLU. The model need not be differentiable: where
+autograd cannot see through it the white-box attacks get zero gradients and stall, and the
+gradient-free attacks are scored all the same.
 
 The model never receives a label. It lives in the scoring process, which gets held-out, adversarial
 and transferred *inputs* only and answers three questions about them (``contract.py``):

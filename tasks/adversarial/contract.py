@@ -117,12 +117,13 @@ def _scoring(model) -> Iterator[None]:
 
 
 def _inputs(model, x: np.ndarray, device: str | None):
+    """``x`` on the model's own device; ``device`` (the profile's) only for a model without parameters.
+    A model the method moved to the CPU before handing it in is asked on the CPU under ``cuda`` too."""
     import torch
 
-    if device is None:
-        param = next(model.parameters(), None)
-        device = param.device if param is not None else "cpu"
-    return torch.as_tensor(np.asarray(x), device=device)
+    param = next(model.parameters(), None)
+    where = param.device if param is not None else (device or "cpu")
+    return torch.as_tensor(np.asarray(x), device=where)
 
 
 def _forward(model, xt):

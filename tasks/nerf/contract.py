@@ -229,13 +229,15 @@ def render_rays(field_fn: Any, origins: "torch.Tensor", dirs: "torch.Tensor", n_
     ``jitter=True`` is stratified sampling, for training."""
     import torch
 
+    # Drawn on the CPU (the generator's device: a seed draws the same samples anywhere), then moved
+    # to the rays' device and dtype.
     t, starts, ends = sample_along_rays(len(origins), n_samples, near, far, generator, jitter)
-    t = t.to(origins.dtype)
+    t = t.to(origins)
     points = origins[:, None, :] + t[..., None] * dirs[:, None, :]
     sigma, rgb = field_fn(points.reshape(-1, 3), dirs[:, None, :].expand_as(points).reshape(-1, 3))
     sigma = torch.clamp(sigma.reshape(len(origins), n_samples), min=0)
     rgb = torch.clamp(rgb.reshape(len(origins), n_samples, 3), 0, 1)
-    w = render_weights(sigma, starts.to(sigma.dtype), ends.to(sigma.dtype))
+    w = render_weights(sigma, starts.to(sigma), ends.to(sigma))
     return composite(w, rgb)
 
 
