@@ -559,6 +559,11 @@ def _clean_env(threads_env: dict[str, str], gpu: bool) -> dict[str, str]:
     return env
 
 
+def wants_gpu(job: dict[str, Any], jail: JailSpec | None) -> bool:
+    """Whether a child runs on the GPU: its jail says so, or, with no jail (``--no-jail``), its profile."""
+    return jail.gpu if jail is not None else job.get("profile") == "cuda"
+
+
 class Child:
     """A fresh ``python -m advbench.sandbox ROLE`` process and its socket: in the jail (bubblewrap)
     unless ``jail`` is None (``--no-jail``: a plain process in its own session, same protocol)."""
@@ -582,7 +587,7 @@ class Child:
                                          f"jail cannot import from it (chmod -R o+rX {path}, or install the "
                                          "package into the environment)\n")
         self.log = CappedLog(self.log_path)
-        env = _clean_env(thread_env(threads), bool(jail and jail.gpu))
+        env = _clean_env(thread_env(threads), wants_gpu(job, jail))
         pass_fds = [fd]
         self._block_w = -1
         info_r = -1

@@ -351,7 +351,7 @@ def test_a_gpu_jail_keeps_the_hosts_cuda_settings_and_sets_no_address_space_limi
     address space, which CUDA reserves far beyond what it uses (it would not start under one)."""
     import resource
 
-    from advbench.jail import RunLimits, _clean_env
+    from advbench.jail import JailSpec, RunLimits, _clean_env, wants_gpu
 
     monkeypatch.setenv("LD_LIBRARY_PATH", "/usr/local/nvidia/lib64")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
@@ -371,3 +371,6 @@ def test_a_gpu_jail_keeps_the_hosts_cuda_settings_and_sets_no_address_space_limi
 
     assert address_space_limit() == 2 * 2**30
     assert address_space_limit(address_space=False) == resource.getrlimit(resource.RLIMIT_AS)[0]
+    # with --no-jail (debugging) the profile says whether the child gets the GPU's settings
+    assert wants_gpu({"profile": "cuda"}, None) and not wants_gpu({"profile": "cpu"}, None)
+    assert not wants_gpu({"profile": "cuda"}, JailSpec(limits, gpu=False))
