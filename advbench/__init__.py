@@ -5,7 +5,14 @@ the run records and the leaderboard as pandas DataFrames (:mod:`advbench.export`
 imported on first use (PEP 562), so ``import advbench`` and the CLI's start-up load no pandas.
 """
 
+import os as _os
+
 __version__ = "0.1.0"
+
+# torch runs every installed distribution's "torch.backends" entry point when it is imported (its
+# out-of-tree device backends): any package could run code in the harness that way, beside the key
+# and the held-out data. advbench uses no such backend; processes it starts inherit the setting.
+_os.environ["TORCH_DEVICE_BACKEND_AUTOLOAD"] = "0"
 
 _LAZY = {"load_records": "advbench.export", "leaderboard_frame": "advbench.export"}
 __all__ = ["__version__", *_LAZY]

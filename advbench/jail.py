@@ -549,6 +549,7 @@ def _clean_env(threads_env: dict[str, str], gpu: bool) -> dict[str, str]:
     env = {"PATH": f"{os.path.dirname(sys.executable)}:/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp",
            "TMPDIR": "/tmp", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "MPLCONFIGDIR": "/tmp/.matplotlib",
            "XDG_CACHE_HOME": "/tmp/.cache", "PYTHONDONTWRITEBYTECODE": "1", "RAY_USAGE_STATS_ENABLED": "0",
+           "TORCH_DEVICE_BACKEND_AUTOLOAD": "0",  # no installed package's hook runs at `import torch` (scoring)
            **threads_env}
     if gpu:
         # The host's own settings (trusted, not a method's): which GPUs, and where its driver's

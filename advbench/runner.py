@@ -119,10 +119,28 @@ def check_jail() -> None:
                          "(advbench run --no-jail runs without it, for debugging: never ranked)")
 
 
+# Entry-point groups that a library the harness imports loads, and runs, as it is imported: any
+# installed distribution can name its own code there, which would then run in the harness, beside
+# the key and the held-out data. torch's is switched off (advbench/__init__.py sets
+# TORCH_DEVICE_BACKEND_AUTOLOAD=0) unless torch was imported before advbench; networkx (imported by
+# pgmpy, for pc's networks, and by gnn) has no switch. The library's own entries are its own code.
+LIBRARY_HOOK_GROUPS = {"torch.backends": "torch", "networkx.backends": "networkx",
+                       "networkx.backend_info": "networkx"}
+
+
 def check_startup_code() -> None:
     """A sealed run refuses to start where site-packages holds a ``.pth`` file with executable lines
     that is not advbench's own or setuptools': such lines run in every interpreter at start-up, this
-    one included, where the seal key is."""
+    one included, where the seal key is. Nor where a distribution other than the library itself
+    names code in an entry-point group the library runs when imported (:data:`LIBRARY_HOOK_GROUPS`)."""
+    from importlib.metadata import entry_points
+
+    for group, library in LIBRARY_HOOK_GROUPS.items():
+        for ep in entry_points(group=group):
+            dist = getattr(getattr(ep, "dist", None), "name", None) or "an unknown distribution"
+            if dist.lower() != library:
+                raise UsageError(f"a sealed run will not start beside code that {library} runs when it is imported: "
+                                 f"{dist} names {ep.value} in the entry-point group {group!r}; uninstall {dist}")
     import re
     import site
 

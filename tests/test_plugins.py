@@ -72,3 +72,35 @@ def test_a_sweep_records_every_failure_and_goes_on(plugin_env, tmp_path):
         assert recs[good]["status"] == "ok"
     assert len(list((tmp_path / "runs").rglob("*.json"))) == len(recs) == 9
     assert "6 of 9 run(s) failed" in res.stderr.replace("\n", " ")
+
+
+@pytest.fixture(scope="module")
+def hook_env(tmp_path_factory) -> tuple[dict[str, str], Path]:
+    """The library-hook plugin installed, and the file its hook writes a line to wherever it runs."""
+    target = tmp_path_factory.mktemp("hook-site")
+    target.chmod(0o755)
+    pip_install_to(target, ROOT / "tests" / "fixtures" / "library-hook-plugin")
+    marker = target / "hook-ran.txt"
+    env = dict(os.environ, PYTHONPATH=str(target), LIBRARY_HOOK_MARKER=str(marker))
+    env.pop("TORCH_DEVICE_BACKEND_AUTOLOAD", None)  # set in this process by its own `import advbench`
+    return env, marker
+
+
+def test_a_plugins_hooks_in_libraries_never_run_in_the_harness(hook_env, tmp_path):
+    """A distribution can name its code in entry-point groups that torch and networkx run when they
+    are imported: in the harness, that code would sit beside the key and the held-out data. advbench
+    switches torch's off for itself and every process it starts; networkx has no switch, so a sealed
+    run refuses to start beside such a hook, in one line, before any work."""
+    env, marker = hook_env
+    subprocess.run([sys.executable, "-c", "import torch"], env=env, check=True, timeout=300)
+    assert marker.read_text().count("\n") == 1  # the hook is live: torch on its own runs it
+    marker.unlink()
+    subprocess.run([sys.executable, "-c", "import advbench.runner, torch"], env=env, check=True, timeout=300)
+    assert not marker.exists()
+    results = tmp_path / "results"
+    res = advbench({**env, "ADVBENCH_SEAL_KEY": "correct-horse-battery-staple-0123"}, "run", "--task", "pc",
+                   "--sealed", "--variant", "sachs-like", "--results", str(results))
+    assert res.returncode == 2, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and "advbench-library-hook-plugin names" in res.stderr
+    assert "entry-point group" in res.stderr and "Traceback" not in res.stderr
+    assert not marker.exists() and not results.exists()
