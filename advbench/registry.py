@@ -51,6 +51,41 @@ class MethodEntry:
         return load_object(self.target)
 
 
+def module_specs(module: str) -> list[Any] | None:
+    """The import system's spec of ``module`` and of each package on the way to it, found the way
+    an import finds them (``find_spec`` of each finder on ``sys.meta_path``) but without running
+    anything: importing ``pkg.mod`` runs ``pkg/__init__.py``. A module already imported gives its
+    own ``__spec__``. None where one cannot be found."""
+    import sys
+
+    parts = module.split(".")
+    if not all(p.isidentifier() for p in parts):
+        return None
+    specs: list[Any] = []
+    path = None
+    for i in range(len(parts)):
+        name = ".".join(parts[: i + 1])
+        loaded = sys.modules.get(name)
+        spec = getattr(loaded, "__spec__", None) if loaded is not None else None
+        for finder in sys.meta_path if spec is None else ():
+            find = getattr(finder, "find_spec", None)
+            if find is None:
+                continue
+            try:
+                spec = find(name, path)
+            except (ImportError, ValueError, TypeError, AttributeError):
+                spec = None
+            if spec is not None:
+                break
+        if spec is None:
+            return None
+        specs.append(spec)
+        path = spec.submodule_search_locations
+        if i < len(parts) - 1 and path is None:
+            return None
+    return specs
+
+
 def load_object(target: str) -> Any:
     """Resolve ``"package.module:attr.sub"`` (gymnasium's ``load_env_creator`` in spirit)."""
     module_name, _, attr = target.partition(":")

@@ -41,7 +41,7 @@ from advbench.jail import (DEFAULT_MAX_PROCESSES, START_TIMEOUT, Child, JailSpec
                            describe_jail, hidden_paths, jail_on)
 from advbench.plan import Run
 from advbench.profiles import default_threads, get_profile, harness_threads, import_torch_lazies
-from advbench.registry import MethodEntry, Registry, default_registry, load_object
+from advbench.registry import MethodEntry, Registry, default_registry, load_object, module_specs
 from advbench.solution import (DataSolution, RemoteSolution, SolutionError, SolutionHandle, await_reply, loads_plain,
                                local_handle, recv_plain)
 from advbench.spec import BUDGETS, EVAL_CPU_CAP, EVAL_CPU_FREE, TaskSpec
@@ -208,30 +208,7 @@ def _check_importable(entry: MethodEntry) -> None:
 
 
 def _locate(module: str) -> bool:
-    parts = module.split(".")
-    if not all(p.isidentifier() for p in parts):
-        return False
-    path = None
-    for i in range(len(parts)):
-        name = ".".join(parts[: i + 1])
-        loaded = sys.modules.get(name)
-        spec = getattr(loaded, "__spec__", None) if loaded is not None else None
-        for finder in sys.meta_path if spec is None else ():
-            find = getattr(finder, "find_spec", None)
-            if find is None:
-                continue
-            try:
-                spec = find(name, path)
-            except (ImportError, ValueError, TypeError, AttributeError):
-                spec = None
-            if spec is not None:
-                break
-        if spec is None:
-            return False
-        path = spec.submodule_search_locations
-        if i < len(parts) - 1 and path is None:
-            return False
-    return True
+    return module_specs(module) is not None
 
 
 def first_meeting(curve: list[dict[str, Any]], metric: str, target: Any, m: Any) -> dict[str, Any] | None:

@@ -107,6 +107,17 @@ def test_a_method_cannot_time_its_scoring(hostile):
     assert rec["timings"]["train_seconds"] < 3.0
 
 
+def test_work_at_a_method_modules_import_is_training_time(toy_registry):
+    """A method module's top-level code ran before the training clock started: two seconds of work
+    there (with the training view in reach, in the importing frames) were recorded as process start,
+    not training. Now the libraries it imports load before the clock and its own module on it."""
+    toy_registry.register_method("toy", "trained-at-import", "hostile_import_time:toy_trained_at_import")
+    rec = run("toy", "trained-at-import", seed=3, results_dir=None, registry=toy_registry)
+    assert rec["status"] == "ok", rec["error"]
+    assert rec["timings"]["train_seconds"] >= 2.0, rec["timings"]
+    assert rec["timings"]["method_start_seconds"] < 2.0, rec["timings"]
+
+
 def test_the_scoring_process_holds_no_held_out_answer(hostile):
     rec, (entry,) = hostile("toy_scanning_solution")
     assert entry["route"] == "solution:everything" and len(entry["floats"]) > 10

@@ -207,3 +207,40 @@ def test_the_locked_test_environment_covers_every_extra_and_is_what_is_installed
     wrong = {n: (pins[n], installed[n]) for n in pins if installed[n] != pins[n]}
     assert not wrong, ("installed versions are not the locked ones (pinned, installed); install with the "
                        f"README's test command: {wrong}")
+
+
+def test_the_libraries_a_method_process_loads_before_the_clock_are_the_tasks_dependencies():
+    """A method's module is imported on the training clock; the libraries it imports are loaded before
+    it (``advbench.sandbox.PRELOADED_LIBRARIES``, by import name): every library of pyproject's
+    `tasks` extra, and nothing else but advbench and pettingzoo (mpe2's environments)."""
+    import importlib.metadata as md
+    import re
+    import tomllib
+    from collections import defaultdict
+
+    from advbench.sandbox import PRELOADED_LIBRARIES
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+
+    def dists(extra: str) -> set[str]:
+        out: set[str] = set()
+        for req in extras[extra]:
+            name = re.match(r"[A-Za-z0-9_.-]+(\[[^\]]*\])?", req)
+            assert name, req
+            if name.group(0).startswith("advbench["):
+                for sub in name.group(1).strip("[]").split(","):
+                    out |= dists(sub.strip())
+            else:
+                out.add(re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9_.-]+", req).group(0)).lower())
+        return out
+
+    imports_of: dict[str, set[str]] = defaultdict(set)
+    for module, names in md.packages_distributions().items():
+        for name in names:
+            imports_of[re.sub(r"[-_.]+", "-", name).lower()].add(module)
+    covered: set[str] = set()
+    for dist in sorted(dists("tasks")):
+        found = imports_of[dist] & PRELOADED_LIBRARIES
+        assert found, f"{dist} (pyproject's tasks extra) has no import name in PRELOADED_LIBRARIES"
+        covered |= found
+    assert PRELOADED_LIBRARIES - covered <= {"advbench", "numpy", "pettingzoo"}, PRELOADED_LIBRARIES - covered
