@@ -946,7 +946,8 @@ def _score_handed(out: Outcome, scorer: Scorer, problem: Problem, handed: _Hande
 
 
 class _Clock:
-    """Training seconds as the harness measures them: wall time since "go", minus scoring pauses."""
+    """Training seconds as the harness measures them: wall time since "go" (in-process runs, whose
+    checkpoints are scored as they come: minus that scoring)."""
 
     def __init__(self) -> None:
         self._start, self._paused = time.perf_counter(), 0.0
