@@ -38,7 +38,6 @@ class RunContext:
         self.__submit = submit  # name-mangled only to keep it out of the way; it holds nothing secret
         self.work = 0.0
         self._start = time.perf_counter()
-        self._paused = 0.0
         self._last_progress = 0.0
 
     # ---- what the method reads ----
@@ -64,9 +63,8 @@ class RunContext:
         return np.random.default_rng([self.seed, stream])
 
     def elapsed(self) -> float:
-        """Training seconds so far, as this process sees them (the time ``checkpoint`` took excluded:
-        in-process, where checkpoints are scored at once, that is their scoring)."""
-        return time.perf_counter() - self._start - self._paused
+        """Training seconds so far, as this process sees them (nothing is scored while it trains)."""
+        return time.perf_counter() - self._start
 
     def time_left(self) -> float:
         return self.budget.max_seconds - self.elapsed()
@@ -107,9 +105,7 @@ class RunContext:
         training clock. Past 1000 checkpoints, or 8 GiB of them in all, a checkpoint is refused
         (``ValueError``)."""
         blob = dump_solution(solution, self.spec)
-        pause = time.perf_counter()
         exhausted = self.__submit("checkpoint", (_plain_step(step), self.work, blob))
-        self._paused += time.perf_counter() - pause
         if exhausted:
             raise BudgetExhausted(f"the budget's wall-time cap of {self.budget.max_seconds:g} s is spent")
 

@@ -413,7 +413,7 @@ class Outcome:
     metrics: dict[str, float] = field(default_factory=dict)
     curve: list[dict[str, Any]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
-    eval_seconds: float = 0.0  # scoring the checkpoints (after the method's process ended; in-process: clock stopped)
+    eval_seconds: float = 0.0  # scoring the checkpoints, after the method has ended
     final_eval_seconds: float = 0.0
     peak_rss: int = 0
     timings: dict[str, float] = field(default_factory=dict)  # isolation overheads
@@ -732,7 +732,7 @@ def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, thr
     logs["method"] = [worker.log_path]
     scorer.start()
     handed = _Handed()
-    final: tuple[float, bytes | None] | None = None  # the method's "done": its work and solution
+    said_done, returned = False, None  # the method's "done", and the solution it returned (bytes or None)
     try:
         with MemoryWatch(worker, memory_cap) as mem:
             try:
@@ -801,8 +801,7 @@ def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, thr
                 elif kind == "done":
                     _, work, blob = msg
                     out.work, out.train_seconds = float(work), clock.seconds()
-                    final = (float(work), blob)
-                    done = True
+                    said_done, returned, done = True, blob, True
                 elif kind == "error":
                     out.status, out.error, out.work = "error", str(msg[1]), float(msg[2])
                     done = True
@@ -813,7 +812,7 @@ def _run_isolated(spec, entry, prof, bud, variant, seed, problem, task_impl, thr
                 out.train_seconds = clock.seconds()
         out.peak_rss = mem.peak
         worker.kill()  # before any scoring: nothing of it may reach the method
-        last_metrics = _score_handed(out, scorer, problem, handed, final, bud, on_progress)
+        last_metrics = _score_handed(out, scorer, problem, handed, said_done, returned, bud, on_progress)
     finally:
         worker.kill()
         scorer.close()
@@ -890,11 +889,12 @@ def _as_of(problem: Problem, snapshot: Any) -> Any:
     return as_of(snapshot) if callable(as_of) and snapshot is not None else contextlib.nullcontext()
 
 
-def _score_handed(out: Outcome, scorer: Scorer, problem: Problem, handed: _Handed,
-                  final: tuple[float, bytes | None] | None, bud: Any,
+def _score_handed(out: Outcome, scorer: Any, problem: Problem, handed: _Handed, said_done: bool,
+                  returned: bytes | None, bud: Any,
                   on_progress: Callable[..., None] | None = None) -> dict[str, float] | None:
     """Score the checkpoints in the order they came, each as of the asks answered by then, then the
-    solution the method returned; the method's process has ended. Work a solution deferred to its
+    solution the method returned (``said_done``; ``returned`` None: it returned none); the method
+    has ended. ``scorer``: a :class:`Scorer`, or :class:`_LocalScorer` in-process. Work a solution deferred to its
     scoring is training time: each point's and the run's training seconds include what was charged
     up to it. Returns the metrics the run is scored on (the last scored), None if none was.
     ``on_progress(done, total, phase)`` hears which one is being scored."""
@@ -918,9 +918,9 @@ def _score_handed(out: Outcome, scorer: Scorer, problem: Problem, handed: _Hande
         out.curve.append(point)
     out.eval_seconds = time.perf_counter() - t0
     out.train_seconds += charged
-    if final is None:  # the method never said "done" (error, crash, caps): its checkpoints are all there is
+    if not said_done:  # error, crash, caps: its checkpoints are all there is
         return last_metrics
-    _, blob = final
+    blob = returned
     # The same solution as the last checkpoint is scored again when the task answered questions
     # since: what it scores (dp-fedavg's ε) may count them.
     if blob is not None and (blob != last_blob or out.asks != asks_scored):
@@ -946,26 +946,36 @@ def _score_handed(out: Outcome, scorer: Scorer, problem: Problem, handed: _Hande
 
 
 class _Clock:
-    """Training seconds as the harness measures them: wall time since "go" (in-process runs, whose
-    checkpoints are scored as they come: minus that scoring)."""
+    """Training seconds as the harness measures them: wall time since "go" (nothing is scored while
+    a method runs)."""
 
     def __init__(self) -> None:
-        self._start, self._paused = time.perf_counter(), 0.0
-
-    def pause(self, seconds: float) -> None:
-        self._paused += seconds
+        self._start = time.perf_counter()
 
     def seconds(self) -> float:
-        return time.perf_counter() - self._start - self._paused
+        return time.perf_counter() - self._start
+
+
+class _LocalScorer:
+    """In-process runs' scoring: the task's ``evaluate`` on a local handle, in this process."""
+
+    last_charge = 0.0  # the solution's work is this process's: nothing to tell apart
+
+    def __init__(self, task_impl: Any, problem: Problem, prof: Any, spec: TaskSpec) -> None:
+        self.task_impl, self.problem, self.prof, self.spec = task_impl, problem, prof, spec
+
+    def score(self, blob: bytes) -> dict[str, float]:
+        return _score_local(self.task_impl, self.problem, self.prof, blob, self.spec)
 
 
 def _run_in_process(spec, entry, prof, bud, variant, seed, problem, task_impl, on_progress) -> Outcome:
-    """Debugging only: the method shares this process, and with it the held-out data."""
+    """Debugging only: the method shares this process, and with it the held-out data. Its checkpoints
+    are kept and scored after it has returned, as in a jailed run."""
     out = Outcome()
     method_fn = entry.load()
     import_torch_lazies()
+    handed = _Handed()
     clock = _Clock()
-    last: dict[str, Any] = {}
 
     def submit(kind: str, payload: tuple) -> Any:
         if kind == "config":
@@ -978,50 +988,37 @@ def _run_in_process(spec, entry, prof, bud, variant, seed, problem, task_impl, o
             return reply
         elif kind == "checkpoint":
             step, work, blob = payload
-            point: dict[str, Any] = {"step": step, "train_seconds": clock.seconds(), "work": float(work)}
-            last["asks"] = out.asks
-            t1 = time.perf_counter()
-            try:
-                point["metrics"] = last["metrics"] = _score_local(task_impl, problem, prof, blob, spec)
-                last["blob"] = blob
-            except Exception as exc:  # noqa: BLE001
-                point["metrics"], point["error"] = {}, _reason(exc)
-            out.curve.append(point)
-            spent = time.perf_counter() - t1
-            out.eval_seconds += spent
-            clock.pause(spent)
+            refused = handed.add({"step": step, "train_seconds": clock.seconds(), "work": float(work)}, blob,
+                                 out.asks, _oracle_snapshot(problem))
+            if refused:
+                raise ValueError(refused)
             return clock.seconds() > bud.max_seconds
         return None
 
     from advbench.context import RunContext, dump_solution
 
-    with PeakRSS() as mem:
-        ctx = RunContext(spec=spec, variant=variant, seed=seed, budget=bud, profile=prof, submit=submit)
-        clock = _Clock()
-        try:
-            solution = method_fn(problem.train, ctx)
-            out.train_seconds = clock.seconds()
-            blob = None if solution is None else dump_solution(solution, spec)
-            if blob is not None and (blob != last.get("blob") or out.asks != last.get("asks", 0)):
-                t1 = time.perf_counter()
-                try:
-                    last["metrics"] = _score_local(task_impl, problem, prof, blob, spec)
-                    out.curve.append({"step": "final", "train_seconds": out.train_seconds, "work": ctx.work,
-                                      "metrics": last["metrics"]})
-                except Exception as exc:  # noqa: BLE001
-                    out.status, out.error = "error", "evaluation failed: " + _reason(exc)
-                out.final_eval_seconds = time.perf_counter() - t1
-            elif "metrics" not in last:
-                out.status, out.error = "error", "the method returned no solution and never called ctx.checkpoint"
-        except BudgetExhausted:
-            out.train_seconds, out.status = clock.seconds(), "time_cap"
-        except Exception as exc:  # noqa: BLE001 - a method's bug must not take the harness down
-            out.train_seconds = clock.seconds()
-            out.status, out.error = "error", _reason(exc) + "\n" + traceback.format_exc(limit=-6)
-        out.work = ctx.work
-    out.peak_rss = mem.peak
-    if out.status in ("ok", "time_cap") and "metrics" in last:
-        out.metrics = dict(last["metrics"])
+    said_done, returned = False, None
+    try:
+        with PeakRSS() as mem:
+            ctx = RunContext(spec=spec, variant=variant, seed=seed, budget=bud, profile=prof, submit=submit)
+            clock = _Clock()
+            try:
+                solution = method_fn(problem.train, ctx)
+                out.train_seconds = clock.seconds()
+                said_done, returned = True, None if solution is None else dump_solution(solution, spec)
+            except BudgetExhausted:
+                out.train_seconds, out.status = clock.seconds(), "time_cap"
+            except Exception as exc:  # noqa: BLE001 - a method's bug must not take the harness down
+                out.train_seconds = clock.seconds()
+                out.status, out.error = "error", _reason(exc) + "\n" + traceback.format_exc(limit=-6)
+            out.work = ctx.work
+        out.peak_rss = mem.peak
+        last_metrics = _score_handed(out, _LocalScorer(task_impl, problem, prof, spec), problem, handed, said_done,
+                                     returned, bud, on_progress)
+    finally:
+        handed.close()
+    if out.status in ("ok", "time_cap") and last_metrics is not None:
+        out.metrics = dict(last_metrics)
     elif out.status == "time_cap":
         out.status, out.error = "error", "the time cap was reached before any checkpoint was scored"
     return out
